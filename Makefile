@@ -1,0 +1,78 @@
+# Herald's entry points. `make demo` and `make test` work on a fresh machine with Rust,
+# Go, openssl and curl: the local control plane is built from Go modules on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CLUSTER := e2e/cluster/cluster.sh
+# Puts the cluster's kubeconfig and binaries (kubectl, helm) in the environment.
+WITH_CLUSTER = eval "$$($(CLUSTER) env)" &&
+DEMO_DIR := $(HOME)/.cache/herald/demo
+DEMO_ADDR := 127.0.0.1:28080
+# e2e tests run in parallel; each uses its own uniquely named objects.
+E2E_THREADS ?= 4
+
+.PHONY: build test fmt-check clippy unit crds crds-check e2e cluster-up cluster-down \
+	cluster-status demo demo-stop
+
+build:
+	cargo build
+
+## test: everything CI checks.
+test: fmt-check clippy unit crds-check e2e
+	@echo "make test: all checks passed"
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --all-targets --all-features -- -D warnings
+
+unit:
+	cargo test --lib --bins
+
+## crds: regenerate crds/ from the Rust types.
+crds:
+	rm -rf crds && cargo run -q -- crds --out crds >/dev/null
+
+## crds-check: fail when crds/ is not what the types generate.
+crds-check:
+	tmp=$$(mktemp -d) && cargo run -q -- crds --out "$$tmp" >/dev/null && \
+	  if ! diff -r "$$tmp" crds; then echo "crds/ is stale: run 'make crds' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
+	  rm -rf "$$tmp"; echo "crds/ matches the types"
+
+## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
+## when HERALD_USE_KUBECONFIG=1.
+e2e:
+	@if [ "$${HERALD_USE_KUBECONFIG:-0}" = 1 ]; then \
+	  cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS); \
+	else \
+	  $(MAKE) --no-print-directory cluster-up && \
+	  $(WITH_CLUSTER) cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS); \
+	fi
+
+cluster-up:
+	$(CLUSTER) up
+
+cluster-down:
+	$(CLUSTER) down
+
+cluster-status:
+	$(CLUSTER) status
+
+## demo: the main job: local cluster, CRDs, the operator, the examples, their status.
+demo: cluster-up build
+	@$(WITH_CLUSTER) mkdir -p $(DEMO_DIR) && \
+	  kubectl apply --server-side --field-manager=herald-demo -f crds/ && \
+	  kubectl wait --for=condition=Established -f crds/ --timeout=60s
+	@$(WITH_CLUSTER) if [ -f $(DEMO_DIR)/herald.pid ] && kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then \
+	  kill $$(cat $(DEMO_DIR)/herald.pid); sleep 1; fi; \
+	  nohup target/debug/herald run --http-addr $(DEMO_ADDR) --log-format text \
+	    >$(DEMO_DIR)/herald.log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/herald.pid; \
+	  for i in $$(seq 1 60); do curl -fsS http://$(DEMO_ADDR)/readyz >/dev/null 2>&1 && break; \
+	    if ! kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then cat $(DEMO_DIR)/herald.log; exit 1; fi; sleep 0.5; done; \
+	  echo "herald running (pid $$(cat $(DEMO_DIR)/herald.pid), log $(DEMO_DIR)/herald.log, metrics http://$(DEMO_ADDR)/metrics)"
+	@$(WITH_CLUSTER) if ls examples/*.yaml >/dev/null 2>&1; then kubectl apply -f examples/; fi; \
+	  echo; echo "\$$ kubectl get herald"; kubectl get herald
+
+demo-stop:
+	@if [ -f $(DEMO_DIR)/herald.pid ]; then kill $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null || true; rm -f $(DEMO_DIR)/herald.pid; fi

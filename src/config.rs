@@ -1,0 +1,99 @@
+//! The operator's configuration file (rendered by the Helm chart from its values):
+//! the region catalog and the platform's defaults.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::regions::RegionCatalog;
+
+/// The configuration compiled in, used when `herald run` is given no `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/herald.yaml");
+
+/// Everything `herald run` reads from its configuration file.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Region → country → EEA / adequacy / third country.
+    pub regions: RegionCatalog,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration {origin} is not valid")]
+    Parse {
+        origin: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("the configuration {origin} has an empty region catalog: no sender could ever run")]
+    NoRegions { origin: String },
+}
+
+impl OperatorConfig {
+    /// Parses and checks a configuration document; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Self = serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+            origin: origin.to_owned(),
+            source,
+        })?;
+        if config.regions.0.is_empty() {
+            return Err(ConfigError::NoRegions {
+                origin: origin.to_owned(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The file at `path`, or the compiled-in default.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            None => Self::parse(DEFAULT_CONFIG, "built-in default"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Self::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regions::TransferStatus;
+
+    #[test]
+    fn the_default_configuration_parses() {
+        let c = OperatorConfig::load(None).unwrap();
+        assert_eq!(c.regions.0["eu-central-1"].status, TransferStatus::Eea);
+        assert_eq!(c.regions.0["eu-west-2"].status, TransferStatus::Adequacy);
+        assert_eq!(
+            c.regions.0["us-east-1"].status,
+            TransferStatus::ThirdCountry
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_statuses_are_refused() {
+        assert!(OperatorConfig::parse("regions: {}\nextra: 1\n", "t").is_err());
+        assert!(
+            OperatorConfig::parse("regions: {x: {country: DE, status: Maybe}}\n", "t").is_err()
+        );
+    }
+
+    #[test]
+    fn an_empty_catalog_is_refused() {
+        let e = OperatorConfig::parse("regions: {}\n", "t").unwrap_err();
+        assert!(matches!(e, ConfigError::NoRegions { .. }));
+    }
+}

@@ -1,0 +1,30 @@
+//! Herald: a Kubernetes operator that runs each tenant's messaging stack and enforces,
+//! in the cluster, what an EU messaging platform promises its customers as a GDPR
+//! processor (EU residency, credential rotation, announced sub-processors, retention,
+//! erasure within 30 days of termination, with proof).
+//!
+//! Module map:
+//! - [`api`]: the CRD types (`herald.dev/v1alpha1`), the single source of `crds/`.
+//! - [`crdgen`]: renders the CRDs as YAML (`herald crds`).
+//! - [`conditions`]: merging status conditions the way kstatus readers expect.
+//! - [`config`]: the operator's configuration file.
+//! - [`regions`]: the region catalog and the residency decision.
+//! - [`preflight`]: checks at start-up that the cluster serves Herald's API.
+//! - [`server`]: `/healthz`, `/readyz` and `/metrics`.
+//! - [`metrics`]: the Prometheus registry and Herald's metric families.
+//! - [`telemetry`]: structured logging.
+//! - [`run`]: `herald run`, the operator process.
+
+pub mod api;
+pub mod conditions;
+pub mod config;
+pub mod crdgen;
+pub mod metrics;
+pub mod preflight;
+pub mod regions;
+pub mod run;
+pub mod server;
+pub mod telemetry;
+
+/// The operator's version, stamped into metrics and (later) deletion receipts.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

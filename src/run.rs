@@ -1,0 +1,107 @@
+//! `herald run`: the operator process. Connects, checks that the cluster serves
+//! Herald's API, serves the health and metrics endpoints, and stops cleanly on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::preflight::{self, PreflightError};
+use crate::server::{self, Health};
+
+/// What `herald run` is told on the command line.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub http_addr: SocketAddr,
+}
+
+/// Why the operator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot configure a Kubernetes client (KUBECONFIG or in-cluster service account)")]
+    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("cannot serve the health and metrics endpoints on {addr}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs until `shutdown` resolves (SIGTERM in production), then returns `Ok`.
+pub async fn run(
+    config: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new(metrics.clone());
+
+    // One shutdown signal fanned out to the server and the operator.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    // Serve first: /healthz answers while we talk to the cluster, /readyz only after.
+    let server = tokio::spawn(server::serve(
+        config.http_addr,
+        health.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    preflight::check_crds(&client).await?;
+    let version = client.apiserver_version().await.ok().map(|v| v.git_version);
+    tracing::info!(
+        apiserver = version.as_deref().unwrap_or("unknown"),
+        "Herald's API is served; operator running"
+    );
+    health.set_ready(true);
+
+    stopped(stop_rx).await;
+    tracing::info!("shutdown requested; stopping");
+    health.set_ready(false);
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(RunError::Serve {
+            addr: config.http_addr,
+            source,
+        }),
+        // The server task never panics by design; a join error means it was aborted.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = ctrl_c => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests against a real control plane (`make e2e` brings up the local one
+//! from `e2e/cluster/`, or point KUBECONFIG at any cluster). Built only with the `e2e`
+//! feature; once built, an unreachable cluster fails every test, it never skips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step must fail the test loudly
+
+mod api;
+mod common;
+mod smoke;
