@@ -1,0 +1,222 @@
+//! ChannelBinding: one messaging channel of one tenant, where its credential comes from,
+//! how it is rotated, and which Subprocessor carries it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
+
+/// One channel of one tenant.
+// Each printcolumn(...) repeats `type_ = "string"`, which clippy takes for a duplicated
+// attribute; they are separate columns.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "herald.dev",
+    version = "v1alpha1",
+    kind = "ChannelBinding",
+    namespaced,
+    doc = "One messaging channel (WhatsApp, SMS, email, …) of one Tenant: which Subprocessor \
+           carries it, where its credential comes from and how the credential is rotated. Lives \
+           in the operator's control namespace (e.g. herald-system); Herald copies the credential \
+           into the tenant's namespace as immutable, versioned Secrets.",
+    status = "ChannelBindingStatus",
+    derive = "PartialEq",
+    shortname = "cb",
+    category = "herald",
+    printcolumn(
+        name = "Tenant",
+        type_ = "string",
+        json_path = ".spec.tenantRef.name",
+        description = "The Tenant this channel belongs to."
+    ),
+    printcolumn(
+        name = "Channel",
+        type_ = "string",
+        json_path = ".spec.channel",
+        description = "The messaging channel."
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
+        description = "The Ready condition."
+    ),
+    printcolumn(
+        name = "Credential",
+        type_ = "integer",
+        json_path = ".status.credentialVersion",
+        description = "The credential version the senders use."
+    ),
+    printcolumn(
+        name = "Next Rotation",
+        type_ = "string",
+        json_path = ".status.nextRotation",
+        description = "When the credential is rotated next."
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelBindingSpec {
+    /// The Tenant this channel belongs to. Immutable: a channel and its credentials cannot
+    /// move to another customer; delete the ChannelBinding and create a new one instead.
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("tenantRef is immutable: a channel cannot move to another tenant; delete this ChannelBinding and create a new one"))]
+    pub tenant_ref: ObjectRef,
+
+    /// The messaging channel: whatsapp, sms, email, push, voice, livechat, messenger,
+    /// instagram, viber, line, wechat, telegram, google-business-messages or rcs.
+    /// Immutable: another channel needs another credential and another ChannelBinding.
+    #[x_kube(validation = Rule::new("self == oldSelf")
+        .message("channel is immutable: create a new ChannelBinding for another channel"))]
+    pub channel: Channel,
+
+    /// The Subprocessor (cluster-scoped) that carries this channel, e.g. the WhatsApp
+    /// Business provider or an SMS carrier. The channel only runs while that Subprocessor
+    /// is effective for the tenant (announced, notice period passed, not objected to).
+    pub subprocessor_ref: ObjectRef,
+
+    /// Where the channel's credential comes from: exactly one of secretRef or providerApi.
+    pub credential: CredentialSource,
+
+    /// When the credential is rotated. When unset, every 90 days with 10 minutes of overlap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+
+    /// Stops sending on this channel (the credential is kept, the senders drop the
+    /// channel). Default: false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// A messaging channel.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// WhatsApp Business.
+    #[serde(rename = "whatsapp")]
+    WhatsApp,
+    /// SMS.
+    Sms,
+    /// Email.
+    Email,
+    /// Mobile push notifications.
+    Push,
+    /// Voice calls.
+    Voice,
+    /// The platform's own web live chat.
+    #[serde(rename = "livechat")]
+    LiveChat,
+    /// Facebook Messenger.
+    Messenger,
+    /// Instagram direct messages.
+    Instagram,
+    /// Viber.
+    Viber,
+    /// LINE.
+    Line,
+    /// WeChat.
+    #[serde(rename = "wechat")]
+    WeChat,
+    /// Telegram.
+    Telegram,
+    /// Google Business Messages.
+    #[serde(rename = "google-business-messages")]
+    GoogleBusinessMessages,
+    /// RCS business messaging.
+    Rcs,
+}
+
+/// Where a credential comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.secretRef) != has(self.providerApi)")
+    .message("credential needs exactly one source: either secretRef or providerApi"))]
+pub struct CredentialSource {
+    /// A Secret in the ChannelBinding's namespace holding the credential, with the keys the
+    /// channel's sender expects (e.g. `accessToken` for WhatsApp, `apiKey` for email).
+    /// Herald copies it into the tenant's namespace as a new immutable version whenever it
+    /// changes. Revoking the old credential at the provider is then up to whoever changed
+    /// the Secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<ObjectRef>,
+
+    /// A provider HTTP API that mints and revokes credentials: Herald asks it for a new
+    /// credential at each rotation and revokes the previous one once the senders run on the
+    /// new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_api: Option<ProviderApi>,
+}
+
+/// A provider's credential API.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderApi {
+    /// Base URL of the provider's credential API. Must be https (plain http only for
+    /// 127.0.0.1 or localhost, for tests).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
+        .message("credential.providerApi.url must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
+    pub url: String,
+
+    /// A key of a Secret in the ChannelBinding's namespace holding the token Herald
+    /// authenticates to the provider with. It is never copied to the tenant.
+    pub auth_secret_ref: SecretKeyRef,
+}
+
+/// The rotation schedule of a credential.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    /// Days between two rotations, 1 to 365. Default: 90.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 365))]
+    pub interval_days: Option<i32>,
+
+    /// Minutes the previous credential stays valid after every sender runs on the new one,
+    /// before Herald revokes it at the provider, 0 to 1440. Covers messages in flight.
+    /// Default: 10.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1440))]
+    pub overlap_minutes: Option<i32>,
+}
+
+/// What Herald observed and did for the channel. Written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelBindingStatus {
+    /// The metadata.generation of the spec this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The latest observations, one per type: Ready (the summary), CredentialCurrent,
+    /// SubprocessorEffective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The credential version the senders use (1, 2, …); each version is an immutable
+    /// Secret in the tenant's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_version: Option<i64>,
+
+    /// Name of the Secret in the tenant's namespace that holds the current version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_secret: Option<String>,
+
+    /// When the current version was put in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotation: Option<Time>,
+
+    /// When the credential is rotated next (last rotation + intervalDays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<Time>,
+}

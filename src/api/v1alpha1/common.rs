@@ -1,0 +1,66 @@
+//! Pieces the kinds share: references by name, the DPA record, the CEL rule for outbound
+//! URLs, and the EEA.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The DNS-1123 label pattern: what a namespace name (and so `tenant-<name>`) and a
+/// region label value must match.
+pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// CEL: the string is an `https://` URL. Plain `http://` is accepted only for loopback
+/// hosts (`127.0.0.1`, `localhost`): the e2e tests run fake providers and customer
+/// webhooks there, and loopback traffic never crosses a network, so the promise of
+/// encryption in transit (C8) still holds.
+pub const HTTPS_URL_RULE: &str = "isURL(self) && (url(self).getScheme() == 'https' || \
+     (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', 'localhost']))";
+
+/// The EEA by ISO 3166-1 alpha-2 code: the 27 EU member states plus Iceland, Liechtenstein
+/// and Norway. Greece is `GR` here (ISO), not `EL` (the EU's own abbreviation).
+#[rustfmt::skip] // one line per group: the EU, then the three EEA-only states
+pub const EEA_COUNTRIES: [&str; 30] = [
+    "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE",
+    "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+    "IS", "LI", "NO",
+];
+
+/// The EEA as a CEL list literal (`['AT', 'BE', …]`), built from [`EEA_COUNTRIES`] so the
+/// admission rule and the Rust constant cannot drift apart.
+pub fn eea_cel_list() -> String {
+    let quoted: Vec<String> = EEA_COUNTRIES.iter().map(|c| format!("'{c}'")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// A reference to another object by name: a cluster-scoped Herald object, or an object in
+/// the referring object's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ObjectRef {
+    /// Name of the referenced object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A reference to one key of a Secret. Where the reference is used says which namespace
+/// the Secret is read from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key within the Secret's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+/// A signed data processing agreement (Art. 28 GDPR): which document, and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dpa {
+    /// Identifier of the signed agreement in the contract system, e.g. `DPA-2026-0142`.
+    /// Herald records it in notices and deletion receipts; it never reads the document.
+    #[schemars(length(min = 1, max = 128))]
+    pub reference: String,
+    /// When the agreement was signed (RFC 3339, e.g. `2026-01-15T09:00:00Z`).
+    pub signed_at: Time,
+}

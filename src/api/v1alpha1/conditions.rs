@@ -1,0 +1,153 @@
+//! Condition types and reasons of every Herald kind: the vocabulary that status, events,
+//! alerts and `kubectl wait --for=condition=…` share, so it lives in one place.
+//!
+//! Types are CamelCase nouns or adjectives that read as a yes/no question ("is it
+//! `Ready`?"); reasons are CamelCase and say why, in a word a runbook can index. A unit
+//! test checks both against the format the API server enforces for `metav1.Condition`.
+
+// ---- Condition types ----------------------------------------------------------------
+
+/// The summary of every other condition: `True` when the object is fully reconciled and
+/// doing what its spec asks. kstatus readers (Argo CD, Flux, `kubectl wait`) read this one.
+pub const READY: &str = "Ready";
+/// Tenant: a signed DPA is on record. Without it no sender runs (no DPA, no processing).
+pub const DPA_SIGNED: &str = "DPASigned";
+/// Tenant: every allowed region is in the region catalog and permitted for the tenant, and
+/// no pod of the tenant runs on a node outside them.
+pub const RESIDENCY_COMPLIANT: &str = "ResidencyCompliant";
+/// Tenant: the referenced RetentionPolicy exists and its periods were handed to the stack.
+pub const RETENTION_APPLIED: &str = "RetentionApplied";
+/// Tenant: the namespace and its children are applied as the spec asks.
+pub const STACK_READY: &str = "StackReady";
+/// Tenant: the senders run with the desired replicas (`False` while suspended or terminated).
+pub const SENDERS_AVAILABLE: &str = "SendersAvailable";
+/// Tenant: after termination, everything of the tenant is erased and verified gone.
+pub const ERASED: &str = "Erased";
+/// ChannelBinding: the current credential version is in place and not due for rotation.
+pub const CREDENTIAL_CURRENT: &str = "CredentialCurrent";
+/// ChannelBinding: the referenced Subprocessor is effective for the binding's tenant.
+/// Subprocessor: it is effective for every tenant it affects.
+pub const SUBPROCESSOR_EFFECTIVE: &str = "SubprocessorEffective";
+/// Subprocessor: every affected tenant has been sent the notice of this version.
+pub const NOTICES_DELIVERED: &str = "NoticesDelivered";
+
+/// Every condition type above, for tests and for code that iterates over them.
+pub const TYPES: &[&str] = &[
+    READY,
+    DPA_SIGNED,
+    RESIDENCY_COMPLIANT,
+    RETENTION_APPLIED,
+    STACK_READY,
+    SENDERS_AVAILABLE,
+    ERASED,
+    CREDENTIAL_CURRENT,
+    SUBPROCESSOR_EFFECTIVE,
+    NOTICES_DELIVERED,
+];
+
+/// Why a condition has its status. Stable: alerts and runbooks match on these.
+pub mod reason {
+    /// Everything the condition checks holds.
+    pub const RECONCILED: &str = "Reconciled";
+    /// The operator has not finished its first pass over the object.
+    pub const PENDING: &str = "Pending";
+    /// The object carries the pause annotation; the operator leaves it alone.
+    pub const PAUSED: &str = "Paused";
+    /// Tenant: `spec.contract.dpa` is missing.
+    pub const DPA_MISSING: &str = "DPAMissing";
+    /// Tenant: a region in `spec.residency.regions` is not in the region catalog.
+    pub const REGION_UNKNOWN: &str = "RegionUnknown";
+    /// Tenant: a region is in the catalog but outside the EEA and not opted in
+    /// (`allowAdequacy`), or in a country without an adequacy decision.
+    pub const REGION_NOT_ALLOWED: &str = "RegionNotAllowed";
+    /// Tenant: a pod ran on a node outside the allowed regions and was evicted.
+    pub const POD_EVICTED: &str = "PodEvicted";
+    /// Tenant: the referenced RetentionPolicy does not exist.
+    pub const RETENTION_POLICY_NOT_FOUND: &str = "RetentionPolicyNotFound";
+    /// Tenant: the contract is suspended, so no sender runs.
+    pub const CONTRACT_SUSPENDED: &str = "ContractSuspended";
+    /// Tenant: the contract is terminated; erasure runs or has run.
+    pub const CONTRACT_TERMINATED: &str = "ContractTerminated";
+    /// Tenant: erasure is in progress and the deadline has not passed.
+    pub const ERASURE_IN_PROGRESS: &str = "ErasureInProgress";
+    /// Tenant: the erasure deadline passed before erasure was verified.
+    pub const ERASURE_OVERDUE: &str = "ErasureOverdue";
+    /// Tenant: deletion waits because `deletionProtection` is on and the contract is not
+    /// terminated.
+    pub const DELETION_PROTECTED: &str = "DeletionProtected";
+    /// ChannelBinding: the referenced Tenant does not exist.
+    pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
+    /// ChannelBinding: the referenced Subprocessor does not exist.
+    pub const SUBPROCESSOR_NOT_FOUND: &str = "SubprocessorNotFound";
+    /// ChannelBinding: the Subprocessor does not carry the binding's channel.
+    pub const CHANNEL_NOT_CARRIED: &str = "ChannelNotCarried";
+    /// The Subprocessor's notice period for the tenant has not passed yet.
+    pub const NOTICE_PERIOD_RUNNING: &str = "NoticePeriodRunning";
+    /// The tenant objected to the Subprocessor.
+    pub const OBJECTED: &str = "Objected";
+    /// ChannelBinding: the credential source (Secret or provider) is missing or unusable.
+    pub const CREDENTIAL_SOURCE_INVALID: &str = "CredentialSourceInvalid";
+    /// ChannelBinding: a rotation is in progress (new version rolling out).
+    pub const ROTATING: &str = "Rotating";
+    /// ChannelBinding: the provider refused or failed; the previous credential stays in use.
+    pub const PROVIDER_FAILED: &str = "ProviderFailed";
+    /// ChannelBinding: `spec.suspend` is true.
+    pub const SUSPENDED: &str = "Suspended";
+    /// Subprocessor: a notice could not be delivered to a tenant's endpoint (retried).
+    pub const NOTICE_FAILED: &str = "NoticeFailed";
+
+    /// Every reason above, for tests and for code that iterates over them.
+    pub const ALL: &[&str] = &[
+        RECONCILED,
+        PENDING,
+        PAUSED,
+        DPA_MISSING,
+        REGION_UNKNOWN,
+        REGION_NOT_ALLOWED,
+        POD_EVICTED,
+        RETENTION_POLICY_NOT_FOUND,
+        CONTRACT_SUSPENDED,
+        CONTRACT_TERMINATED,
+        ERASURE_IN_PROGRESS,
+        ERASURE_OVERDUE,
+        DELETION_PROTECTED,
+        TENANT_NOT_FOUND,
+        SUBPROCESSOR_NOT_FOUND,
+        CHANNEL_NOT_CARRIED,
+        NOTICE_PERIOD_RUNNING,
+        OBJECTED,
+        CREDENTIAL_SOURCE_INVALID,
+        ROTATING,
+        PROVIDER_FAILED,
+        SUSPENDED,
+        NOTICE_FAILED,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The API server's rule for `metav1.Condition.reason` (and, without the domain prefix,
+    /// for `type`): CamelCase letters, digits and `_`, starting with a letter.
+    fn is_camel_case_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && s.len() <= 316
+    }
+
+    #[test]
+    fn types_and_reasons_have_the_condition_format_and_are_unique() {
+        for list in [TYPES, reason::ALL] {
+            for name in list {
+                assert!(
+                    is_camel_case_name(name),
+                    "{name} is not a CamelCase condition name"
+                );
+            }
+            let unique: std::collections::BTreeSet<_> = list.iter().collect();
+            assert_eq!(unique.len(), list.len(), "duplicate name in {list:?}");
+        }
+    }
+}

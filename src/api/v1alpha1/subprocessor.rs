@@ -1,0 +1,196 @@
+//! Subprocessor: an approved third party that processes tenants' personal data, where it
+//! does so, and under which transfer safeguard (Chapter V GDPR).
+//!
+//! Admission judges what the object alone shows: a location outside the EEA cannot claim
+//! the EEA safeguard, and SCCs or BCRs need a transfer impact assessment. Whether a
+//! country has an adequacy decision is the region catalog's business (operator
+//! configuration), so an `Adequacy` claim is checked by the reconciler, not here.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::channel_binding::Channel;
+use super::common::{Dpa, eea_cel_list};
+
+/// An approved sub-processor.
+// Each printcolumn(...) repeats `type_ = "string"`, which clippy takes for a duplicated
+// attribute; they are separate columns.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "herald.dev",
+    version = "v1alpha1",
+    kind = "Subprocessor",
+    doc = "An approved third party that processes tenants' personal data (Art. 28(2) and (4) \
+           GDPR): what it does, where, and under which transfer safeguard. A new or materially \
+           changed Subprocessor is announced to every affected tenant and becomes effective for a \
+           tenant only after noticePeriodDays, unless the tenant objects.",
+    status = "SubprocessorStatus",
+    derive = "PartialEq",
+    shortname = "sp",
+    category = "herald",
+    printcolumn(
+        name = "Category",
+        type_ = "string",
+        json_path = ".spec.category",
+        description = "What kind of service it provides."
+    ),
+    printcolumn(
+        name = "Locations",
+        type_ = "string",
+        json_path = ".spec.locations",
+        description = "Countries where it processes personal data."
+    ),
+    printcolumn(
+        name = "Safeguard",
+        type_ = "string",
+        json_path = ".spec.safeguard",
+        description = "The transfer safeguard."
+    ),
+    printcolumn(
+        name = "Effective",
+        type_ = "string",
+        json_path = ".status.effective",
+        description = "Affected tenants it is effective for / all affected tenants."
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
+        description = "The Ready condition."
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(format!("self.safeguard != 'EEA' || self.locations.all(c, c in {})", eea_cel_list()))
+        .message("safeguard EEA requires every location to be in the EEA (EU member states, Iceland, Liechtenstein, Norway): a location outside the EEA needs safeguard Adequacy, SCC or BCR")
+        .field_path(".locations"),
+    validation = Rule::new("!(self.safeguard in ['SCC', 'BCR']) || has(self.transferImpactAssessmentRef)")
+        .message("safeguard SCC or BCR requires transferImpactAssessmentRef: a transfer outside the EEA under standard contractual clauses or binding corporate rules needs a transfer impact assessment")
+        .field_path(".transferImpactAssessmentRef"),
+    validation = Rule::new("!has(self.channels) || size(self.channels) == 0 || self.category in ['CommunicationChannel', 'EmailDelivery']")
+        .message("channels may only be listed for a sub-processor of category CommunicationChannel or EmailDelivery")
+        .field_path(".channels"),
+)]
+pub struct SubprocessorSpec {
+    /// The third party's registered legal name, as in its DPA, e.g. `Meta Platforms Ireland
+    /// Limited`.
+    #[schemars(length(min = 1, max = 256))]
+    pub legal_name: String,
+
+    /// What kind of service it provides: CloudInfrastructure, Security, Collaboration,
+    /// MonitoringAndLogging, CommunicationChannel, EmailDelivery, Payments or Support.
+    pub category: SubprocessorCategory,
+
+    /// What it does with personal data, in the words customers are told.
+    #[schemars(length(min = 1, max = 1024))]
+    pub purpose: String,
+
+    /// Countries where it processes or can access personal data, including remote access
+    /// and support: ISO 3166-1 alpha-2 codes in capitals, e.g. `DE`, `IE`, `US`. At least one.
+    #[schemars(
+        length(max = 64),
+        inner(length(max = 2), regex(pattern = r"^[A-Z]{2}$"))
+    )]
+    #[x_kube(
+        merge_strategy = ListMerge::Set,
+        validation = Rule::new("size(self) > 0")
+            .message("locations must list at least one country where the sub-processor processes personal data"),
+    )]
+    pub locations: Vec<String>,
+
+    /// The transfer safeguard (Chapter V GDPR). `EEA`: every location is in the EEA.
+    /// `Adequacy`: locations outside the EEA have an EU adequacy decision. `SCC`: standard
+    /// contractual clauses. `BCR`: binding corporate rules. SCC and BCR need
+    /// transferImpactAssessmentRef.
+    pub safeguard: Safeguard,
+
+    /// The transfer impact assessment for this sub-processor (a document id or URL), as
+    /// required for transfers under SCC or BCR.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub transfer_impact_assessment_ref: Option<String>,
+
+    /// The DPA between the platform and this sub-processor (Art. 28(4) GDPR): it must bind
+    /// the sub-processor to the same obligations the platform has towards its customers.
+    pub dpa: Dpa,
+
+    /// The channels it carries, for a CommunicationChannel or EmailDelivery sub-processor
+    /// (e.g. whatsapp, messenger, instagram for Meta). A ChannelBinding can only use a
+    /// Subprocessor that carries its channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub channels: Vec<Channel>,
+
+    /// Days between the notice sent to each affected tenant and the sub-processor becoming
+    /// effective for that tenant, during which the tenant may object; 1 to 365. Default: 30.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 365))]
+    pub notice_period_days: Option<i32>,
+}
+
+/// The kind of service a sub-processor provides (Conversation24's categories, plus the
+/// ones Servus and MessageBird name).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SubprocessorCategory {
+    /// Hosting and data storage.
+    CloudInfrastructure,
+    /// Security scanning and threat detection.
+    Security,
+    /// Internal collaboration tools.
+    Collaboration,
+    /// Platform monitoring and logging.
+    MonitoringAndLogging,
+    /// A messaging channel provider (WhatsApp Business, SMS carriers, …).
+    CommunicationChannel,
+    /// Email delivery.
+    EmailDelivery,
+    /// Payment processing.
+    Payments,
+    /// Customer support tooling.
+    Support,
+}
+
+/// A transfer safeguard.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Safeguard {
+    /// Every location is in the EEA: no transfer.
+    #[serde(rename = "EEA")]
+    Eea,
+    /// An EU adequacy decision covers every location outside the EEA (Art. 45).
+    Adequacy,
+    /// Standard contractual clauses (Art. 46(2)(c)).
+    #[serde(rename = "SCC")]
+    Scc,
+    /// Binding corporate rules (Art. 47).
+    #[serde(rename = "BCR")]
+    Bcr,
+}
+
+/// What Herald observed and did for the sub-processor. Written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubprocessorStatus {
+    /// The metadata.generation of the spec this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The latest observations, one per type: Ready (the summary), NoticesDelivered,
+    /// SubprocessorEffective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// For how many of the tenants it affects it is effective, e.g. `3/4` (one tenant
+    /// still in its notice period or objecting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective: Option<String>,
+}

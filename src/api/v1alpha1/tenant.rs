@@ -1,0 +1,325 @@
+//! Tenant: one customer (the data controller), its contract, and where and how its
+//! messaging stack may run.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{DNS_LABEL, Dpa, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
+
+/// One customer of the platform and the messaging stack Herald runs for it.
+// The name rule sits on the root because only there can CEL see `metadata.name`: the
+// operator creates the namespace `tenant-<name>`, a DNS label of at most 63 characters,
+// so the name must be a DNS label of at most 63 - len("tenant-") = 56 characters.
+// Each printcolumn(...) repeats `type_ = "string"`, which clippy takes for a duplicated
+// attribute; they are separate columns.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "herald.dev",
+    version = "v1alpha1",
+    kind = "Tenant",
+    doc = "A customer of the platform (the data controller): its contract and DPA, where its \
+           data may be processed, its senders, its retention policy, where it is notified, and \
+           the sub-processors it objected to. Herald runs the tenant's messaging stack in the \
+           namespace tenant-<name> and erases it within the retention policy's deleteWithinDays \
+           after the contract is terminated.",
+    status = "TenantStatus",
+    derive = "PartialEq",
+    shortname = "tn",
+    category = "herald",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase",
+        description = "Where the tenant is in its life: Pending, Active, Suspended, Terminating, Erased."),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
+        description = "The Ready condition."),
+    printcolumn(name = "Regions", type_ = "string", json_path = ".status.regions",
+        description = "Regions the senders may run in now."),
+    printcolumn(name = "Senders", type_ = "string", json_path = ".status.sendersReady",
+        description = "Ready sender pods / desired."),
+    printcolumn(name = "Deletion Deadline", type_ = "string", json_path = ".status.deletionDeadline",
+        description = "After termination: when erasure must be complete."),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    // No fieldPath: the API server refuses one that points into metadata, so the message
+    // names the field itself.
+    validation = Rule::new(
+        "self.metadata.name.size() <= 56 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')"
+    ).message(
+        "metadata.name of a Tenant must be a DNS label of at most 56 characters (lowercase letters, digits \
+         and '-', starting and ending with a letter or digit): Herald creates the namespace tenant-<name>"
+    ),
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSpec {
+    /// The customer's name as people know it, e.g. `Acme Retail B.V.`. Used in notices and
+    /// deletion receipts.
+    #[schemars(length(min = 1, max = 256))]
+    pub display_name: String,
+
+    /// The contract with the customer: its state, the signed DPA, and what happens to the
+    /// customer's data when the contract ends.
+    pub contract: Contract,
+
+    /// Where this tenant's data may be processed and stored: the regions its senders may
+    /// run in. Herald schedules the senders only onto nodes of these regions, keeps
+    /// checking where they actually run, and evicts any pod found elsewhere.
+    pub residency: Residency,
+
+    /// The sender Deployment that delivers the tenant's messages. When unset, the
+    /// operator's defaults apply to every field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub senders: Option<Senders>,
+
+    /// The RetentionPolicy (cluster-scoped) whose periods apply to this tenant's data,
+    /// including how many days after termination its data is erased.
+    pub retention_policy_ref: ObjectRef,
+
+    /// Where Herald sends the customer signed notices: sub-processor changes and deletion
+    /// receipts. When unset, the customer cannot be notified, so no new or changed
+    /// Subprocessor ever becomes effective for this tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
+
+    /// Sub-processors the customer objected to (their right under the DPA). An objected
+    /// Subprocessor never becomes effective for this tenant, and a channel carried by it
+    /// stops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub subprocessor_objections: Vec<SubprocessorObjection>,
+
+    /// Guards against erasing a customer by accident: while true, deleting a Tenant whose
+    /// contract is not Terminated leaves its stack and data in place (condition Ready=False,
+    /// reason DeletionProtected) until the contract is terminated or this is set to false.
+    /// Default: true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<bool>,
+}
+
+/// The state of the contract, the DPA and the termination choice.
+// Checked here rather than on the spec so the messages can name `contract.…` fields
+// and the transition rules compare only this object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.state != 'Terminated' || has(self.terminatedAt)")
+        .message("contract.terminatedAt is required when contract.state is Terminated: the erasure deadline is counted from it"),
+    validation = Rule::new("self.state == 'Terminated' || !has(self.terminatedAt)")
+        .message("contract.terminatedAt may only be set when contract.state is Terminated"),
+    validation = Rule::new("oldSelf.state != 'Terminated' || self.state == 'Terminated'")
+        .message("a Terminated contract is final: contract.state cannot go back to Active or Suspended (a new contract needs a new Tenant)"),
+    validation = Rule::new("oldSelf.state != 'Terminated' || !has(oldSelf.terminatedAt) || (has(self.terminatedAt) && self.terminatedAt == oldSelf.terminatedAt)")
+        .message("contract.terminatedAt cannot change once the contract is Terminated: the erasure deadline is counted from it"),
+)]
+pub struct Contract {
+    /// `Active`: the stack runs and sends. `Suspended`: the stack and data are kept but no
+    /// sender runs. `Terminated`: senders stop at once, credentials are revoked, the data
+    /// is returned if asked and then erased. Terminated is final.
+    pub state: ContractState,
+
+    /// When the contract ended (RFC 3339). Required when, and only when, the state is
+    /// Terminated; erasure must be complete by terminatedAt + the retention policy's
+    /// deleteWithinDays. Cannot change afterwards.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminated_at: Option<Time>,
+
+    /// The signed data processing agreement (Art. 28 GDPR). Without it the stack may exist
+    /// but no sender runs (condition DPASigned=False): no DPA, no processing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpa: Option<Dpa>,
+
+    /// What happens to the customer's data at termination: delete it, or return it first.
+    /// When unset: Delete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_termination: Option<OnTermination>,
+}
+
+/// The state of a contract.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ContractState {
+    /// The stack runs and sends.
+    Active,
+    /// The stack and data are kept, no sender runs.
+    Suspended,
+    /// The contract ended: stop, revoke, return if asked, erase. Final.
+    Terminated,
+}
+
+/// The customer's choice for its data at termination ("delete or return", Art. 28(3)(g)).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.action != 'ReturnThenDelete' || has(self.export)")
+        .message("onTermination.export is required when onTermination.action is ReturnThenDelete: it says where the data is returned"),
+    validation = Rule::new("self.action == 'ReturnThenDelete' || !has(self.export)")
+        .message("onTermination.export is only used when onTermination.action is ReturnThenDelete"),
+)]
+pub struct OnTermination {
+    /// `Delete`: erase everything. `ReturnThenDelete`: export the customer's data to
+    /// `export` first, then erase everything.
+    pub action: TerminationAction,
+
+    /// Where the export is delivered. Required when, and only when, the action is
+    /// ReturnThenDelete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportDestination>,
+}
+
+/// What happens to a terminated tenant's data.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TerminationAction {
+    /// Erase everything.
+    Delete,
+    /// Export the data to the customer, then erase everything.
+    ReturnThenDelete,
+}
+
+/// Where a terminated tenant's data export is delivered.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportDestination {
+    /// The URL the export archive is uploaded to with HTTP PUT, e.g. a pre-signed object
+    /// storage URL of the customer. Must be https (plain http only for 127.0.0.1 or
+    /// localhost, for tests).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
+        .message("onTermination.export.url must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
+    pub url: String,
+
+    /// A key of a Secret in the operator's namespace holding the bearer token for the
+    /// upload. When unset, the upload carries no credentials (the URL is pre-signed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Where the tenant may run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Residency {
+    /// Regions where the tenant's senders may run and its data may be stored: values of
+    /// the node label topology.kubernetes.io/region, e.g. `eu-central-1`. At least one. Each
+    /// must be in the operator's region catalog and in the EEA, or in a country with an EU
+    /// adequacy decision when allowAdequacy is true; otherwise the tenant reports
+    /// ResidencyCompliant=False and no sender runs there.
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63), regex(pattern = DNS_LABEL)))]
+    #[x_kube(
+        merge_strategy = ListMerge::Set,
+        validation = Rule::new("size(self) > 0")
+            .message("residency.regions must name at least one region: a tenant with no allowed region can run nowhere"),
+    )]
+    pub regions: Vec<String>,
+
+    /// Also allow regions in countries outside the EEA that have an EU adequacy decision
+    /// (e.g. Switzerland, the United Kingdom). The customer must opt in to this. Default:
+    /// false (EEA regions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_adequacy: Option<bool>,
+}
+
+/// The sender Deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Senders {
+    /// Container image of the sender. Default: the operator's configured sender image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Number of sender pods while the contract is Active, 0 to 50 (0 parks the tenant
+    /// without suspending the contract). Default: 2, spread over zones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: Option<i32>,
+
+    /// CPU and memory requests and limits of each sender container. Default: the
+    /// operator's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Where and how the customer is notified.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notifications {
+    /// The customer's endpoint for notices (HTTP POST, JSON). Must be https (plain http only
+    /// for 127.0.0.1 or localhost, for tests).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
+        .message("notifications.webhookUrl must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
+    pub webhook_url: String,
+
+    /// A key of a Secret in the operator's namespace holding the shared secret that signs
+    /// every notice (HMAC-SHA256 of the body), so the customer can verify the sender.
+    pub signing_secret_ref: SecretKeyRef,
+}
+
+/// An objection of the customer to one Subprocessor.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubprocessorObjection {
+    /// Name of the Subprocessor objected to.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// The customer's reason, for the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+
+    /// When the customer objected (RFC 3339), for the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raised_at: Option<Time>,
+}
+
+/// What Herald observed and did for the tenant. Written only by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    /// The metadata.generation of the spec this status describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The latest observations, one per type: Ready (the summary), DPASigned,
+    /// ResidencyCompliant, RetentionApplied, StackReady, SendersAvailable, Erased.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// Where the tenant is in its life: Pending, Active, Suspended, Terminating, Erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TenantPhase>,
+
+    /// The tenant's namespace, `tenant-<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+
+    /// The regions the senders may run in now (the spec's regions that the region catalog
+    /// allows for this tenant), comma-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<String>,
+
+    /// Ready sender pods over desired sender pods, e.g. `2/2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub senders_ready: Option<String>,
+
+    /// After termination: terminatedAt + deleteWithinDays, the time by which erasure must be
+    /// complete. Persisted so that a restarted operator resumes against the same deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_deadline: Option<Time>,
+}
+
+/// Where a tenant is in its life.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TenantPhase {
+    /// Not reconciled yet, or waiting for what it needs (DPA, retention policy, regions).
+    Pending,
+    /// The stack runs.
+    Active,
+    /// The contract is suspended: the stack is kept, no sender runs.
+    Suspended,
+    /// The contract is terminated and erasure is in progress.
+    Terminating,
+    /// Everything of the tenant is erased and verified gone; the deletion receipt is sent.
+    Erased,
+}
