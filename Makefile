@@ -62,7 +62,7 @@ cluster-status:
 ## demo: the main job: local cluster, CRDs, the operator, the examples, their status.
 demo: cluster-up build
 	@$(WITH_CLUSTER) mkdir -p $(DEMO_DIR) && \
-	  kubectl apply --server-side --field-manager=herald-demo -f crds/ && \
+	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f crds/ && \
 	  kubectl wait --for=condition=Established -f crds/ --timeout=60s
 	@$(WITH_CLUSTER) if [ -f $(DEMO_DIR)/herald.pid ] && kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then \
 	  kill $$(cat $(DEMO_DIR)/herald.pid); sleep 1; fi; \

@@ -5,17 +5,35 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+
 use crate::regions::RegionCatalog;
 
 /// The configuration compiled in, used when `herald run` is given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/herald.yaml");
 
 /// Everything `herald run` reads from its configuration file.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OperatorConfig {
+    /// The operator's own namespace: ChannelBindings and their Secrets live there.
+    pub control_namespace: String,
+    /// Defaults of every tenant's sender Deployment.
+    pub senders: SenderDefaults,
     /// Region → country → EEA / adequacy / third country.
     pub regions: RegionCatalog,
+}
+
+/// Sender settings a Tenant does not set itself.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SenderDefaults {
+    /// The sender container image.
+    pub image: String,
+    /// Sender pods per active tenant.
+    pub replicas: i32,
+    /// Requests and limits of each sender container.
+    pub resources: ResourceRequirements,
 }
 
 /// Why the configuration cannot be used.
@@ -93,7 +111,8 @@ mod tests {
 
     #[test]
     fn an_empty_catalog_is_refused() {
-        let e = OperatorConfig::parse("regions: {}\n", "t").unwrap_err();
+        let (head, _) = DEFAULT_CONFIG.split_once("regions:").unwrap();
+        let e = OperatorConfig::parse(&format!("{head}regions: {{}}\n"), "t").unwrap_err();
         assert!(matches!(e, ConfigError::NoRegions { .. }));
     }
 }

@@ -9,6 +9,9 @@
 //! - [`conditions`]: merging status conditions the way kstatus readers expect.
 //! - [`config`]: the operator's configuration file.
 //! - [`regions`]: the region catalog and the residency decision.
+//! - [`controller`]: the reconcilers and what they share.
+//! - [`digest`]: SHA-256 hex digests.
+//! - [`retention`]: retention periods as the stack applies them.
 //! - [`preflight`]: checks at start-up that the cluster serves Herald's API.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`metrics`]: the Prometheus registry and Herald's metric families.
@@ -18,13 +21,28 @@
 pub mod api;
 pub mod conditions;
 pub mod config;
+pub mod controller;
 pub mod crdgen;
+pub mod digest;
 pub mod metrics;
 pub mod preflight;
 pub mod regions;
+pub mod retention;
 pub mod run;
 pub mod server;
 pub mod telemetry;
 
 /// The operator's version, stamped into metrics and (later) deletion receipts.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An error and its causes on one line (`a: b: c`), for logs and conditions.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -25,6 +25,13 @@ enum Command {
         /// Address of /healthz, /readyz and /metrics.
         #[arg(long, env = "HERALD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
         http_addr: SocketAddr,
+        /// Operator configuration file (region catalog, sender defaults); the
+        /// compiled-in default when unset.
+        #[arg(long, env = "HERALD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Reconciles of one controller that may run at once.
+        #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16)]
+        concurrency: u16,
         /// Log line format.
         #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "json")]
         log_format: LogFormat,
@@ -50,6 +57,8 @@ fn main() -> ExitCode {
         },
         Command::Run {
             http_addr,
+            config,
+            concurrency,
             log_format,
         } => {
             telemetry::init(log_format);
@@ -57,11 +66,15 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(&e),
             };
-            let config = herald::run::RunConfig { http_addr };
+            let config = herald::run::RunConfig {
+                http_addr,
+                config_path: config,
+                concurrency,
+            };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %chain(&e), "herald stopped");
+                    tracing::error!(error = %herald::error_chain(&e), "herald stopped");
                     fail(&e)
                 }
             }
@@ -69,19 +82,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error and its causes on one line: `a: b: c`.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn fail(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {}", chain(e));
+    eprintln!("error: {}", herald::error_chain(e));
     ExitCode::FAILURE
 }

@@ -1,23 +1,90 @@
 //! The Prometheus registry served on `/metrics` and Herald's metric families.
+//! Label values are names and categories only: never a credential, never personal data.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Labels of `herald_build_info`.
+/// `version`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     /// The operator's crate version.
     pub version: String,
 }
 
+/// `controller`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// Which reconciler: `tenant`, `channelbinding`, `subprocessor`.
+    pub controller: String,
+}
+
+/// `controller`, `category`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Which reconciler.
+    pub controller: String,
+    /// The error's stable category (see `controller::Error::category`).
+    pub category: String,
+}
+
+/// `phase`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// A Tenant phase.
+    pub phase: String,
+}
+
+/// `tenant`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The Tenant's name.
+    pub tenant: String,
+}
+
+/// `controller`, `kind`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// Which reconciler wrote.
+    pub controller: String,
+    /// The kind written (`Deployment`, `Tenant/status`, …).
+    pub kind: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
     pub registry: Registry,
-    /// Always 1, labelled with the running version (the usual `_info` idiom).
+    /// Always 1, labelled with the running version.
     pub build_info: Family<BuildLabels, Gauge>,
+    /// Reconcile runs.
+    pub reconciles: Family<ControllerLabels, Counter>,
+    /// Failed reconciles by error category.
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    /// Reconcile duration.
+    pub reconcile_duration: Family<ControllerLabels, Histogram>,
+    /// Mutating API requests made, by kind: zero while nothing changes.
+    pub writes: Family<WriteLabels, Counter>,
+    /// Tenants by phase.
+    pub tenants: Family<PhaseLabels, Gauge>,
+    /// Sender pods currently found outside their tenant's allowed regions.
+    pub residency_violations: Family<TenantLabels, Gauge>,
+    /// Sender pods evicted for running outside their tenant's allowed regions.
+    pub residency_evictions: Family<TenantLabels, Counter>,
+    /// Last known phase per tenant, from which `tenants` is recounted.
+    phases: Mutex<BTreeMap<String, String>>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
 }
 
 impl Metrics {
@@ -35,9 +102,87 @@ impl Metrics {
                 version: crate::VERSION.to_owned(),
             })
             .set(1);
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        registry.register("reconcile", "Reconcile runs", reconciles.clone());
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by error category",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Family::<ControllerLabels, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            reconcile_duration.clone(),
+        );
+        let writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Mutating requests Herald made to the API server, by kind",
+            writes.clone(),
+        );
+        let tenants = Family::<PhaseLabels, Gauge>::default();
+        registry.register("tenants", "Tenants by phase", tenants.clone());
+        let residency_violations = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "residency_violations",
+            "Sender pods found on nodes outside the tenant's allowed regions",
+            residency_violations.clone(),
+        );
+        let residency_evictions = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "residency_evictions",
+            "Sender pods evicted for running outside the tenant's allowed regions",
+            residency_evictions.clone(),
+        );
         Self {
             registry,
             build_info,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            writes,
+            tenants,
+            residency_violations,
+            residency_evictions,
+            phases: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Counts one mutating request.
+    pub fn wrote(&self, controller: &str, kind: &str) {
+        self.writes
+            .get_or_create(&WriteLabels {
+                controller: controller.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records a tenant's phase (`None`: the tenant is gone) and recounts `tenants`.
+    pub fn set_tenant_phase(&self, tenant: &str, phase: Option<&str>) {
+        let Ok(mut phases) = self.phases.lock() else {
+            return;
+        };
+        match phase {
+            Some(p) => phases.insert(tenant.to_owned(), p.to_owned()),
+            None => phases.remove(tenant),
+        };
+        let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
+        for p in phases.values() {
+            *counts.entry(p.as_str()).or_default() += 1;
+        }
+        // Phases no tenant is in any more drop to 0 rather than vanish.
+        self.tenants.clear();
+        for p in ["Pending", "Active", "Suspended", "Terminating", "Erased"] {
+            self.tenants
+                .get_or_create(&PhaseLabels {
+                    phase: p.to_owned(),
+                })
+                .set(counts.get(p).copied().unwrap_or(0));
         }
     }
 
@@ -64,5 +209,28 @@ mod tests {
         let text = Metrics::new().encode().unwrap_or_default();
         let line = format!("herald_build_info{{version=\"{}\"}} 1", crate::VERSION);
         assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+    }
+
+    #[test]
+    fn tenants_are_counted_by_phase() {
+        let m = Metrics::new();
+        m.set_tenant_phase("a", Some("Active"));
+        m.set_tenant_phase("b", Some("Active"));
+        m.set_tenant_phase("c", Some("Suspended"));
+        m.set_tenant_phase("b", Some("Pending"));
+        m.set_tenant_phase("c", None);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("herald_tenants{phase=\"Active\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_tenants{phase=\"Pending\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_tenants{phase=\"Suspended\"} 0"),
+            "{text}"
+        );
     }
 }

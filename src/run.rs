@@ -2,11 +2,18 @@
 //! Herald's API, serves the health and metrics endpoints, and stops cleanly on SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use kube::Client;
+use futures::{StreamExt, future};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client};
+
+use crate::api::v1alpha1::ChannelBinding;
 use tokio::sync::watch;
 
+use crate::config::{ConfigError, OperatorConfig};
+use crate::controller::{self, Context};
 use crate::metrics::Metrics;
 use crate::preflight::{self, PreflightError};
 use crate::server::{self, Health};
@@ -16,6 +23,10 @@ use crate::server::{self, Health};
 pub struct RunConfig {
     /// Where `/healthz`, `/readyz` and `/metrics` are served.
     pub http_addr: SocketAddr,
+    /// The operator configuration file (`None`: the compiled-in default).
+    pub config_path: Option<PathBuf>,
+    /// Reconciles of one controller that may run at once.
+    pub concurrency: u16,
 }
 
 /// Why the operator stopped with an error.
@@ -25,6 +36,8 @@ pub enum RunError {
     Client(#[source] kube::Error),
     #[error(transparent)]
     Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("cannot serve the health and metrics endpoints on {addr}")]
     Serve {
         addr: SocketAddr,
@@ -38,6 +51,7 @@ pub async fn run(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let operator_config = Arc::new(OperatorConfig::load(config.config_path.as_deref())?);
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(metrics.clone());
 
@@ -62,10 +76,36 @@ pub async fn run(
         apiserver = version.as_deref().unwrap_or("unknown"),
         "Herald's API is served; operator running"
     );
-    health.set_ready(true);
 
-    stopped(stop_rx).await;
-    tracing::info!("shutdown requested; stopping");
+    // Stores that reconciles read instead of asking the API server each time.
+    let (nodes, nodes_writer) = reflector::store();
+    let (bindings, bindings_writer) = reflector::store();
+    let binding_api =
+        Api::<ChannelBinding>::namespaced(client.clone(), &operator_config.control_namespace);
+    let binding_watch = reflector::reflector(
+        bindings_writer,
+        watcher::watcher(binding_api, watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(|event| {
+        if let Err(e) = event {
+            tracing::warn!(error = %e, "ChannelBinding watch failed; retrying");
+        }
+        future::ready(())
+    });
+    let ctx = Context::new(client, operator_config, metrics, nodes, bindings);
+    let tenants = controller::tenant::run(
+        ctx,
+        nodes_writer,
+        config.concurrency,
+        stopped(stop_rx.clone()),
+    );
+    health.set_ready(true);
+    tokio::select! {
+        () = tenants => {},
+        () = binding_watch => {},
+    }
+    tracing::info!("shutdown requested; controllers stopped");
     health.set_ready(false);
     match server.await {
         Ok(Ok(())) => Ok(()),

@@ -31,6 +31,16 @@ pub const SUBPROCESSOR_EFFECTIVE: &str = "SubprocessorEffective";
 /// Subprocessor: every affected tenant has been sent the notice of this version.
 pub const NOTICES_DELIVERED: &str = "NoticesDelivered";
 
+/// kstatus: the operator is still converging (a rollout, a correction) and will finish
+/// by itself. `False` once converged.
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: progress needs a person to change something (a DPA, a region, a missing
+/// reference). `False` while nothing blocks.
+pub const STALLED: &str = "Stalled";
+/// The pause annotation (`herald.dev/paused`) is set: the operator leaves the object
+/// alone. Absent otherwise.
+pub const PAUSED: &str = "Paused";
+
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
     READY,
@@ -43,6 +53,9 @@ pub const TYPES: &[&str] = &[
     CREDENTIAL_CURRENT,
     SUBPROCESSOR_EFFECTIVE,
     NOTICES_DELIVERED,
+    RECONCILING,
+    STALLED,
+    PAUSED,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -53,6 +66,10 @@ pub mod reason {
     pub const PENDING: &str = "Pending";
     /// The object carries the pause annotation; the operator leaves it alone.
     pub const PAUSED: &str = "Paused";
+    /// Work is in progress and will finish by itself (a rollout, a correction).
+    pub const PROGRESSING: &str = "Progressing";
+    /// Tenant: `spec.contract.dpa` names a signed DPA.
+    pub const DPA_ON_RECORD: &str = "DPAOnRecord";
     /// Tenant: `spec.contract.dpa` is missing.
     pub const DPA_MISSING: &str = "DPAMissing";
     /// Tenant: a region in `spec.residency.regions` is not in the region catalog.
@@ -99,6 +116,8 @@ pub mod reason {
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
         RECONCILED,
+        PROGRESSING,
+        DPA_ON_RECORD,
         PENDING,
         PAUSED,
         DPA_MISSING,

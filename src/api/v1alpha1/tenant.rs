@@ -307,6 +307,11 @@ pub struct TenantStatus {
     /// complete. Persisted so that a restarted operator resumes against the same deadline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_deadline: Option<Time>,
+
+    /// The value of the annotation herald.dev/reconcile-requested-at that the last
+    /// reconcile saw: when it equals the annotation, the requested reconcile has run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
 }
 
 /// Where a tenant is in its life.

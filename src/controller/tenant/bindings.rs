@@ -1,0 +1,177 @@
+//! Which of a tenant's ChannelBindings are handed to its senders, and how: the
+//! contract between the ChannelBinding controller (which writes versioned credential
+//! Secrets and points `status.credentialSecret` at the one to use) and the Tenant
+//! controller (which mounts them and rolls the senders when a version changes).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+
+use super::build::CREDENTIAL_VERSIONS_ANNOTATION;
+use crate::api::v1alpha1::ChannelBinding;
+use crate::api::v1alpha1::conditions::SUBPROCESSOR_EFFECTIVE;
+
+/// Where a credential is mounted in the sender pods: one directory per channel.
+pub const CREDENTIALS_DIR: &str = "/var/run/herald/credentials";
+
+/// One channel credential mounted into the senders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// The channel, as spelled in the API (`whatsapp`, `sms`, …).
+    pub channel: String,
+    /// The credential version the senders must use.
+    pub version: i64,
+    /// The immutable Secret (in the tenant namespace) holding that version.
+    pub secret: String,
+}
+
+/// The channel's name as the API spells it.
+pub fn channel_name(binding: &ChannelBinding) -> String {
+    serde_json::to_value(binding.spec.channel)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The mounts of `tenant`'s bindings (in `namespace`) that may reach the senders: not
+/// suspended, carried by a Subprocessor effective for the tenant, with a credential.
+/// Sorted by channel, so the result (and the pod template) is deterministic.
+pub fn mounts<'a>(
+    tenant: &str,
+    namespace: &str,
+    bindings: impl IntoIterator<Item = &'a ChannelBinding>,
+) -> Vec<Mount> {
+    let mut out: Vec<Mount> = bindings
+        .into_iter()
+        .filter(|b| b.spec.tenant_ref.name == tenant && b.namespace().as_deref() == Some(namespace))
+        .filter(|b| b.metadata.deletion_timestamp.is_none() && b.spec.suspend != Some(true))
+        .filter_map(|b| {
+            let status = b.status.as_ref()?;
+            if !crate::conditions::is_true(&status.conditions, SUBPROCESSOR_EFFECTIVE) {
+                return None;
+            }
+            Some(Mount {
+                channel: channel_name(b),
+                version: status.credential_version?,
+                secret: status.credential_secret.clone()?,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.channel.cmp(&b.channel));
+    // Two bindings for one channel would fight over a mount path: keep the first.
+    out.dedup_by(|a, b| a.channel == b.channel);
+    out
+}
+
+/// The pod-template annotation value for `mounts`: `email=1,whatsapp=3`.
+pub fn versions_annotation(mounts: &[Mount]) -> String {
+    mounts
+        .iter()
+        .map(|m| format!("{}={}", m.channel, m.version))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses [`versions_annotation`]'s format; malformed entries are skipped.
+pub fn parse_versions(annotation: &str) -> BTreeMap<String, i64> {
+    annotation
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The credential versions the sender Deployment's *current* template carries, and
+/// whether that template is fully rolled out (every replica updated, ready, and no old
+/// pod left). A rotation may revoke the previous credential only when this says the
+/// new version is rolled out.
+pub fn rolled_out_versions(deployment: &Deployment) -> Option<BTreeMap<String, i64>> {
+    let spec = deployment.spec.as_ref()?;
+    let status = deployment.status.as_ref()?;
+    let desired = spec.replicas.unwrap_or(1);
+    let current = status.observed_generation >= deployment.metadata.generation
+        && status.updated_replicas.unwrap_or(0) == desired
+        && status.ready_replicas.unwrap_or(0) == desired
+        && status.replicas.unwrap_or(0) == desired;
+    if !current {
+        return None;
+    }
+    let annotation = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(CREDENTIAL_VERSIONS_ANNOTATION))
+        .map(String::as_str)
+        .unwrap_or("");
+    Some(parse_versions(annotation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn binding(
+        tenant: &str,
+        channel: &str,
+        version: Option<i64>,
+        effective: bool,
+    ) -> ChannelBinding {
+        serde_json::from_value(json!({
+            "apiVersion": "herald.dev/v1alpha1", "kind": "ChannelBinding",
+            "metadata": {"name": format!("{tenant}-{channel}"), "namespace": "herald-system"},
+            "spec": {"tenantRef": {"name": tenant}, "channel": channel, "subprocessorRef": {"name": "x"},
+                     "credential": {"secretRef": {"name": "s"}}},
+            "status": {
+                "credentialVersion": version,
+                "credentialSecret": version.map(|v| format!("herald-cred-{channel}-v{v}")),
+                "conditions": [{"type": "SubprocessorEffective", "status": if effective {"True"} else {"False"},
+                    "reason": "R", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_effective_bindings_with_a_credential_are_mounted() {
+        let bs = [
+            binding("acme", "whatsapp", Some(3), true),
+            binding("acme", "sms", Some(1), false),
+            binding("acme", "email", None, true),
+            binding("other", "push", Some(1), true),
+            binding("acme", "email", Some(2), true),
+        ];
+        let m = mounts("acme", "herald-system", &bs);
+        assert_eq!(versions_annotation(&m), "email=2,whatsapp=3");
+        assert_eq!(m[1].secret, "herald-cred-whatsapp-v3");
+    }
+
+    #[test]
+    fn the_annotation_round_trips() {
+        let parsed = parse_versions("email=2,whatsapp=3,bad,x=y");
+        assert_eq!(
+            parsed,
+            BTreeMap::from([("email".into(), 2), ("whatsapp".into(), 3)])
+        );
+    }
+
+    #[test]
+    fn a_rollout_in_progress_reports_no_versions() {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "herald-sender", "generation": 2},
+            "spec": {"replicas": 2, "selector": {}, "template": {"metadata": {"annotations": {CREDENTIAL_VERSIONS_ANNOTATION: "sms=2"}}}},
+            "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 2}
+        }))
+        .unwrap();
+        assert_eq!(rolled_out_versions(&d), None, "an old pod is still there");
+        d.status.as_mut().unwrap().replicas = Some(2);
+        assert_eq!(
+            rolled_out_versions(&d),
+            Some(BTreeMap::from([("sms".into(), 2)]))
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The pure part of a Tenant reconcile: from the spec, the region catalog and the
+//! resolved retention policy, decide where and whether the senders may run.
+
+use crate::api::v1alpha1::{ContractState, Tenant};
+use crate::config::OperatorConfig;
+use crate::regions::Refusal;
+use crate::retention::Periods;
+
+/// Why no sender runs, when none does. Ordered by precedence: the first that applies
+/// is the one reported as the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The contract is terminated: senders stop at once.
+    Terminated,
+    /// The contract is suspended: stack kept, no sender.
+    Suspended,
+    /// No signed DPA: no processing (C1).
+    NoDpa,
+    /// A requested region is refused (C2, C3).
+    Residency,
+}
+
+/// What the reconcile will make the cluster look like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The spec's regions the catalog allows for this tenant.
+    pub allowed_regions: Vec<String>,
+    /// The spec's regions the catalog refuses, with why.
+    pub refusals: Vec<Refusal>,
+    /// Whether a signed DPA is on record.
+    pub dpa_signed: bool,
+    /// Why senders are held at zero, if they are.
+    pub hold: Option<Hold>,
+    /// Sender replicas to run.
+    pub replicas: i32,
+    /// Retention periods handed to the stack.
+    pub periods: Periods,
+    /// Whether the referenced RetentionPolicy was found (else the defaults apply).
+    pub retention_found: bool,
+}
+
+/// Decides the tenant's stack. `policy_found` and `periods` come from resolving the
+/// tenant's RetentionPolicy reference.
+pub fn decide(
+    tenant: &Tenant,
+    config: &OperatorConfig,
+    periods: Periods,
+    retention_found: bool,
+) -> Decision {
+    let spec = &tenant.spec;
+    let allow_adequacy = spec.residency.allow_adequacy.unwrap_or(false);
+    let (allowed_regions, refusals) = match config
+        .regions
+        .check(&spec.residency.regions, allow_adequacy)
+    {
+        Ok(()) => (spec.residency.regions.clone(), Vec::new()),
+        Err(refusals) => {
+            let allowed = spec
+                .residency
+                .regions
+                .iter()
+                .filter(|r| {
+                    config
+                        .regions
+                        .check(std::slice::from_ref(r), allow_adequacy)
+                        .is_ok()
+                })
+                .cloned()
+                .collect();
+            (allowed, refusals)
+        }
+    };
+    let dpa_signed = spec.contract.dpa.is_some();
+    let hold = match spec.contract.state {
+        ContractState::Terminated => Some(Hold::Terminated),
+        ContractState::Suspended => Some(Hold::Suspended),
+        ContractState::Active if !dpa_signed => Some(Hold::NoDpa),
+        ContractState::Active if !refusals.is_empty() => Some(Hold::Residency),
+        ContractState::Active => None,
+    };
+    let wanted = spec
+        .senders
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(config.senders.replicas);
+    Decision {
+        allowed_regions,
+        refusals,
+        dpa_signed,
+        replicas: if hold.is_some() { 0 } else { wanted },
+        hold,
+        periods,
+        retention_found,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::regions::Refusal;
+
+    pub(crate) fn tenant(yaml: &str) -> Tenant {
+        let mut t: Tenant = serde_yaml::from_str(yaml).unwrap();
+        t.metadata.uid = Some("uid-1".into());
+        t
+    }
+
+    pub(crate) const ACTIVE: &str = r#"
+apiVersion: herald.dev/v1alpha1
+kind: Tenant
+metadata: {name: acme}
+spec:
+  displayName: Acme
+  contract:
+    state: Active
+    dpa: {reference: DPA-1, signedAt: "2026-01-01T00:00:00Z"}
+  residency: {regions: [eu-central-1, eu-west-1]}
+  retentionPolicyRef: {name: standard}
+"#;
+
+    fn config() -> OperatorConfig {
+        OperatorConfig::load(None).unwrap()
+    }
+
+    fn run(yaml: &str) -> Decision {
+        decide(&tenant(yaml), &config(), Periods::default(), true)
+    }
+
+    #[test]
+    fn an_active_tenant_with_dpa_in_eea_regions_runs_default_replicas() {
+        let d = run(ACTIVE);
+        assert_eq!(d.hold, None);
+        assert_eq!(d.replicas, 2);
+        assert_eq!(d.allowed_regions, vec!["eu-central-1", "eu-west-1"]);
+    }
+
+    #[test]
+    fn no_dpa_no_senders() {
+        let d = run(&ACTIVE.replace(
+            "    dpa: {reference: DPA-1, signedAt: \"2026-01-01T00:00:00Z\"}\n",
+            "",
+        ));
+        assert_eq!(d.hold, Some(Hold::NoDpa));
+        assert_eq!(d.replicas, 0);
+        assert!(!d.dpa_signed);
+    }
+
+    #[test]
+    fn a_third_country_region_holds_every_sender() {
+        let d = run(&ACTIVE.replace("eu-west-1]", "us-east-1]"));
+        assert_eq!(d.hold, Some(Hold::Residency));
+        assert_eq!(d.replicas, 0);
+        assert_eq!(d.allowed_regions, vec!["eu-central-1"]);
+        assert!(matches!(d.refusals[0], Refusal::ThirdCountry { .. }));
+    }
+
+    #[test]
+    fn adequacy_regions_run_only_with_the_opt_in() {
+        let uk = ACTIVE.replace("eu-west-1]", "eu-west-2]");
+        assert_eq!(run(&uk).hold, Some(Hold::Residency));
+        let opted = uk.replace("eu-west-2]}", "eu-west-2], allowAdequacy: true}");
+        assert_eq!(run(&opted).hold, None);
+    }
+
+    #[test]
+    fn suspended_and_terminated_hold_senders_before_anything_else() {
+        let suspended = run(&ACTIVE.replace("state: Active", "state: Suspended"));
+        assert_eq!(
+            (suspended.hold, suspended.replicas),
+            (Some(Hold::Suspended), 0)
+        );
+        let terminated = run(&ACTIVE.replace(
+            "state: Active",
+            "state: Terminated\n    terminatedAt: \"2026-02-01T00:00:00Z\"",
+        ));
+        assert_eq!(terminated.hold, Some(Hold::Terminated));
+    }
+
+    #[test]
+    fn the_spec_replicas_override_the_default() {
+        let d = run(&ACTIVE.replace(
+            "  retentionPolicyRef",
+            "  senders: {replicas: 5}\n  retentionPolicyRef",
+        ));
+        assert_eq!(d.replicas, 5);
+    }
+}

@@ -1,0 +1,543 @@
+//! The Tenant controller: each tenant's sender stack in `tenant-<name>`, pinned to its
+//! allowed regions, with status a platform engineer can read.
+//!
+//! A reconcile is a pipeline: resolve (retention policy, bindings) → [`decide`] →
+//! [`build`] → apply (only what differs) → observe (Deployment, pod placement; evict
+//! what runs outside the allowed regions) → [`status`] (patched only when it changed)
+//! → events on transitions. The pure steps take no client and are unit-tested.
+
+pub mod bindings;
+pub mod build;
+pub mod decide;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt, future};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, Node, Pod, ResourceQuota, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, info, info_span, warn};
+
+use self::build::{APP_LABEL, Children, SENDER, namespace_name};
+use self::decide::Decision;
+use self::status::{Observed, SendersObserved, Violation};
+use super::apply::apply_if_changed;
+use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
+use crate::api::v1alpha1::conditions::{self as types, reason};
+use crate::api::v1alpha1::{ChannelBinding, RetentionPolicy, Tenant, TenantStatus};
+use crate::conditions::{Desired, merge, transitions};
+use crate::retention::Periods;
+
+/// The controller label value in metrics.
+const CONTROLLER: &str = "tenant";
+/// Region label on nodes.
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+/// How soon to look again. Watches wake us on every relevant change; the periodic
+/// requeue is only a safety net, so it is long for a converged tenant.
+const REQUEUE_READY: Duration = Duration::from_secs(600);
+const REQUEUE_CONVERGING: Duration = Duration::from_secs(30);
+const REQUEUE_ERROR: Duration = Duration::from_secs(15);
+
+/// Runs the Tenant controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    nodes_writer: reflector::store::Writer<PartialObjectMeta<Node>>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let children = WatcherConfig::default().labels(TENANT_LABEL);
+    // Every child carries the tenant label: map it back to its Tenant by that label
+    // (owner references would give the child's namespace to a cluster-scoped owner).
+    fn by_label<K: Resource>(obj: K) -> Option<ObjectRef<Tenant>> {
+        obj.labels().get(TENANT_LABEL).map(|t| ObjectRef::new(t))
+    }
+
+    // The region of every node, metadata only. A change of a node's labels (e.g. a
+    // relabelled region) re-checks every tenant's pod placement.
+    let nodes = reflector::reflector(
+        nodes_writer,
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            WatcherConfig::default(),
+        ),
+    )
+    .applied_objects()
+    .predicate_filter(predicates::labels, Default::default())
+    .filter_map(|r| future::ready(r.ok().map(|_| ())));
+
+    let controller = Controller::new(Api::<Tenant>::all(client.clone()), WatcherConfig::default());
+    let tenants = controller.store();
+    let by_policy = tenants.clone();
+    controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<ServiceAccount>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(Api::<Role>::all(client.clone()), children.clone(), by_label)
+        .watches(
+            Api::<RoleBinding>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<NetworkPolicy>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<ResourceQuota>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<LimitRange>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            WatcherConfig::default().labels(&format!("{APP_LABEL}={SENDER},{TENANT_LABEL}")),
+            by_label,
+        )
+        .watches(
+            Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
+            WatcherConfig::default(),
+            |b| Some(ObjectRef::new(&b.spec.tenant_ref.name)),
+        )
+        .watches(
+            Api::<RetentionPolicy>::all(client.clone()),
+            WatcherConfig::default(),
+            move |p| {
+                let name = p.name_any();
+                by_policy
+                    .state()
+                    .into_iter()
+                    .filter(|t| t.spec.retention_policy_ref.name == name)
+                    .map(|t| ObjectRef::from_obj(t.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(nodes)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| future::ready(()))
+        .await;
+}
+
+/// The annotation says pause (present, and not "false").
+fn is_paused(tenant: &Tenant) -> bool {
+    tenant
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v != "false")
+}
+
+async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
+    let labels = crate::metrics::ControllerLabels {
+        controller: CONTROLLER.into(),
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let result = reconcile_inner(&tenant, &ctx).instrument(span).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            controller: CONTROLLER.into(),
+            category: error.category().into(),
+        })
+        .inc();
+    warn!(tenant = %tenant.name_any(), category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
+    Action::requeue(REQUEUE_ERROR)
+}
+
+async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    if is_paused(tenant) {
+        return paused(tenant, ctx).await;
+    }
+
+    // Resolve what the decision needs from other objects.
+    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
+    let policy_name = &tenant.spec.retention_policy_ref.name;
+    let policy = policies
+        .get_opt(policy_name)
+        .await
+        .map_err(Error::kube(format!("get RetentionPolicy {policy_name}")))?;
+    let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec));
+    let decision = decide::decide(tenant, &ctx.config, periods, policy.is_some());
+    let all_bindings = ctx.bindings.state();
+    let mounts = bindings::mounts(
+        &name,
+        &ctx.config.control_namespace,
+        all_bindings.iter().map(AsRef::as_ref),
+    );
+
+    let children = build::children(&build::Inputs {
+        tenant,
+        decision: &decision,
+        config: &ctx.config,
+        mounts: &mounts,
+    })?;
+    let deployment = apply_children(ctx, &name, &children).await?;
+
+    let violations = enforce_residency(tenant, &decision, ctx).await?;
+    let observed = Observed {
+        senders: deployment.as_ref().map(observe_senders),
+        violations,
+    };
+    let status = status::compute(tenant, &decision, &observed, Timestamp::now());
+    publish_status(tenant, status.clone(), ctx).await?;
+    ctx.metrics
+        .set_tenant_phase(&name, status.phase.map(phase_name));
+
+    let ready = crate::conditions::is_true(&status.conditions, types::READY);
+    Ok(Action::requeue(if ready {
+        REQUEUE_READY
+    } else {
+        REQUEUE_CONVERGING
+    }))
+}
+
+fn phase_name(p: crate::api::v1alpha1::TenantPhase) -> &'static str {
+    use crate::api::v1alpha1::TenantPhase::*;
+    match p {
+        Pending => "Pending",
+        Active => "Active",
+        Suspended => "Suspended",
+        Terminating => "Terminating",
+        Erased => "Erased",
+    }
+}
+
+/// Applies every child that differs from what the cluster holds; returns the sender
+/// Deployment as the cluster holds it afterwards.
+async fn apply_children(
+    ctx: &Context,
+    tenant: &str,
+    c: &Children,
+) -> Result<Option<Deployment>, Error> {
+    let client = &ctx.client;
+    let ns = namespace_name(tenant);
+    // The namespace first: everything else lives in it.
+    apply_one(ctx, Api::<Namespace>::all(client.clone()), &c.namespace).await?;
+    let mut writes = vec![
+        apply_one(
+            ctx,
+            Api::namespaced(client.clone(), &ns),
+            &c.service_account,
+        )
+        .map(|r| r.map(drop))
+        .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role)
+            .map(|r| r.map(drop))
+            .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role_binding)
+            .map(|r| r.map(drop))
+            .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.resource_quota)
+            .map(|r| r.map(drop))
+            .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.limit_range)
+            .map(|r| r.map(drop))
+            .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.config_map)
+            .map(|r| r.map(drop))
+            .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.pdb)
+            .map(|r| r.map(drop))
+            .boxed(),
+    ];
+    for np in &c.network_policies {
+        writes.push(
+            apply_one(ctx, Api::namespaced(client.clone(), &ns), np)
+                .map(|r| r.map(drop))
+                .boxed(),
+        );
+    }
+    future::try_join_all(writes).await?;
+    // The Deployment last: its pods need the config, the service account and the quota.
+    apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.deployment).await
+}
+
+/// Reads one child and applies it if it differs; returns the object as it now is.
+async fn apply_one<K>(ctx: &Context, api: Api<K>, desired: &K) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.meta().name.clone().ok_or(Error::MissingName)?;
+    let kind = K::kind(&());
+    let current = api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("get {kind} {name}")))?;
+    if apply_if_changed(&api, current.as_ref(), desired).await? {
+        ctx.metrics.wrote(CONTROLLER, &kind);
+        if current.is_some() {
+            info!(kind = %kind, child = %name, "corrected drift or applied a change");
+        }
+        // Read back so the caller sees the applied spec (e.g. the new generation).
+        return api
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("get {kind} {name}")));
+    }
+    Ok(current)
+}
+
+fn observe_senders(d: &Deployment) -> SendersObserved {
+    let status = d.status.clone().unwrap_or_default();
+    SendersObserved {
+        desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        ready: status.ready_replicas.unwrap_or(0),
+        updated: status.updated_replicas.unwrap_or(0),
+        total: status.replicas.unwrap_or(0),
+        generation_observed: status.observed_generation >= d.metadata.generation,
+    }
+}
+
+/// Finds the tenant's sender pods on nodes outside its allowed regions and evicts
+/// them. Node affinity is checked only at scheduling; a node relabelled afterwards
+/// leaves its pods where they are, so the operator keeps checking.
+async fn enforce_residency(
+    tenant: &Tenant,
+    decision: &Decision,
+    ctx: &Context,
+) -> Result<Vec<Violation>, Error> {
+    let name = tenant.name_any();
+    let ns = namespace_name(&name);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{APP_LABEL}={SENDER}")))
+        .await
+        .map_err(Error::kube(format!("list sender pods in {ns}")))?;
+    let allow_adequacy = tenant.spec.residency.allow_adequacy.unwrap_or(false);
+    let mut violations = Vec::new();
+    for pod in list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        let region = ctx
+            .nodes
+            .get(&ObjectRef::new(&node))
+            .and_then(|n| n.labels().get(REGION_LABEL).cloned());
+        if ctx.config.regions.node_region_allowed(
+            region.as_deref(),
+            &decision.allowed_regions,
+            allow_adequacy,
+        ) {
+            continue;
+        }
+        let pod_name = pod.name_any();
+        evict(&pods, &pod_name, ctx).await?;
+        let v = Violation {
+            pod: pod_name,
+            node,
+            region,
+        };
+        warn!(pod = %v.pod, node = %v.node, region = ?v.region, "evicted a sender pod outside the allowed regions");
+        ctx.metrics
+            .residency_evictions
+            .get_or_create(&crate::metrics::TenantLabels {
+                tenant: name.clone(),
+            })
+            .inc();
+        event(
+            ctx,
+            tenant,
+            EventType::Warning,
+            reason::POD_EVICTED,
+            format!(
+                "evicted sender pod {} from node {} in region {}: outside the allowed regions",
+                v.pod,
+                v.node,
+                v.region.as_deref().unwrap_or("(none)")
+            ),
+        )
+        .await;
+        violations.push(v);
+    }
+    ctx.metrics
+        .residency_violations
+        .get_or_create(&crate::metrics::TenantLabels { tenant: name })
+        .set(violations.len() as i64);
+    Ok(violations)
+}
+
+/// Evicts a pod through the Eviction API. When the disruption budget refuses (429),
+/// the pod is deleted anyway: residency is a legal duty, availability is not.
+async fn evict(pods: &Api<Pod>, pod: &str, ctx: &Context) -> Result<(), Error> {
+    match pods.evict(pod, &EvictParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 429 => {
+            pods.delete(pod, &DeleteParams::default())
+                .await
+                .map_err(Error::kube(format!("delete pod {pod}")))?;
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(Error::kube(format!("evict pod {pod}"))(e)),
+    }
+    ctx.metrics.wrote(CONTROLLER, "Pod/eviction");
+    Ok(())
+}
+
+/// Patches the status when it differs from what is stored, and publishes an event for
+/// each condition that changed.
+async fn publish_status(tenant: &Tenant, status: TenantStatus, ctx: &Context) -> Result<(), Error> {
+    let before = tenant.status.clone().unwrap_or_default();
+    if before == status {
+        return Ok(());
+    }
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let name = tenant.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "Tenant",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("patch status of Tenant {name}")))?;
+    ctx.metrics.wrote(CONTROLLER, "Tenant/status");
+    for c in transitions(&before.conditions, &status.conditions) {
+        // Transitions of the summary and of anything that went wrong are news;
+        // Reconciling flapping during a rollout is not.
+        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
+            continue;
+        }
+        let kind = if c.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        event(
+            ctx,
+            tenant,
+            kind,
+            &c.reason,
+            format!("{} is {}: {}", c.type_, c.status, c.message),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// A paused tenant: nothing is touched; status says so, once.
+async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let current = tenant.status.clone().unwrap_or_default();
+    if crate::conditions::is_true(&current.conditions, types::PAUSED) {
+        return Ok(Action::await_change());
+    }
+    // Keep every other condition as last observed.
+    let mut desired: Vec<Desired> = current
+        .conditions
+        .iter()
+        .filter_map(|c| {
+            let type_ = types::TYPES
+                .iter()
+                .find(|t| **t == c.type_ && **t != types::PAUSED)?;
+            let reason = reason::ALL
+                .iter()
+                .find(|r| **r == c.reason)
+                .copied()
+                .unwrap_or(reason::PENDING);
+            Some(Desired {
+                type_,
+                status: c.status == "True",
+                reason,
+                message: c.message.clone(),
+            })
+        })
+        .collect();
+    desired.push(Desired::yes(
+        types::PAUSED,
+        reason::PAUSED,
+        format!("the annotation {PAUSED_ANNOTATION} is set: Herald leaves this tenant alone until it is removed"),
+    ));
+    let status = TenantStatus {
+        conditions: merge(
+            &current.conditions,
+            &desired,
+            tenant.metadata.generation,
+            Timestamp::now(),
+        ),
+        ..current
+    };
+    publish_status(tenant, status, ctx).await?;
+    info!("paused; not reconciling");
+    Ok(Action::await_change())
+}
+
+/// Publishes an event on the tenant; failures are logged, never fatal.
+async fn event(ctx: &Context, tenant: &Tenant, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &tenant.object_ref(&())).await {
+        warn!(error = %e, "cannot publish event");
+    } else {
+        ctx.metrics.wrote(CONTROLLER, "Event");
+    }
+}
