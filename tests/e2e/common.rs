@@ -81,3 +81,170 @@ pub async fn install_crds(client: &Client) {
         .unwrap_or_else(|e| panic!("watch CRD {name}: {e}"));
     }
 }
+
+/// The operator's control namespace (the compiled-in default configuration).
+pub const CONTROL_NAMESPACE: &str = "herald-system";
+
+/// The Herald operator every test of this process shares.
+///
+/// One operator per test binary: tests run in parallel, and two operators on one
+/// cluster would fight over the same objects. It is started on first use by
+/// [`operator`] and lives as long as the test process.
+///
+/// How it dies with the process (without `libc` or a destructor on a static, which Rust
+/// never runs): the operator is started by a small `sh` wrapper whose stdin is a pipe
+/// from this process. The write end lives in the static; when the test process exits
+/// for any reason (success, panic, abort, even SIGKILL) the kernel closes it, the
+/// wrapper's `cat` sees end-of-file and the wrapper kills the operator. The wrapper
+/// also writes the operator's pid to `target/e2e-operator.pid` so a stray one can be
+/// found by hand.
+pub struct Operator {
+    /// `http://127.0.0.1:<port>/metrics` of the shared operator.
+    pub metrics_url: String,
+    /// The file the operator's log lines (stdout and stderr, text format) go to.
+    pub log_path: PathBuf,
+    /// Keeps the wrapper's stdin open; dropped (closed) only at process exit.
+    _lifeline: std::sync::Mutex<std::process::ChildStdin>,
+}
+
+impl Operator {
+    /// The operator's `/metrics` text (OpenMetrics).
+    pub async fn metrics(&self) -> String {
+        http_get(&self.metrics_url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {}: {e}", self.metrics_url))
+    }
+
+    /// Everything the operator has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.log_path.display()))
+    }
+}
+
+/// The shared operator, started on first call: Herald's CRDs installed, the control
+/// namespace present, the binary running with this test's KUBECONFIG and `/readyz`
+/// answering 200.
+pub async fn operator() -> &'static Operator {
+    static OPERATOR: tokio::sync::OnceCell<Operator> = tokio::sync::OnceCell::const_new();
+    OPERATOR.get_or_init(start_operator).await
+}
+
+async fn start_operator() -> Operator {
+    {
+        // A client of its own: the caller's runtime ends with its test.
+        let client = client().await;
+        install_crds(&client).await;
+        ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"));
+    let addr = format!("127.0.0.1:{port}");
+    let target = repo_root().join("target");
+    let log_path = target.join(format!("e2e-operator-{}.log", std::process::id()));
+    let pid_path = target.join("e2e-operator.pid");
+    let log = std::fs::File::create(&log_path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+    let log_err = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("clone log handle: {e}"));
+    // $0 = binary, $1 = address, $2 = pid file. `cat` returns when our end of the pipe
+    // closes (this process exited); then the operator is stopped like a pod (SIGTERM).
+    let script = r#"exec 3<&0; "$0" run --http-addr "$1" --log-format text </dev/null & pid=$!; echo $pid >"$2"; cat <&3 >/dev/null; kill $pid 2>/dev/null; wait $pid"#;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_herald"))
+        .arg(&addr)
+        .arg(&pid_path)
+        .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+        // Its own user where the local cluster provides one, so that the audit log
+        // tells the operator's requests from the tests' own.
+        .env(
+            "KUBECONFIG",
+            std::env::var("HERALD_OPERATOR_KUBECONFIG")
+                .or_else(|_| std::env::var("KUBECONFIG"))
+                .unwrap_or_default(),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the operator: {e}"));
+    let lifeline = child
+        .stdin
+        .take()
+        .unwrap_or_else(|| panic!("operator wrapper has no stdin"));
+    let ready_url = format!("http://{addr}/readyz");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the operator exited ({status}) before it was ready; its log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        if http_get(&ready_url).await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator was not ready within {WAIT:?}; its log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        // Polling a process's endpoint: there is no watch to await here.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The wrapper process is reaped by the OS at exit; only its stdin matters to us.
+    drop(child);
+    Operator {
+        metrics_url: format!("http://{addr}/metrics"),
+        log_path,
+        _lifeline: std::sync::Mutex::new(lifeline),
+    }
+}
+
+/// Creates namespace `name` unless it exists.
+pub async fn ensure_namespace(client: &Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name}
+    }))
+    .unwrap_or_else(|e| panic!("namespace object: {e}"));
+    api.patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&ns))
+        .await
+        .unwrap_or_else(|e| panic!("apply namespace {name}: {e}"));
+}
+
+/// A plain HTTP/1.0 GET on loopback; `Ok(body)` only for a 2xx answer. Enough for the
+/// operator's own endpoints, and no TLS stack to set up in tests.
+pub async fn http_get(url: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("not an http URL: {url}"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head.split_whitespace().nth(1).unwrap_or("");
+    if code.starts_with('2') {
+        Ok(body.to_owned())
+    } else {
+        Err(format!("HTTP {code}"))
+    }
+}

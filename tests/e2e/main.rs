@@ -5,5 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step must fail the test loudly
 
 mod api;
+mod channel_binding;
 mod common;
 mod smoke;
