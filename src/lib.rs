@@ -15,6 +15,8 @@
 //! - [`preflight`]: checks at start-up that the cluster serves Herald's API.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`metrics`]: the Prometheus registry and Herald's metric families.
+//! - [`provider`]: the provider credential API client (mint, revoke).
+//! - [`notify`]: signed notices to customers' webhooks.
 //! - [`telemetry`]: structured logging.
 //! - [`run`]: `herald run`, the operator process.
 
@@ -25,7 +27,9 @@ pub mod controller;
 pub mod crdgen;
 pub mod digest;
 pub mod metrics;
+pub mod notify;
 pub mod preflight;
+pub mod provider;
 pub mod regions;
 pub mod retention;
 pub mod run;

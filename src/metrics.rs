@@ -57,6 +57,31 @@ pub struct WriteLabels {
     pub kind: String,
 }
 
+/// `binding`, `tenant`, `channel`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BindingLabels {
+    /// The ChannelBinding's name.
+    pub binding: String,
+    /// The Tenant it belongs to.
+    pub tenant: String,
+    /// The channel.
+    pub channel: String,
+}
+
+/// `result`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `started`, `completed`, `failed` (rotations); `delivered`, `failed` (notices).
+    pub result: String,
+}
+
+/// `subprocessor`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubprocessorLabels {
+    /// The Subprocessor's name.
+    pub subprocessor: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -77,6 +102,17 @@ pub struct Metrics {
     pub residency_violations: Family<TenantLabels, Gauge>,
     /// Sender pods evicted for running outside their tenant's allowed regions.
     pub residency_evictions: Family<TenantLabels, Counter>,
+    /// When the credential in use was put in place (unix seconds); its age is
+    /// `time() - this`. A timestamp, not an age, so that it changes only at rotations.
+    pub credential_last_rotation: Family<BindingLabels, Gauge>,
+    /// When the credential is rotated next (unix seconds): alert when `time()` passes it.
+    pub credential_next_rotation: Family<BindingLabels, Gauge>,
+    /// Credential rotations by result.
+    pub rotations: Family<ResultLabels, Counter>,
+    /// Sub-processor notices sent to customers, by result.
+    pub subprocessor_notices: Family<ResultLabels, Counter>,
+    /// Tenants objecting to each Subprocessor.
+    pub subprocessor_objections: Family<SubprocessorLabels, Gauge>,
     /// Last known phase per tenant, from which `tenants` is recounted.
     phases: Mutex<BTreeMap<String, String>>,
 }
@@ -138,8 +174,43 @@ impl Metrics {
             "Sender pods evicted for running outside the tenant's allowed regions",
             residency_evictions.clone(),
         );
+        let credential_last_rotation = Family::<BindingLabels, Gauge>::default();
+        registry.register(
+            "credential_last_rotation_timestamp_seconds",
+            "When the channel credential in use was put in place (unix seconds); age = time() - this",
+            credential_last_rotation.clone(),
+        );
+        let credential_next_rotation = Family::<BindingLabels, Gauge>::default();
+        registry.register(
+            "credential_next_rotation_timestamp_seconds",
+            "When the channel credential is rotated next (unix seconds)",
+            credential_next_rotation.clone(),
+        );
+        let rotations = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "rotations",
+            "Credential rotations by result (started, completed, failed)",
+            rotations.clone(),
+        );
+        let subprocessor_notices = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "subprocessor_notices",
+            "Sub-processor notices sent to customers' webhooks, by result (delivered, failed)",
+            subprocessor_notices.clone(),
+        );
+        let subprocessor_objections = Family::<SubprocessorLabels, Gauge>::default();
+        registry.register(
+            "subprocessor_objections",
+            "Tenants objecting to the sub-processor",
+            subprocessor_objections.clone(),
+        );
         Self {
             registry,
+            credential_last_rotation,
+            credential_next_rotation,
+            rotations,
+            subprocessor_notices,
+            subprocessor_objections,
             build_info,
             reconciles,
             reconcile_errors,
@@ -158,6 +229,24 @@ impl Metrics {
             .get_or_create(&WriteLabels {
                 controller: controller.to_owned(),
                 kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a rotation outcome.
+    pub fn rotation(&self, result: &str) {
+        self.rotations
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a notice outcome.
+    pub fn notice(&self, result: &str) {
+        self.subprocessor_notices
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
             })
             .inc();
     }

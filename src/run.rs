@@ -38,6 +38,8 @@ pub enum RunError {
     Preflight(#[from] PreflightError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot build the HTTP client for provider APIs and customer webhooks")]
+    Http(#[source] reqwest::Error),
     #[error("cannot serve the health and metrics endpoints on {addr}")]
     Serve {
         addr: SocketAddr,
@@ -93,16 +95,23 @@ pub async fn run(
         }
         future::ready(())
     });
-    let ctx = Context::new(client, operator_config, metrics, nodes, bindings);
+    let http = crate::provider::http_client().map_err(RunError::Http)?;
+    let ctx = Context::new(client, operator_config, metrics, nodes, bindings, http);
     let tenants = controller::tenant::run(
-        ctx,
+        ctx.clone(),
         nodes_writer,
         config.concurrency,
         stopped(stop_rx.clone()),
     );
+    let channel_bindings =
+        controller::channel_binding::run(ctx.clone(), config.concurrency, stopped(stop_rx.clone()));
+    let subprocessors =
+        controller::subprocessor::run(ctx, config.concurrency, stopped(stop_rx.clone()));
     health.set_ready(true);
+    // The controllers run side by side and stop on the same signal; the binding watch
+    // only ends with the process.
     tokio::select! {
-        () = tenants => {},
+        ((), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors) } => {},
         () = binding_watch => {},
     }
     tracing::info!("shutdown requested; controllers stopped");

@@ -3,6 +3,8 @@
 //! the cluster already holds what we want.
 
 pub mod apply;
+pub mod channel_binding;
+pub mod subprocessor;
 pub mod tenant;
 
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub struct Context {
     pub nodes: Store<PartialObjectMeta<Node>>,
     /// ChannelBindings of the control namespace, kept by a watch.
     pub bindings: Store<ChannelBinding>,
+    /// HTTP client (rustls on ring, timeouts, no redirects) for provider APIs and
+    /// customer webhooks; see [`crate::provider::http_client`].
+    pub http: reqwest::Client,
 }
 
 impl Context {
@@ -62,6 +67,7 @@ impl Context {
         metrics: Arc<Metrics>,
         nodes: Store<PartialObjectMeta<Node>>,
         bindings: Store<ChannelBinding>,
+        http: reqwest::Client,
     ) -> Arc<Self> {
         let recorder = Recorder::new(client.clone(), Self::reporter());
         Arc::new(Self {
@@ -71,6 +77,7 @@ impl Context {
             recorder,
             nodes,
             bindings,
+            http,
         })
     }
 }

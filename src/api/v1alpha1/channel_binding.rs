@@ -219,4 +219,40 @@ pub struct ChannelBindingStatus {
     /// When the credential is rotated next (last rotation + intervalDays).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_rotation: Option<Time>,
+
+    /// The provider's id of the current credential (providerApi only), used to revoke it
+    /// at the next rotation. An id, never the credential itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_credential_id: Option<String>,
+
+    /// SHA-256 (hex) over the key names and values of the source Secret that the current
+    /// version was copied from (secretRef only): a change of the Secret is a new version.
+    /// A digest of high-entropy credentials, never the values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_hash: Option<String>,
+
+    /// During a rotation: the version the senders used before, kept valid until every
+    /// sender runs on the current one and rotation.overlapMinutes have passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_credential_version: Option<i64>,
+
+    /// During a rotation: the Secret (in the tenant's namespace) of the previous version,
+    /// deleted when the rotation completes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_credential_secret: Option<String>,
+
+    /// During a rotation: the provider's id of the previous credential, revoked when the
+    /// rotation completes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_provider_credential_id: Option<String>,
+
+    /// During a rotation: when every sender was first seen running on the current version.
+    /// The previous credential is revoked rotation.overlapMinutes after this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_out_at: Option<Time>,
+
+    /// The value of the annotation herald.dev/rotate-requested-at that the last rotation
+    /// handled: when it equals the annotation, the requested rotation has started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotate_at: Option<String>,
 }

@@ -112,6 +112,14 @@ pub mod reason {
     pub const SUSPENDED: &str = "Suspended";
     /// Subprocessor: a notice could not be delivered to a tenant's endpoint (retried).
     pub const NOTICE_FAILED: &str = "NoticeFailed";
+    /// The Subprocessor's safeguard does not cover its locations (e.g. Adequacy claimed
+    /// for a country without an adequacy decision in the region catalog).
+    pub const SAFEGUARD_INSUFFICIENT: &str = "SafeguardInsufficient";
+    /// The tenant has not yet received the notice of the Subprocessor's current terms.
+    pub const NOTICE_PENDING: &str = "NoticePending";
+    /// The tenant has no spec.notifications, so it cannot be notified and a new or
+    /// changed Subprocessor never becomes effective for it.
+    pub const NOTIFICATIONS_MISSING: &str = "NotificationsMissing";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -140,6 +148,9 @@ pub mod reason {
         PROVIDER_FAILED,
         SUSPENDED,
         NOTICE_FAILED,
+        SAFEGUARD_INSUFFICIENT,
+        NOTICE_PENDING,
+        NOTIFICATIONS_MISSING,
     ];
 }
 

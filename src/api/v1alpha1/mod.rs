@@ -30,6 +30,7 @@ pub use retention_policy::{
 };
 pub use subprocessor::{
     Safeguard, Subprocessor, SubprocessorCategory, SubprocessorSpec, SubprocessorStatus,
+    TenantNotice,
 };
 pub use tenant::{
     Contract, ContractState, ExportDestination, Notifications, OnTermination, Residency, Senders,

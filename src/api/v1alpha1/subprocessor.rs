@@ -6,7 +6,7 @@
 //! country has an adequacy decision is the region catalog's business (operator
 //! configuration), so an `Adequacy` claim is checked by the reconciler, not here.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -193,4 +193,51 @@ pub struct SubprocessorStatus {
     /// still in its notice period or objecting).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effective: Option<String>,
+
+    /// SHA-256 (hex) over the material terms customers are told about: locations,
+    /// safeguard, purpose and channels. A change is announced to every affected tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub material_hash: Option<String>,
+
+    /// When the material terms took their current form: the creation time for a new
+    /// Subprocessor, else when Herald first saw the change. Tenants that started using the
+    /// platform before this must be notified and wait noticePeriodDays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub material_changed_at: Option<Time>,
+
+    /// One notice record per affected tenant: what was announced, when it was delivered,
+    /// and when the objection window ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["tenant".into()]))]
+    pub notices: Vec<TenantNotice>,
+}
+
+/// The notice of a Subprocessor's current terms to one tenant.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantNotice {
+    /// The Tenant notified.
+    pub tenant: String,
+
+    /// The materialHash the notice announced. A notice of an older hash does not count
+    /// for the current terms.
+    pub material_hash: String,
+
+    /// The Idempotency-Key header of the notice: the same for every retry of it, so the
+    /// customer can drop duplicates.
+    pub idempotency_key: String,
+
+    /// When the customer's endpoint acknowledged the notice (2xx). Unset while it has not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
+
+    /// deliveredAt + noticePeriodDays: until then the tenant may object and the
+    /// Subprocessor is not effective for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objection_window_ends: Option<Time>,
+
+    /// Why the last delivery attempt failed (an HTTP status or a transport error class),
+    /// while the notice is undelivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
 }

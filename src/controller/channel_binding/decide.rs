@@ -1,0 +1,630 @@
+//! The pure part of a ChannelBinding reconcile: what the rotation must do next, the
+//! credential Secret of a version, and the status. No client here.
+//!
+//! # The rotation state machine
+//!
+//! Everything it needs is in the binding's status, so a restarted operator resumes:
+//!
+//! ```text
+//!            trigger (initial | source changed | schedule | request)
+//!  Current ───────────────────────────────────────────────────────────► Rolling
+//!  (vN)       create Secret vN+1, status: current=vN+1, previous=vN       (vN+1, prev vN)
+//!     ▲                                                                   │ Deployment rolled out
+//!     │                                                                   │ and no longer on vN
+//!     │  revoke vN at the provider, delete its Secret,                    ▼
+//!     └───────────────────── clear previous ◄──────────────────────── Overlap
+//!                         (after rolledOutAt + overlapMinutes)      (status: rolledOutAt)
+//! ```
+//!
+//! A provider failure at any step leaves the state where it is (the senders keep the
+//! version they have) and is retried; no new rotation starts while one is unfinished.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Resource;
+
+use crate::api::v1alpha1::conditions::{self as types, reason};
+use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, Tenant};
+use crate::conditions::{Desired, merge};
+use crate::controller::subprocessor::effective::Verdict;
+use crate::controller::{MANAGED_BY, TENANT_LABEL};
+
+/// Annotation that asks for a rotation now; its value (any, e.g. a timestamp) is echoed
+/// in `status.lastHandledRotateAt` once the rotation started.
+pub const ROTATE_REQUESTED_ANNOTATION: &str = "herald.dev/rotate-requested-at";
+/// Label on a credential Secret: the ChannelBinding it belongs to.
+pub const BINDING_LABEL: &str = "herald.dev/channel-binding";
+/// Label on a credential Secret: its channel.
+pub const CHANNEL_LABEL: &str = "herald.dev/channel";
+/// Annotation on a credential Secret: its version.
+pub const VERSION_ANNOTATION: &str = "herald.dev/credential-version";
+/// Annotation on a credential Secret: the provider's id of the credential (not secret).
+pub const PROVIDER_ID_ANNOTATION: &str = "herald.dev/provider-credential-id";
+/// Annotation on a credential Secret: the source hash it was copied from.
+pub const SOURCE_HASH_ANNOTATION: &str = "herald.dev/source-hash";
+/// Key of the operator-generated webhook signing key in every credential Secret.
+pub const WEBHOOK_KEY: &str = "webhook-signing-key";
+/// Key of a provider-minted credential in the credential Secret.
+pub const CREDENTIAL_KEY: &str = "credential";
+
+/// Days between rotations when `rotation.intervalDays` is unset.
+pub const DEFAULT_INTERVAL_DAYS: i32 = 90;
+/// Overlap minutes when `rotation.overlapMinutes` is unset.
+pub const DEFAULT_OVERLAP_MINUTES: i32 = 10;
+
+/// The name of version `version` of `channel`'s credential Secret.
+pub fn secret_name(channel: &str, version: i64) -> String {
+    format!("herald-cred-{channel}-v{version}")
+}
+
+/// The rotation interval.
+pub fn interval(b: &ChannelBinding) -> SignedDuration {
+    let days = b
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.interval_days)
+        .unwrap_or(DEFAULT_INTERVAL_DAYS)
+        .max(1);
+    SignedDuration::from_hours(i64::from(days) * 24)
+}
+
+/// The overlap after the rollout.
+pub fn overlap(b: &ChannelBinding) -> SignedDuration {
+    let minutes = b
+        .spec
+        .rotation
+        .as_ref()
+        .and_then(|r| r.overlap_minutes)
+        .unwrap_or(DEFAULT_OVERLAP_MINUTES)
+        .max(0);
+    SignedDuration::from_mins(i64::from(minutes))
+}
+
+/// SHA-256 over a source Secret's keys and values, salted with the binding's uid.
+///
+/// The digest goes into status (readable by anyone who can read the binding), so it
+/// must not help recover the value. Provider credentials are long random tokens, which
+/// no digest reveals; but a source Secret may hold a human-chosen password, and an
+/// unsalted SHA-256 of that is a dictionary lookup, and equal digests on two bindings
+/// would tell that they share a credential. The per-binding salt (its uid) defeats
+/// both at no cost. Keys are sorted and every field is length-prefixed, so no two
+/// different Secrets encode alike.
+pub fn source_hash(uid: &str, data: &BTreeMap<String, ByteString>) -> String {
+    let mut buf: Vec<u8> = b"herald-source-v1\0".to_vec();
+    let mut field = |bytes: &[u8]| {
+        buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        buf.extend_from_slice(bytes);
+    };
+    field(uid.as_bytes());
+    for (k, v) in data {
+        field(k.as_bytes());
+        field(&v.0);
+    }
+    crate::digest::sha256_hex(&buf)
+}
+
+/// Why a rotation starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// No credential yet.
+    Initial,
+    /// The source Secret changed.
+    SourceChanged,
+    /// `intervalDays` passed since the last rotation.
+    Scheduled,
+    /// The rotate-requested-at annotation changed.
+    Requested,
+}
+
+impl Trigger {
+    /// For messages and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Trigger::Initial => "first delivery",
+            Trigger::SourceChanged => "the source Secret changed",
+            Trigger::Scheduled => "the rotation interval passed",
+            Trigger::Requested => "a rotation was requested",
+        }
+    }
+}
+
+/// The value of the rotate request annotation, if any.
+pub fn requested(b: &ChannelBinding) -> Option<&str> {
+    b.meta()
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ROTATE_REQUESTED_ANNOTATION))
+        .map(String::as_str)
+}
+
+/// Whether a new version is due, and why. `source_hash` is the hash of the source Secret
+/// now (secretRef bindings). `None` while a rotation is still unfinished.
+pub fn trigger(b: &ChannelBinding, source_hash: Option<&str>, now: Timestamp) -> Option<Trigger> {
+    let s = b.status.clone().unwrap_or_default();
+    if s.credential_version.is_none() {
+        return Some(Trigger::Initial);
+    }
+    if s.previous_credential_version.is_some() {
+        return None;
+    }
+    if let Some(h) = source_hash
+        && s.source_hash.as_deref() != Some(h)
+    {
+        return Some(Trigger::SourceChanged);
+    }
+    if let Some(r) = requested(b)
+        && s.last_handled_rotate_at.as_deref() != Some(r)
+    {
+        return Some(Trigger::Requested);
+    }
+    if next_rotation(b, &s).is_some_and(|at| now >= at) {
+        return Some(Trigger::Scheduled);
+    }
+    None
+}
+
+/// Last rotation + interval.
+pub fn next_rotation(b: &ChannelBinding, s: &ChannelBindingStatus) -> Option<Timestamp> {
+    s.last_rotation
+        .as_ref()
+        .and_then(|t| t.0.checked_add(interval(b)).ok())
+}
+
+/// Where the senders are, for the previous version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreviousUse {
+    /// Some sender may still use it (rollout not finished, or still on it).
+    InUse,
+    /// No sender uses it any more.
+    Free,
+}
+
+/// Whether the previous version may still be in use, from the sender Deployment's
+/// rolled-out versions (`deployment`: `None` = no Deployment; `Some(None)` = a rollout is
+/// in progress).
+pub fn previous_use(
+    channel: &str,
+    previous: i64,
+    deployment: Option<Option<&BTreeMap<String, i64>>>,
+) -> PreviousUse {
+    match deployment {
+        None => PreviousUse::Free,
+        Some(None) => PreviousUse::InUse,
+        Some(Some(versions)) if versions.get(channel) == Some(&previous) => PreviousUse::InUse,
+        Some(Some(_)) => PreviousUse::Free,
+    }
+}
+
+/// The immutable Secret of one credential version in the tenant's namespace. Owned by
+/// the Tenant (not as controller): a namespaced binding in the control namespace cannot
+/// own objects in another namespace, and the tenant's erasure must take them along.
+pub struct SecretInputs<'a> {
+    /// The binding.
+    pub binding: &'a ChannelBinding,
+    /// Its tenant.
+    pub tenant: &'a Tenant,
+    /// The channel's API spelling.
+    pub channel: &'a str,
+    /// The version.
+    pub version: i64,
+    /// The credential keys and values (copied from the source, or minted).
+    pub data: BTreeMap<String, ByteString>,
+    /// The operator-generated webhook signing key.
+    pub webhook_key: String,
+    /// Provider id of a minted credential.
+    pub provider_id: Option<&'a str>,
+    /// Hash of the source Secret the data was copied from.
+    pub source_hash: Option<&'a str>,
+}
+
+/// Builds the credential Secret of a version.
+pub fn credential_secret(i: SecretInputs<'_>) -> Secret {
+    let tenant = i.tenant.metadata.name.clone().unwrap_or_default();
+    let binding = i.binding.metadata.name.clone().unwrap_or_default();
+    let mut data = i.data;
+    data.insert(WEBHOOK_KEY.into(), ByteString(i.webhook_key.into_bytes()));
+    let mut annotations = BTreeMap::from([(VERSION_ANNOTATION.to_owned(), i.version.to_string())]);
+    if let Some(id) = i.provider_id {
+        annotations.insert(PROVIDER_ID_ANNOTATION.into(), id.to_owned());
+    }
+    if let Some(h) = i.source_hash {
+        annotations.insert(SOURCE_HASH_ANNOTATION.into(), h.to_owned());
+    }
+    let owner = OwnerReference {
+        api_version: "herald.dev/v1alpha1".into(),
+        kind: "Tenant".into(),
+        name: tenant.clone(),
+        uid: i.tenant.metadata.uid.clone().unwrap_or_default(),
+        controller: None,
+        block_owner_deletion: None,
+    };
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(secret_name(i.channel, i.version)),
+            namespace: Some(crate::controller::tenant::build::namespace_name(&tenant)),
+            labels: Some(BTreeMap::from([
+                (TENANT_LABEL.to_owned(), tenant),
+                (BINDING_LABEL.to_owned(), binding),
+                (CHANNEL_LABEL.to_owned(), i.channel.to_owned()),
+                (
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    MANAGED_BY.to_owned(),
+                ),
+            ])),
+            annotations: Some(annotations),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        immutable: Some(true),
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// What is wrong with the credential, if anything, for the CredentialCurrent condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Reason constant (ProviderFailed, CredentialSourceInvalid).
+    pub reason: &'static str,
+    /// A sentence, never containing a credential.
+    pub message: String,
+}
+
+/// Everything the status is computed from.
+pub struct StatusInputs<'a> {
+    /// The binding as read.
+    pub binding: &'a ChannelBinding,
+    /// The credential fields after this reconcile's effects (the rest is recomputed).
+    pub state: ChannelBindingStatus,
+    /// Whether the tenant exists.
+    pub tenant_found: bool,
+    /// The Subprocessor verdict for the tenant and channel.
+    pub verdict: &'a Verdict,
+    /// A credential problem found in this reconcile.
+    pub problem: Option<Problem>,
+}
+
+/// The binding's status.
+pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
+    let b = i.binding;
+    let current = b.status.clone().unwrap_or_default();
+    let name = b.metadata.name.clone().unwrap_or_default();
+    let tenant = &b.spec.tenant_ref.name;
+    let mut s = i.state;
+    s.next_rotation = next_rotation(b, &s).map(Time);
+    let suspended = b.spec.suspend == Some(true);
+
+    let effective = if !i.tenant_found {
+        Desired::no(
+            types::SUBPROCESSOR_EFFECTIVE,
+            reason::TENANT_NOT_FOUND,
+            format!("Tenant {tenant} does not exist"),
+        )
+    } else if i.verdict.effective {
+        Desired::yes(
+            types::SUBPROCESSOR_EFFECTIVE,
+            reason::RECONCILED,
+            i.verdict.message.clone(),
+        )
+    } else {
+        Desired::no(
+            types::SUBPROCESSOR_EFFECTIVE,
+            i.verdict.reason,
+            i.verdict.message.clone(),
+        )
+    };
+
+    let credential = match (
+        &i.problem,
+        s.credential_version,
+        s.previous_credential_version,
+    ) {
+        (Some(p), Some(v), _) => Desired::no(
+            types::CREDENTIAL_CURRENT,
+            p.reason,
+            format!("{}; version {v} stays in use", p.message),
+        ),
+        (Some(p), None, _) => Desired::no(types::CREDENTIAL_CURRENT, p.reason, p.message.clone()),
+        (None, None, _) => Desired::no(
+            types::CREDENTIAL_CURRENT,
+            reason::PENDING,
+            "no credential delivered yet",
+        ),
+        (None, Some(v), Some(p)) => Desired::no(
+            types::CREDENTIAL_CURRENT,
+            reason::ROTATING,
+            match &s.rolled_out_at {
+                None => format!(
+                    "rotating from version {p} to {v}: waiting until every sender runs on version {v}"
+                ),
+                Some(at) => format!(
+                    "rotating from version {p} to {v}: every sender runs on version {v} since {}; version {p} is revoked after the overlap",
+                    at.0
+                ),
+            },
+        ),
+        (None, Some(v), None) => Desired::yes(
+            types::CREDENTIAL_CURRENT,
+            reason::RECONCILED,
+            match &s.next_rotation {
+                Some(at) => format!("version {v} in place; next rotation at {}", at.0),
+                None => format!("version {v} in place"),
+            },
+        ),
+    };
+
+    // Stalled: a person must change something. Reconciling: it finishes by itself.
+    let stalled: Option<(&'static str, String)> = if !i.tenant_found {
+        Some((
+            reason::TENANT_NOT_FOUND,
+            format!("waiting for Tenant {tenant}"),
+        ))
+    } else if !suspended && i.verdict.needs_a_person() {
+        Some((i.verdict.reason, i.verdict.message.clone()))
+    } else if let Some(p) = i
+        .problem
+        .as_ref()
+        .filter(|p| p.reason == reason::CREDENTIAL_SOURCE_INVALID)
+    {
+        Some((p.reason, p.message.clone()))
+    } else {
+        None
+    };
+    let converging: Option<(&'static str, String)> = if stalled.is_some() || suspended {
+        None
+    } else if let Some(p) = &i.problem {
+        Some((p.reason, format!("{}; retrying", p.message)))
+    } else if !i.verdict.effective {
+        Some((i.verdict.reason, i.verdict.message.clone()))
+    } else if s.previous_credential_version.is_some() || s.credential_version.is_none() {
+        Some((reason::ROTATING, "rotating the credential".to_owned()))
+    } else {
+        None
+    };
+
+    let ready = match (&stalled, &converging) {
+        (Some((r, m)), _) => Desired::no(types::READY, r, m.clone()),
+        (None, Some((r, m))) => Desired::no(types::READY, r, m.clone()),
+        (None, None) if suspended => Desired::yes(
+            types::READY,
+            reason::SUSPENDED,
+            "spec.suspend is true: the channel is not handed to the senders",
+        ),
+        (None, None) => Desired::yes(
+            types::READY,
+            reason::RECONCILED,
+            format!(
+                "channel {name} runs on credential version {}",
+                s.credential_version.unwrap_or_default()
+            ),
+        ),
+    };
+    let desired = vec![
+        ready,
+        match &stalled {
+            Some((r, m)) => Desired::yes(types::STALLED, r, m.clone()),
+            None => Desired::no(
+                types::STALLED,
+                reason::RECONCILED,
+                "nothing blocks progress",
+            ),
+        },
+        match &converging {
+            Some((r, m)) => Desired::yes(types::RECONCILING, r, m.clone()),
+            None => Desired::no(types::RECONCILING, reason::RECONCILED, "converged"),
+        },
+        effective,
+        credential,
+    ];
+    s.observed_generation = b.metadata.generation;
+    s.conditions = merge(&current.conditions, &desired, b.metadata.generation, now);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::subprocessor::effective::Verdict;
+
+    fn binding(status: serde_json::Value, annotations: serde_json::Value) -> ChannelBinding {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "herald.dev/v1alpha1", "kind": "ChannelBinding",
+            "metadata": {"name": "acme-sms", "namespace": "herald-system", "generation": 1,
+                         "uid": "u-1", "annotations": annotations},
+            "spec": {"tenantRef": {"name": "acme"}, "channel": "sms",
+                     "subprocessorRef": {"name": "carrier"},
+                     "credential": {"secretRef": {"name": "src"}},
+                     "rotation": {"intervalDays": 30, "overlapMinutes": 5}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn ok() -> Verdict {
+        Verdict {
+            effective: true,
+            reason: reason::RECONCILED,
+            message: "ok".into(),
+            recheck_at: None,
+        }
+    }
+
+    #[test]
+    fn triggers_in_order() {
+        let now = ts("2026-03-01T00:00:00Z");
+        assert_eq!(
+            trigger(
+                &binding(serde_json::json!({}), serde_json::json!({})),
+                None,
+                now
+            ),
+            Some(Trigger::Initial)
+        );
+        let settled = serde_json::json!({"credentialVersion": 2, "sourceHash": "h",
+            "lastRotation": "2026-02-15T00:00:00Z", "lastHandledRotateAt": "a"});
+        let b = binding(
+            settled.clone(),
+            serde_json::json!({ROTATE_REQUESTED_ANNOTATION: "a"}),
+        );
+        assert_eq!(trigger(&b, Some("h"), now), None);
+        assert_eq!(trigger(&b, Some("h2"), now), Some(Trigger::SourceChanged));
+        assert_eq!(
+            trigger(&b, Some("h"), ts("2026-03-17T00:00:00Z")),
+            Some(Trigger::Scheduled)
+        );
+        let asked = binding(
+            settled,
+            serde_json::json!({ROTATE_REQUESTED_ANNOTATION: "b"}),
+        );
+        assert_eq!(trigger(&asked, Some("h"), now), Some(Trigger::Requested));
+        let rotating = binding(
+            serde_json::json!({"credentialVersion": 3, "previousCredentialVersion": 2}),
+            serde_json::json!({ROTATE_REQUESTED_ANNOTATION: "c"}),
+        );
+        assert_eq!(
+            trigger(&rotating, Some("x"), now),
+            None,
+            "one rotation at a time"
+        );
+    }
+
+    #[test]
+    fn the_previous_version_is_free_only_after_the_rollout_left_it() {
+        let on = |v: i64| BTreeMap::from([("sms".to_owned(), v)]);
+        assert_eq!(previous_use("sms", 1, Some(None)), PreviousUse::InUse);
+        assert_eq!(
+            previous_use("sms", 1, Some(Some(&on(1)))),
+            PreviousUse::InUse
+        );
+        assert_eq!(
+            previous_use("sms", 1, Some(Some(&on(2)))),
+            PreviousUse::Free
+        );
+        assert_eq!(
+            previous_use("sms", 1, Some(Some(&BTreeMap::new()))),
+            PreviousUse::Free
+        );
+        assert_eq!(previous_use("sms", 1, None), PreviousUse::Free);
+    }
+
+    #[test]
+    fn the_source_hash_is_salted_and_order_free() {
+        let d = BTreeMap::from([
+            ("a".to_owned(), ByteString(b"1".to_vec())),
+            ("b".to_owned(), ByteString(b"2".to_vec())),
+        ]);
+        assert_eq!(source_hash("u", &d), source_hash("u", &d.clone()));
+        assert_ne!(
+            source_hash("u", &d),
+            source_hash("v", &d),
+            "salted per binding"
+        );
+        let moved = BTreeMap::from([
+            ("a".to_owned(), ByteString(b"12".to_vec())),
+            ("b".to_owned(), ByteString(b"".to_vec())),
+        ]);
+        assert_ne!(source_hash("u", &d), source_hash("u", &moved));
+    }
+
+    #[test]
+    fn provider_failure_keeps_the_version_and_says_why() {
+        let b = binding(serde_json::json!({}), serde_json::json!({}));
+        let state = ChannelBindingStatus {
+            credential_version: Some(2),
+            credential_secret: Some(secret_name("sms", 2)),
+            last_rotation: Some(Time(ts("2026-02-01T00:00:00Z"))),
+            ..Default::default()
+        };
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state,
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(Problem {
+                    reason: reason::PROVIDER_FAILED,
+                    message: "provider mint answered HTTP 500".into(),
+                }),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        let c = crate::conditions::find(&s.conditions, types::CREDENTIAL_CURRENT).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::PROVIDER_FAILED)
+        );
+        assert!(
+            c.message.contains("version 2 stays in use"),
+            "{}",
+            c.message
+        );
+        assert!(crate::conditions::is_true(
+            &s.conditions,
+            types::RECONCILING
+        ));
+        assert_eq!(s.credential_version, Some(2));
+        assert_eq!(s.next_rotation, Some(Time(ts("2026-03-03T00:00:00Z"))));
+    }
+
+    #[test]
+    fn a_settled_binding_is_ready_and_stable() {
+        let mut b = binding(serde_json::json!({}), serde_json::json!({}));
+        let state = ChannelBindingStatus {
+            credential_version: Some(1),
+            credential_secret: Some(secret_name("sms", 1)),
+            last_rotation: Some(Time(ts("2026-02-01T00:00:00Z"))),
+            ..Default::default()
+        };
+        let inputs = |b: &ChannelBinding, st: ChannelBindingStatus| {
+            status(
+                StatusInputs {
+                    binding: b,
+                    state: st,
+                    tenant_found: true,
+                    verdict: &ok(),
+                    problem: None,
+                },
+                ts("2026-02-02T00:00:00Z"),
+            )
+        };
+        let first = inputs(&b, state.clone());
+        assert!(crate::conditions::is_true(&first.conditions, types::READY));
+        b.status = Some(first.clone());
+        assert_eq!(inputs(&b, first.clone()), first);
+    }
+
+    #[test]
+    fn an_objection_stalls_the_binding() {
+        let b = binding(serde_json::json!({}), serde_json::json!({}));
+        let v = Verdict {
+            effective: false,
+            reason: reason::OBJECTED,
+            message: "Tenant acme objected".into(),
+            recheck_at: None,
+        };
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: Default::default(),
+                tenant_found: true,
+                verdict: &v,
+                problem: None,
+            },
+            ts("2026-02-02T00:00:00Z"),
+        );
+        let c = crate::conditions::find(&s.conditions, types::SUBPROCESSOR_EFFECTIVE).unwrap();
+        assert_eq!(c.reason, reason::OBJECTED);
+        assert!(crate::conditions::is_true(&s.conditions, types::STALLED));
+        assert!(!crate::conditions::is_true(&s.conditions, types::READY));
+    }
+}

@@ -1,0 +1,738 @@
+//! The ChannelBinding controller: delivers a channel's credential into the tenant's
+//! namespace as immutable, versioned Secrets, rotates it without downtime, revokes the
+//! previous one only once no sender uses it, and hands the channel to the senders only
+//! while its Subprocessor is effective for the tenant.
+//!
+//! Pipeline: resolve (tenant, Subprocessor, source, existing versions, sender
+//! Deployment) → [`effective::verdict`] → finish a pending rotation → start a due one
+//! → clean up stale versions → [`decide::status`] (patched only when it changed) →
+//! events on transitions. The state machine is described in [`decide`]; all of its
+//! state is in the status, so a restart resumes it.
+//!
+//! The Tenant controller reads `status.credentialSecret` and `SubprocessorEffective`
+//! (see [`crate::controller::tenant::bindings`]) and rolls the senders.
+
+pub mod decide;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, future};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::{Resource, ResourceExt};
+use tracing::{Instrument, info, info_span, warn};
+
+use self::decide::{
+    BINDING_LABEL, CHANNEL_LABEL, CREDENTIAL_KEY, PROVIDER_ID_ANNOTATION, PreviousUse, Problem,
+    SOURCE_HASH_ANNOTATION, SecretInputs, StatusInputs, Trigger, VERSION_ANNOTATION,
+};
+use super::subprocessor::effective;
+use super::tenant::bindings::{channel_name, rolled_out_versions};
+use super::tenant::build::{SENDER, namespace_name};
+use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
+use crate::api::v1alpha1::conditions::{self as types, reason};
+use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, Subprocessor, Tenant};
+use crate::conditions::transitions;
+use crate::provider::ProviderClient;
+
+/// The controller label value in metrics.
+const CONTROLLER: &str = "channelbinding";
+
+const REQUEUE_READY: Duration = Duration::from_secs(600);
+const REQUEUE_WAITING: Duration = Duration::from_secs(30);
+const REQUEUE_ERROR: Duration = Duration::from_secs(15);
+/// Provider retries back off from the first to the last, by how long the provider has
+/// been failing (the condition's lastTransitionTime, persisted).
+const RETRY_MIN: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Runs the ChannelBinding controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = ctx.config.control_namespace.clone();
+    fn refs(
+        store: &Store<ChannelBinding>,
+        f: impl Fn(&ChannelBinding) -> bool,
+    ) -> Vec<ObjectRef<ChannelBinding>> {
+        store
+            .state()
+            .iter()
+            .filter(|b| f(b))
+            .map(|b| ObjectRef::from_obj(b.as_ref()))
+            .collect()
+    }
+    let (by_sp, by_tenant, by_secret, by_deploy) = (
+        ctx.bindings.clone(),
+        ctx.bindings.clone(),
+        ctx.bindings.clone(),
+        ctx.bindings.clone(),
+    );
+    Controller::new(
+        Api::<ChannelBinding>::namespaced(client.clone(), &ns),
+        WatcherConfig::default(),
+    )
+    .with_config(ControllerConfig::default().concurrency(concurrency))
+    .watches(
+        Api::<Subprocessor>::all(client.clone()),
+        WatcherConfig::default(),
+        move |sp| {
+            let name = sp.name_any();
+            refs(&by_sp, |b| b.spec.subprocessor_ref.name == name)
+        },
+    )
+    .watches(
+        Api::<Tenant>::all(client.clone()),
+        WatcherConfig::default(),
+        move |t| {
+            let name = t.name_any();
+            refs(&by_tenant, |b| b.spec.tenant_ref.name == name)
+        },
+    )
+    // The source Secrets and provider tokens live in the control namespace.
+    .watches(
+        Api::<Secret>::namespaced(client.clone(), &ns),
+        WatcherConfig::default(),
+        move |s| {
+            let name = s.name_any();
+            refs(&by_secret, |b| {
+                b.spec
+                    .credential
+                    .secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+                    || b.spec
+                        .credential
+                        .provider_api
+                        .as_ref()
+                        .is_some_and(|p| p.auth_secret_ref.name == name)
+            })
+        },
+    )
+    // A sender rollout finishing is what lets a rotation complete.
+    .watches(
+        Api::<Deployment>::all(client.clone()),
+        WatcherConfig::default().labels(TENANT_LABEL),
+        move |d| {
+            if d.name_any() != SENDER {
+                return Vec::new();
+            }
+            let Some(tenant) = d.labels().get(TENANT_LABEL).cloned() else {
+                return Vec::new();
+            };
+            refs(&by_deploy, |b| b.spec.tenant_ref.name == tenant)
+        },
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile, error_policy, ctx)
+    .for_each(|_| future::ready(()))
+    .await;
+}
+
+async fn reconcile(b: Arc<ChannelBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = info_span!("reconcile", controller = CONTROLLER, binding = %b.name_any(), tenant = %b.spec.tenant_ref.name);
+    let labels = crate::metrics::ControllerLabels {
+        controller: CONTROLLER.into(),
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let result = reconcile_inner(&b, &ctx).instrument(span).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn error_policy(b: Arc<ChannelBinding>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            controller: CONTROLLER.into(),
+            category: error.category().into(),
+        })
+        .inc();
+    warn!(binding = %b.name_any(), tenant = %b.spec.tenant_ref.name, category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
+    Action::requeue(REQUEUE_ERROR)
+}
+
+/// The credential source as read now.
+enum Source {
+    /// secretRef: the data to copy and its hash.
+    Secret {
+        data: BTreeMap<String, ByteString>,
+        hash: String,
+    },
+    /// providerApi: where to mint and revoke, and the bearer token.
+    Provider { url: String, token: String },
+}
+
+/// One existing credential Secret of the channel in the tenant's namespace.
+struct Version {
+    name: String,
+    version: i64,
+    ours: bool,
+    provider_id: Option<String>,
+    source_hash: Option<String>,
+}
+
+async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Error> {
+    let name = b.name_any();
+    if b.annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v != "false")
+    {
+        return Ok(Action::await_change());
+    }
+    let now = Timestamp::now();
+    let tenant_name = &b.spec.tenant_ref.name;
+    let sp_name = &b.spec.subprocessor_ref.name;
+    let channel = channel_name(b);
+
+    let tenant = Api::<Tenant>::all(ctx.client.clone())
+        .get_opt(tenant_name)
+        .await
+        .map_err(Error::kube(format!("get Tenant {tenant_name}")))?;
+    let sp = Api::<Subprocessor>::all(ctx.client.clone())
+        .get_opt(sp_name)
+        .await
+        .map_err(Error::kube(format!("get Subprocessor {sp_name}")))?;
+    let mut state = b.status.clone().unwrap_or_default();
+    let Some(tenant) = tenant else {
+        let verdict = effective::Verdict {
+            effective: false,
+            reason: reason::TENANT_NOT_FOUND,
+            message: format!("Tenant {tenant_name} does not exist"),
+            recheck_at: None,
+        };
+        let status = decide::status(
+            StatusInputs {
+                binding: b,
+                state,
+                tenant_found: false,
+                verdict: &verdict,
+                problem: None,
+            },
+            now,
+        );
+        publish_status(b, status, ctx).await?;
+        return Ok(Action::requeue(REQUEUE_READY));
+    };
+    let verdict = effective::verdict(
+        sp.as_ref(),
+        sp_name,
+        &tenant,
+        Some(b.spec.channel),
+        &ctx.config.regions,
+        now,
+    );
+    let tenant_ns = namespace_name(tenant_name);
+    let mut problem: Option<Problem> = None;
+    let mut wait = REQUEUE_READY;
+
+    let source = match read_source(ctx, b).await? {
+        Ok(s) => Some(s),
+        Err(p) => {
+            problem = Some(p);
+            None
+        }
+    };
+    let (provider_url, token) = match &source {
+        Some(Source::Provider { url, token }) => (Some(url.as_str()), Some(token.as_str())),
+        _ => (None, None),
+    };
+    let provider = ProviderClient::new(ctx.http.clone());
+    let versions = list_versions(ctx, &tenant_ns, &channel, &name).await?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant_ns);
+    let mut deleted: Vec<String> = Vec::new();
+
+    // 1. Finish a pending rotation once no sender uses the previous version.
+    if let Some(prev) = state.previous_credential_version {
+        let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &tenant_ns)
+            .get_opt(SENDER)
+            .await
+            .map_err(Error::kube(format!("get Deployment {tenant_ns}/{SENDER}")))?;
+        let rolled = deployment.as_ref().map(rolled_out_versions);
+        match decide::previous_use(&channel, prev, rolled.as_ref().map(Option::as_ref)) {
+            PreviousUse::InUse => wait = wait.min(REQUEUE_WAITING),
+            PreviousUse::Free => {
+                let since = state.rolled_out_at.get_or_insert(Time(now)).0;
+                let due = since.checked_add(decide::overlap(b)).unwrap_or(since);
+                if now < due {
+                    wait = wait.min(until(now, due));
+                } else {
+                    let revoked =
+                        match (&state.previous_provider_credential_id, provider_url, token) {
+                            (Some(id), Some(url), Some(token)) => {
+                                provider.revoke(url, token, id).await
+                            }
+                            (Some(_), _, _) => Err(crate::provider::ProviderError::Transport {
+                                op: "revoke",
+                                class: "no provider token",
+                            }),
+                            (None, _, _) => Ok(()),
+                        };
+                    match revoked {
+                        Ok(()) => {
+                            if let Some(old) = state.previous_credential_secret.take() {
+                                delete_secret(ctx, &secrets, &old).await?;
+                                deleted.push(old);
+                            }
+                            state.previous_credential_version = None;
+                            state.previous_provider_credential_id = None;
+                            state.rolled_out_at = None;
+                            ctx.metrics.rotation("completed");
+                            info!(version = ?state.credential_version, previous = prev, "rotation complete: previous credential revoked and deleted");
+                            event(ctx, b, EventType::Normal, "RotationCompleted", format!(
+                                "every sender runs on version {}; version {prev} revoked and its Secret deleted",
+                                state.credential_version.unwrap_or_default()
+                            )).await;
+                        }
+                        Err(e) => {
+                            ctx.metrics.rotation("failed");
+                            warn!(category = e.category(), error = %e, "cannot revoke the previous credential; retrying");
+                            problem = Some(Problem {
+                                reason: reason::PROVIDER_FAILED,
+                                message: format!("cannot revoke version {prev}: {e}"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // 2. Start a rotation that is due, while the Subprocessor is effective.
+    let source_hash = match &source {
+        Some(Source::Secret { hash, .. }) => Some(hash.as_str()),
+        _ => None,
+    };
+    let current = state.credential_version.unwrap_or(0);
+    let trigger = decide::trigger(
+        &ChannelBinding {
+            status: Some(state.clone()),
+            ..b.clone()
+        },
+        source_hash,
+        now,
+    );
+    if let (Some(trigger), true, None, Some(source)) =
+        (trigger, verdict.effective, &problem, &source)
+        && namespace_ready(ctx, &tenant_ns).await?
+    {
+        // A Secret newer than status is the product of a rotation whose status write was
+        // lost (a crash): adopt it instead of minting another credential.
+        let orphan = versions
+            .iter()
+            .filter(|v| v.ours && v.version > current)
+            .max_by_key(|v| v.version);
+        let next = versions
+            .iter()
+            .map(|v| v.version)
+            .max()
+            .unwrap_or(0)
+            .max(current)
+            + 1;
+        let created = match orphan {
+            Some(v) => Ok((v.version, v.provider_id.clone(), v.source_hash.clone())),
+            None => create_version(ctx, &provider, b, &tenant, &channel, next, source)
+                .await
+                .map(|(id, hash)| (next, id, hash)),
+        };
+        match created {
+            Ok((version, id, hash)) => {
+                if state.credential_version.is_some() {
+                    state.previous_credential_version = state.credential_version;
+                    state.previous_credential_secret = state.credential_secret.take();
+                    state.previous_provider_credential_id = state.provider_credential_id.take();
+                }
+                state.credential_version = Some(version);
+                state.credential_secret = Some(decide::secret_name(&channel, version));
+                state.provider_credential_id = id;
+                state.source_hash = hash;
+                state.last_rotation = Some(Time(now));
+                state.rolled_out_at = None;
+                state.last_handled_rotate_at = decide::requested(b).map(str::to_owned);
+                ctx.metrics.rotation("started");
+                info!(
+                    version,
+                    trigger = trigger.describe(),
+                    "credential version created"
+                );
+                event(
+                    ctx,
+                    b,
+                    EventType::Normal,
+                    reason::ROTATING,
+                    format!(
+                        "credential version {version} created ({}); the senders roll to it",
+                        trigger.describe()
+                    ),
+                )
+                .await;
+                wait = wait.min(REQUEUE_WAITING);
+            }
+            Err(e) => {
+                ctx.metrics.rotation("failed");
+                warn!(category = e.category(), error = %e, trigger = trigger.describe(), "cannot mint a new credential; the current one stays");
+                problem = Some(Problem {
+                    reason: reason::PROVIDER_FAILED,
+                    message: match trigger {
+                        Trigger::Initial => format!("cannot mint the first credential: {e}"),
+                        _ => format!("rotation due ({}) but {e}", trigger.describe()),
+                    },
+                });
+            }
+        }
+    } else if trigger.is_some() && verdict.effective && problem.is_none() {
+        wait = wait.min(REQUEUE_WAITING); // the tenant namespace is not there yet
+    }
+
+    // 3. Versions older than the current one that no rotation still needs are leftovers
+    // (e.g. of a lost status write): revoke what the provider issued, then delete.
+    if let Some(current) = state.credential_version {
+        for v in versions.iter().filter(|v| {
+            v.ours
+                && v.version < current
+                && Some(v.version) != state.previous_credential_version
+                && !deleted.contains(&v.name)
+        }) {
+            if let Some(id) = &v.provider_id {
+                let (Some(url), Some(token)) = (provider_url, token) else {
+                    continue;
+                };
+                if let Err(e) = provider.revoke(url, token, id).await {
+                    warn!(category = e.category(), error = %e, secret = %v.name, "cannot revoke a stale credential; retrying");
+                    continue;
+                }
+            }
+            delete_secret(ctx, &secrets, &v.name).await?;
+            info!(secret = %v.name, "deleted a stale credential version");
+        }
+    }
+
+    // 4. Status, metrics, when to look again.
+    if let Some(p) = problem
+        .as_ref()
+        .filter(|p| p.reason == reason::PROVIDER_FAILED)
+    {
+        let failing_since = b
+            .status
+            .as_ref()
+            .and_then(|s| crate::conditions::find(&s.conditions, types::CREDENTIAL_CURRENT))
+            .filter(|c| c.status == "False" && c.reason == p.reason)
+            .map(|c| c.last_transition_time.0)
+            .unwrap_or(now);
+        let failing = now.duration_since(failing_since).unsigned_abs();
+        wait = wait.min(failing.clamp(RETRY_MIN, RETRY_MAX));
+    }
+    if let Some(at) = verdict.recheck_at {
+        wait = wait.min(until(now, at));
+    }
+    let status = decide::status(
+        StatusInputs {
+            binding: b,
+            state,
+            tenant_found: true,
+            verdict: &verdict,
+            problem,
+        },
+        now,
+    );
+    if let Some(at) = status.next_rotation.as_ref() {
+        wait = wait.min(until(now, at.0));
+    }
+    record_metrics(ctx, b, &channel, &status);
+    publish_status(b, status, ctx).await?;
+    Ok(Action::requeue(wait))
+}
+
+/// The time from `now` to `at`, at least a second (a due deadline is not a hot loop).
+fn until(now: Timestamp, at: Timestamp) -> Duration {
+    if at <= now {
+        return Duration::from_secs(1);
+    }
+    at.duration_since(now).unsigned_abs() + Duration::from_secs(1)
+}
+
+/// Reads the source: the Secret to copy, or the provider's URL and token. `Ok(Err)` when
+/// it is unusable (missing Secret or key): a condition, not a reconcile error.
+async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source, Problem>, Error> {
+    let ns = &ctx.config.control_namespace;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let invalid = |message: String| {
+        Ok(Err(Problem {
+            reason: reason::CREDENTIAL_SOURCE_INVALID,
+            message,
+        }))
+    };
+    if let Some(r) = &b.spec.credential.secret_ref {
+        let secret = api
+            .get_opt(&r.name)
+            .await
+            .map_err(Error::kube(format!("get Secret {}", r.name)))?;
+        let Some(secret) = secret else {
+            return invalid(format!("the source Secret {ns}/{} does not exist", r.name));
+        };
+        let mut data = secret.data.unwrap_or_default();
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            data.insert(k, ByteString(v.into_bytes()));
+        }
+        if data.is_empty() {
+            return invalid(format!("the source Secret {ns}/{} has no data", r.name));
+        }
+        let uid = b.metadata.uid.as_deref().unwrap_or_default();
+        let hash = decide::source_hash(uid, &data);
+        return Ok(Ok(Source::Secret { data, hash }));
+    }
+    if let Some(p) = &b.spec.credential.provider_api {
+        let r = &p.auth_secret_ref;
+        let secret = api
+            .get_opt(&r.name)
+            .await
+            .map_err(Error::kube(format!("get Secret {}", r.name)))?;
+        let token = secret
+            .and_then(|s| s.data)
+            .and_then(|d| d.get(&r.key).cloned())
+            .and_then(|v| String::from_utf8(v.0).ok())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        return match token {
+            Some(token) => Ok(Ok(Source::Provider {
+                url: p.url.clone(),
+                token,
+            })),
+            None => invalid(format!(
+                "the provider token {ns}/{} key {} does not exist",
+                r.name, r.key
+            )),
+        };
+    }
+    invalid("credential has neither secretRef nor providerApi".to_owned())
+}
+
+/// The channel's credential Secrets in the tenant namespace (of any binding, so a
+/// version number is never reused).
+async fn list_versions(
+    ctx: &Context,
+    ns: &str,
+    channel: &str,
+    binding: &str,
+) -> Result<Vec<Version>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let list = api
+        .list_metadata(&ListParams::default().labels(&format!("{CHANNEL_LABEL}={channel}")))
+        .await
+        .map_err(Error::kube(format!("list credential Secrets in {ns}")))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .filter_map(|s| {
+            let a = s.annotations();
+            Some(Version {
+                name: s.name_any(),
+                version: a.get(VERSION_ANNOTATION)?.parse().ok()?,
+                ours: s.labels().get(BINDING_LABEL).map(String::as_str) == Some(binding),
+                provider_id: a.get(PROVIDER_ID_ANNOTATION).cloned(),
+                source_hash: a.get(SOURCE_HASH_ANNOTATION).cloned(),
+            })
+        })
+        .collect())
+}
+
+/// Whether the tenant's namespace exists and is not terminating.
+async fn namespace_ready(ctx: &Context, ns: &str) -> Result<bool, Error> {
+    let found = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns}")))?;
+    Ok(found.is_some_and(|n| n.metadata.deletion_timestamp.is_none()))
+}
+
+/// Creates the credential Secret of `version`: copies the source or mints at the
+/// provider. Returns the provider id and the source hash it recorded.
+async fn create_version(
+    ctx: &Context,
+    provider: &ProviderClient,
+    b: &ChannelBinding,
+    tenant: &Tenant,
+    channel: &str,
+    version: i64,
+    source: &Source,
+) -> Result<(Option<String>, Option<String>), crate::provider::ProviderError> {
+    let (data, id, hash) = match source {
+        Source::Secret { data, hash } => (data.clone(), None, Some(hash.clone())),
+        Source::Provider { url, token } => {
+            let uid = b.metadata.uid.as_deref().unwrap_or_default();
+            let key = crate::digest::sha256_hex(format!("{uid}:{version}").as_bytes());
+            let minted = provider
+                .mint(url, token, &b.spec.tenant_ref.name, channel, &key)
+                .await?;
+            let data = BTreeMap::from([(
+                CREDENTIAL_KEY.to_owned(),
+                ByteString(minted.secret.into_bytes()),
+            )]);
+            (data, Some(minted.id), None)
+        }
+    };
+    let secret = decide::credential_secret(SecretInputs {
+        binding: b,
+        tenant,
+        channel,
+        version,
+        data,
+        webhook_key: webhook_key(),
+        provider_id: id.as_deref(),
+        source_hash: hash.as_deref(),
+    });
+    let ns = secret.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
+    match api.create(&pp, &secret).await {
+        Ok(_) => {
+            ctx.metrics.wrote(CONTROLLER, "Secret");
+            Ok((id, hash))
+        }
+        // Never log the kube error here: its body could echo the Secret we sent.
+        Err(e) => {
+            let code = match &e {
+                kube::Error::Api(s) => s.code,
+                _ => 0,
+            };
+            warn!(code, secret = %decide::secret_name(channel, version), "cannot create the credential Secret");
+            Err(crate::provider::ProviderError::Transport {
+                op: "store",
+                class: "the credential Secret could not be created",
+            })
+        }
+    }
+}
+
+/// 32 random bytes from the OS, hex: the webhook signing key the channel's inbound
+/// webhooks are verified with. Generated by Herald, so no person ever sees it.
+fn webhook_key() -> String {
+    let mut bytes = [0u8; 32];
+    // getrandom fails only without an OS entropy source; a zero key would be worse than
+    // none, so an all-zero result is replaced by a digest of the time and pid (never in
+    // practice).
+    if getrandom::fill(&mut bytes).is_err() {
+        let fallback = crate::digest::sha256_hex(
+            format!("{:?}{}", Timestamp::now(), std::process::id()).as_bytes(),
+        );
+        return fallback;
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn delete_secret(ctx: &Context, api: &Api<Secret>, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {
+            ctx.metrics.wrote(CONTROLLER, "Secret/delete");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube(format!("delete Secret {name}"))(e)),
+    }
+}
+
+fn record_metrics(ctx: &Context, b: &ChannelBinding, channel: &str, s: &ChannelBindingStatus) {
+    let labels = crate::metrics::BindingLabels {
+        binding: b.name_any(),
+        tenant: b.spec.tenant_ref.name.clone(),
+        channel: channel.to_owned(),
+    };
+    if let Some(t) = &s.last_rotation {
+        ctx.metrics
+            .credential_last_rotation
+            .get_or_create(&labels)
+            .set(t.0.as_second());
+    }
+    if let Some(t) = &s.next_rotation {
+        ctx.metrics
+            .credential_next_rotation
+            .get_or_create(&labels)
+            .set(t.0.as_second());
+    }
+}
+
+/// Patches the status when it differs from what is stored; events on transitions.
+async fn publish_status(
+    b: &ChannelBinding,
+    status: ChannelBindingStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let before = b.status.clone().unwrap_or_default();
+    if before == status {
+        return Ok(());
+    }
+    let api: Api<ChannelBinding> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let name = b.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "ChannelBinding",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "patch status of ChannelBinding {name}"
+    )))?;
+    ctx.metrics.wrote(CONTROLLER, "ChannelBinding/status");
+    for c in transitions(&before.conditions, &status.conditions) {
+        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
+            continue;
+        }
+        let kind = if c.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        event(
+            ctx,
+            b,
+            kind,
+            &c.reason,
+            format!("{} is {}: {}", c.type_, c.status, c.message),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Publishes an event on the binding; failures are logged, never fatal.
+async fn event(ctx: &Context, b: &ChannelBinding, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &b.object_ref(&())).await {
+        warn!(error = %e, "cannot publish event");
+    } else {
+        ctx.metrics.wrote(CONTROLLER, "Event");
+    }
+}

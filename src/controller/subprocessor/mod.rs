@@ -1,0 +1,389 @@
+//! The Subprocessor controller: announces each new or materially changed Subprocessor to
+//! every affected tenant (signed webhook, retried, idempotent), records per tenant when
+//! the notice was delivered and when the objection window ends, and reports for how many
+//! tenants it is effective.
+//!
+//! Pipeline: material hash → affected tenants → deliver missing notices (the only
+//! effect besides status) → [`notice::status`] (patched only when it changed) → events.
+//! Who is affected: every live tenant for platform-wide Subprocessors (hosting,
+//! monitoring, …); for channel carriers, the tenants with a ChannelBinding through it.
+
+pub mod effective;
+pub mod notice;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::Config as WatcherConfig;
+use kube::{Resource, ResourceExt};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
+use crate::api::v1alpha1::conditions::{self as types};
+use crate::api::v1alpha1::{
+    ChannelBinding, Subprocessor, SubprocessorStatus, Tenant, TenantNotice,
+};
+use crate::conditions::transitions;
+
+/// The controller label value in metrics.
+const CONTROLLER: &str = "subprocessor";
+/// Event reason of a delivered notice.
+const NOTICE_DELIVERED: &str = "NoticeDelivered";
+
+const REQUEUE_READY: Duration = Duration::from_secs(600);
+const REQUEUE_ERROR: Duration = Duration::from_secs(15);
+/// Retry of undelivered notices: doubles from the first to the last, by how long the
+/// current terms have been waiting (persisted), so a restart does not reset it.
+const RETRY_MIN: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Runs the Subprocessor controller until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let controller = Controller::new(
+        Api::<Subprocessor>::all(client.clone()),
+        WatcherConfig::default(),
+    );
+    let all = controller.store();
+    controller
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        // A new tenant, an objection, a notification endpoint: every Subprocessor may
+        // owe or change something for it. Reconciles only read when nothing changed.
+        .watches(
+            Api::<Tenant>::all(client.clone()),
+            WatcherConfig::default(),
+            move |_| {
+                all.state()
+                    .iter()
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // A binding through a carrier makes its tenant affected.
+        .watches(
+            Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
+            WatcherConfig::default(),
+            |b| Some(ObjectRef::new(&b.spec.subprocessor_ref.name)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| future::ready(()))
+        .await;
+}
+
+async fn reconcile(sp: Arc<Subprocessor>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = info_span!("reconcile", controller = CONTROLLER, subprocessor = %sp.name_any());
+    let labels = crate::metrics::ControllerLabels {
+        controller: CONTROLLER.into(),
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let result = reconcile_inner(&sp, &ctx).instrument(span).await;
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+fn error_policy(sp: Arc<Subprocessor>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            controller: CONTROLLER.into(),
+            category: error.category().into(),
+        })
+        .inc();
+    warn!(subprocessor = %sp.name_any(), category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
+    Action::requeue(REQUEUE_ERROR)
+}
+
+async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Error> {
+    let name = sp.name_any();
+    if sp
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v != "false")
+    {
+        return Ok(Action::await_change());
+    }
+    let now = Timestamp::now();
+    let hash = effective::material_hash(&sp.spec);
+    let changed_at = effective::material_changed_at(sp, now);
+    let catalog = &ctx.config.regions;
+
+    let tenants: Vec<Tenant> = Api::<Tenant>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(Error::kube("list Tenants"))?
+        .items;
+    let bindings = ctx.bindings.state();
+    let affected: Vec<&Tenant> = tenants
+        .iter()
+        .filter(|t| notice::is_live(t))
+        .filter(|t| {
+            !notice::is_channel_carrier(sp)
+                || bindings.iter().any(|b| {
+                    b.spec.subprocessor_ref.name == name
+                        && Some(&b.spec.tenant_ref.name) == t.metadata.name.as_ref()
+                })
+        })
+        .collect();
+
+    // Keep the records of tenants that still exist: they are the evidence of notice.
+    let mut notices: Vec<TenantNotice> = sp
+        .status
+        .as_ref()
+        .map(|s| s.notices.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            tenants
+                .iter()
+                .any(|t| t.metadata.name.as_ref() == Some(&n.tenant))
+        })
+        .collect();
+
+    let mut undelivered = false;
+    for tenant in &affected {
+        let tenant_name = tenant.name_any();
+        let started = tenant
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(now);
+        if changed_at <= started {
+            continue; // the tenant signed up under these terms
+        }
+        let Some(notifications) = &tenant.spec.notifications else {
+            continue; // cannot be told; the verdict says NotificationsMissing
+        };
+        let existing = notices.iter().position(|n| n.tenant == tenant_name);
+        if let Some(i) = existing
+            && notices[i].material_hash == hash
+            && notices[i].delivered_at.is_some()
+        {
+            continue;
+        }
+        let key = notice::idempotency_key(&name, &hash, &tenant_name);
+        let mut record = match existing {
+            Some(i) if notices[i].material_hash == hash => notices.remove(i),
+            Some(i) => {
+                notices.remove(i);
+                TenantNotice::default()
+            }
+            None => TenantNotice::default(),
+        };
+        record.tenant = tenant_name.clone();
+        record.material_hash = hash.clone();
+        record.idempotency_key = key.clone();
+        let previous_failure = record.last_failure.clone();
+
+        let sent_at = Timestamp::now();
+        let window_ends = sent_at
+            .checked_add(effective::notice_period(&sp.spec))
+            .unwrap_or(sent_at);
+        let change = if sp
+            .status
+            .as_ref()
+            .and_then(|s| s.material_hash.as_ref())
+            .is_some_and(|h| *h != hash)
+        {
+            "changed"
+        } else {
+            "added"
+        };
+        let result = match signing_secret(ctx, &notifications.signing_secret_ref).await? {
+            Some(secret) => {
+                let body =
+                    notice::body(sp, &tenant_name, &key, &hash, change, sent_at, window_ends);
+                crate::notify::send_signed(
+                    &ctx.http,
+                    &notifications.webhook_url,
+                    &secret,
+                    &key,
+                    &body,
+                    sent_at,
+                )
+                .await
+                .map_err(|e| e.category())
+            }
+            None => Err(format!(
+                "signing secret {}/{} key {} missing",
+                ctx.config.control_namespace,
+                notifications.signing_secret_ref.name,
+                notifications.signing_secret_ref.key
+            )),
+        };
+        match result {
+            Ok(()) => {
+                record.delivered_at = Some(Time(sent_at));
+                record.objection_window_ends = Some(Time(window_ends));
+                record.last_failure = None;
+                ctx.metrics.notice("delivered");
+                info!(tenant = %tenant_name, window_ends = %window_ends, "notice delivered");
+                event(
+                    ctx,
+                    sp,
+                    EventType::Normal,
+                    NOTICE_DELIVERED,
+                    format!(
+                        "notice delivered to Tenant {tenant_name}; it may object until {window_ends}"
+                    ),
+                )
+                .await;
+            }
+            Err(why) => {
+                undelivered = true;
+                ctx.metrics.notice("failed");
+                warn!(tenant = %tenant_name, failure = %why, "notice not delivered; retrying");
+                if previous_failure.as_deref() != Some(why.as_str()) {
+                    event(
+                        ctx,
+                        sp,
+                        EventType::Warning,
+                        crate::api::v1alpha1::conditions::reason::NOTICE_FAILED,
+                        format!("notice to Tenant {tenant_name} not delivered ({why}); retrying"),
+                    )
+                    .await;
+                }
+                record.last_failure = Some(why);
+            }
+        }
+        notices.push(record);
+    }
+
+    let verdicts: Vec<(String, effective::Verdict)> = affected
+        .iter()
+        .map(|t| {
+            (
+                t.name_any(),
+                notice::verdict_with(sp, &hash, changed_at, &notices, t, catalog, now),
+            )
+        })
+        .collect();
+    let objections = tenants
+        .iter()
+        .filter(|t| notice::is_live(t) && effective::objected(t, &name))
+        .count();
+    ctx.metrics
+        .subprocessor_objections
+        .get_or_create(&crate::metrics::SubprocessorLabels {
+            subprocessor: name.clone(),
+        })
+        .set(i64::try_from(objections).unwrap_or(i64::MAX));
+    let recheck = verdicts.iter().filter_map(|(_, v)| v.recheck_at).min();
+    let outcome = notice::Outcome {
+        sp,
+        hash,
+        changed_at,
+        notices,
+        verdicts,
+        safeguard: effective::safeguard_fits(&sp.spec, catalog),
+        objections,
+    };
+    let status = notice::status(&outcome, now);
+    publish_status(sp, status, ctx).await?;
+
+    let mut wait = REQUEUE_READY;
+    if undelivered {
+        let waiting = now.duration_since(changed_at).unsigned_abs();
+        wait = wait.min(waiting.clamp(RETRY_MIN, RETRY_MAX));
+    }
+    if let Some(at) = recheck {
+        let until = at.duration_since(now).unsigned_abs() + Duration::from_secs(1);
+        wait = wait.min(until);
+    }
+    Ok(Action::requeue(wait))
+}
+
+/// The tenant's signing secret from the control namespace (`None`: missing).
+async fn signing_secret(
+    ctx: &Context,
+    r: &crate::api::v1alpha1::SecretKeyRef,
+) -> Result<Option<Vec<u8>>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let secret = api
+        .get_opt(&r.name)
+        .await
+        .map_err(Error::kube(format!("get Secret {}", r.name)))?;
+    Ok(secret
+        .and_then(|s| s.data)
+        .and_then(|d| d.get(&r.key).map(|v| v.0.clone()))
+        .filter(|v| !v.is_empty()))
+}
+
+/// Patches the status when it differs from what is stored; events on transitions.
+async fn publish_status(
+    sp: &Subprocessor,
+    status: SubprocessorStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let before = sp.status.clone().unwrap_or_default();
+    if before == status {
+        return Ok(());
+    }
+    let api: Api<Subprocessor> = Api::all(ctx.client.clone());
+    let name = sp.name_any();
+    let patch = serde_json::json!({
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "Subprocessor",
+        "status": status,
+    });
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("patch status of Subprocessor {name}")))?;
+    ctx.metrics.wrote(CONTROLLER, "Subprocessor/status");
+    for c in transitions(&before.conditions, &status.conditions) {
+        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
+            continue;
+        }
+        let kind = if c.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        event(
+            ctx,
+            sp,
+            kind,
+            &c.reason,
+            format!("{} is {}: {}", c.type_, c.status, c.message),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Publishes an event on the Subprocessor; failures are logged, never fatal.
+async fn event(ctx: &Context, sp: &Subprocessor, type_: EventType, reason: &str, note: String) {
+    let ev = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Announce".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &sp.object_ref(&())).await {
+        warn!(error = %e, "cannot publish event");
+    } else {
+        ctx.metrics.wrote(CONTROLLER, "Event");
+    }
+}

@@ -1,0 +1,323 @@
+//! The provider credential API client: mints a channel credential for a tenant and
+//! revokes it again, over HTTPS (reqwest on rustls with ring), with timeouts and capped
+//! exponential backoff.
+//!
+//! # The provider contract
+//!
+//! A ChannelBinding's `credential.providerApi.url` is the base URL of an API that
+//! implements two calls, both authenticated with `Authorization: Bearer <token>`, the
+//! token being the key `authSecretRef` names in the operator's namespace:
+//!
+//! - `POST {url}/credentials` with the JSON body `{"tenant": "<tenant>", "channel":
+//!   "<channel>"}` and an `Idempotency-Key` header (the same for every retry of one
+//!   rotation, so a retried request whose first answer was lost mints nothing twice).
+//!   Answers `201 Created` (or `200 OK`) with `{"id": "<credential id>", "secret":
+//!   "<credential>"}`. The id is not secret: Herald keeps it in the binding's status to
+//!   revoke the credential later. The secret goes only into the tenant's Secret.
+//! - `DELETE {url}/credentials/{id}`: revokes. `204 No Content` (or any 2xx), or `404
+//!   Not Found` when the credential is already gone: both mean "revoked".
+//!
+//! Transport errors, `429` and `5xx` are retried (three attempts in a call, 250 ms
+//! doubling to at most 2 s; the reconcile retries again later with its own backoff);
+//! any other status is final for that call.
+//!
+//! # No secret in errors
+//!
+//! A provider that fails may echo the request (and so the token) in its body, and
+//! reqwest's errors name the URL. So [`ProviderError`] carries only the operation, the
+//! HTTP status code or a transport class (`timeout`, `connect`, …), never a body or a
+//! reqwest error as its source. [`Minted`]'s `Debug` redacts the secret.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+
+/// Timeout of one HTTP request (connect, send, answer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of establishing the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call before the error goes back to the reconcile.
+const ATTEMPTS: u32 = 3;
+/// The first retry's delay; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest delay between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Builds the HTTP client shared by the provider client and customer notices: rustls
+/// on ring (installed as the process default if none is), platform certificate
+/// verification, timeouts, no redirects (a redirect could carry the bearer token
+/// elsewhere).
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    // Err means a provider is already installed (kube's, or a test's): keep it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_backend_rustls()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The delay before attempt `n` (1-based; attempt 1 has none): capped exponential.
+pub fn backoff(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(2).min(16);
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << doublings)
+        .min(MAX_BACKOFF)
+}
+
+/// A freshly minted credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Minted {
+    /// The provider's id of the credential (not secret).
+    pub id: String,
+    /// The credential itself: only ever written into the tenant's Secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What went wrong talking to the provider. Carries no body and no URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider answered with an unexpected status.
+    #[error("provider {op} answered HTTP {code}")]
+    Status {
+        /// `mint` or `revoke`.
+        op: &'static str,
+        /// The HTTP status code.
+        code: u16,
+    },
+    /// No answer: timeout, refused connection, TLS failure, ….
+    #[error("provider {op} failed: {class}")]
+    Transport {
+        /// `mint` or `revoke`.
+        op: &'static str,
+        /// `timeout`, `connect`, `request` or `body`.
+        class: &'static str,
+    },
+    /// The answer was not the contract's JSON.
+    #[error("provider {op} answered with a body that is not the expected JSON")]
+    Decode {
+        /// `mint` or `revoke`.
+        op: &'static str,
+    },
+}
+
+impl ProviderError {
+    /// A short, stable label value for metrics and condition messages.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ProviderError::Status { code, .. } if *code == 401 || *code == 403 => "unauthorized",
+            ProviderError::Status { code, .. } if *code >= 500 => "server_error",
+            ProviderError::Status { .. } => "refused",
+            ProviderError::Transport { class, .. } => class,
+            ProviderError::Decode { .. } => "decode",
+        }
+    }
+
+    fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Status { code, .. } => *code == 429 || *code >= 500,
+            ProviderError::Transport { .. } => true,
+            ProviderError::Decode { .. } => false,
+        }
+    }
+}
+
+/// Classifies a reqwest error without keeping it (its text names the URL).
+pub fn transport_class(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "body"
+    } else {
+        "request"
+    }
+}
+
+#[derive(Deserialize)]
+struct MintAnswer {
+    id: String,
+    secret: String,
+}
+
+/// The provider API client. Cheap to clone: it shares the connection pool.
+#[derive(Clone)]
+pub struct ProviderClient {
+    http: reqwest::Client,
+}
+
+impl ProviderClient {
+    /// A client on `http` (see [`http_client`]).
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// Mints a credential for `tenant`'s `channel`. `idempotency_key` must be the same
+    /// for every retry of one rotation.
+    pub async fn mint(
+        &self,
+        base_url: &str,
+        token: &str,
+        tenant: &str,
+        channel: &str,
+        idempotency_key: &str,
+    ) -> Result<Minted, ProviderError> {
+        const OP: &str = "mint";
+        let url = format!("{}/credentials", base_url.trim_end_matches('/'));
+        let body = serde_json::json!({"tenant": tenant, "channel": channel});
+        with_retries(|| async {
+            let response = self
+                .http
+                .post(&url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", idempotency_key)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| ProviderError::Transport {
+                    op: OP,
+                    class: transport_class(&e),
+                })?;
+            let status = response.status();
+            if status != StatusCode::CREATED && status != StatusCode::OK {
+                return Err(ProviderError::Status {
+                    op: OP,
+                    code: status.as_u16(),
+                });
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| ProviderError::Transport {
+                    op: OP,
+                    class: transport_class(&e),
+                })?;
+            let answer: MintAnswer =
+                serde_json::from_slice(&bytes).map_err(|_| ProviderError::Decode { op: OP })?;
+            if answer.id.is_empty() || answer.secret.is_empty() {
+                return Err(ProviderError::Decode { op: OP });
+            }
+            Ok(Minted {
+                id: answer.id,
+                secret: answer.secret,
+            })
+        })
+        .await
+    }
+
+    /// Revokes the credential `id`. Already gone (404) counts as revoked.
+    pub async fn revoke(&self, base_url: &str, token: &str, id: &str) -> Result<(), ProviderError> {
+        const OP: &str = "revoke";
+        let mut url = reqwest::Url::parse(base_url).map_err(|_| ProviderError::Transport {
+            op: OP,
+            class: "request",
+        })?;
+        // Path segments are percent-encoded: an id cannot walk to another path.
+        url.path_segments_mut()
+            .map_err(|_| ProviderError::Transport {
+                op: OP,
+                class: "request",
+            })?
+            .pop_if_empty()
+            .push("credentials")
+            .push(id);
+        with_retries(|| async {
+            let response = self
+                .http
+                .delete(url.clone())
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| ProviderError::Transport {
+                    op: OP,
+                    class: transport_class(&e),
+                })?;
+            let status = response.status();
+            if status.is_success() || status == StatusCode::NOT_FOUND {
+                Ok(())
+            } else {
+                Err(ProviderError::Status {
+                    op: OP,
+                    code: status.as_u16(),
+                })
+            }
+        })
+        .await
+    }
+}
+
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable() && attempt < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(250));
+        assert_eq!(backoff(3), Duration::from_millis(500));
+        assert_eq!(backoff(5), Duration::from_secs(2));
+        assert_eq!(backoff(100), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let m = Minted {
+            id: "cred-1".into(),
+            secret: "s3cr3t-value".into(),
+        };
+        let text = format!("{m:?}");
+        assert!(
+            text.contains("cred-1") && !text.contains("s3cr3t"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_say_the_status_not_the_body() {
+        let e = ProviderError::Status {
+            op: "mint",
+            code: 500,
+        };
+        assert_eq!(e.to_string(), "provider mint answered HTTP 500");
+        assert_eq!(e.category(), "server_error");
+        assert!(e.retryable());
+        assert!(
+            !ProviderError::Status {
+                op: "mint",
+                code: 400
+            }
+            .retryable()
+        );
+    }
+}
