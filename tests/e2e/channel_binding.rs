@@ -1,10 +1,559 @@
-//! ChannelBinding end to end: credentials delivered as immutable versioned Secrets,
-//! rotated without downtime, revoked at the provider only after the rollout.
+//! ChannelBinding end to end: credentials delivered as immutable versioned Secrets and
+//! mounted into the senders, rotated on source change and on request, revoked at the
+//! provider only after the senders rolled, kept when the provider is down, and never
+//! leaked into logs, events, status or metrics. The provider is a local HTTP server.
 
-use crate::common::operator;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use herald::api::v1alpha1::{ChannelBinding, Subprocessor, Tenant};
+use herald::controller::tenant::bindings::rolled_out_versions;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Secret};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::common::{
+    CONTROL_NAMESPACE, E2E_LABEL, WAIT, client, kubectl, operator, repo_root, unique,
+};
+
+/// The condition of `type_` on a binding: (status, reason).
+pub fn condition(b: &ChannelBinding, type_: &str) -> Option<(String, String)> {
+    b.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+/// Waits until the binding satisfies `f`, failing with its last status.
+pub async fn wait_binding(
+    client: &Client,
+    name: &str,
+    what: &str,
+    f: impl Fn(&ChannelBinding) -> bool,
+) -> ChannelBinding {
+    let api: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let cond = move |b: Option<&ChannelBinding>| b.is_some_and(&f);
+    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(b))) => b,
+        _ => {
+            let now = api.get_opt(name).await.ok().flatten();
+            panic!(
+                "binding {name}: {what} not reached in {WAIT:?}; status: {}",
+                serde_json::to_string_pretty(&now.and_then(|b| b.status)).unwrap()
+            )
+        }
+    }
+}
+
+/// Waits until the tenant's sender Deployment is rolled out with `channel` at `version`
+/// (`None`: without the channel).
+pub async fn wait_rolled_out(client: &Client, tenant: &str, channel: &str, version: Option<i64>) {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &format!("tenant-{tenant}"));
+    let channel = channel.to_owned();
+    let cond = move |d: Option<&Deployment>| {
+        d.and_then(rolled_out_versions)
+            .is_some_and(|v| v.get(&channel).copied() == version)
+    };
+    tokio::time::timeout(WAIT, await_condition(api, "herald-sender", cond))
+        .await
+        .unwrap_or_else(|_| panic!("tenant-{tenant}: senders not rolled out with {version:?}"))
+        .unwrap();
+}
+
+/// The retention policies the tenants reference (examples/20), applied once per call.
+pub fn apply_retention_policies() {
+    let file = repo_root().join("examples/20-retention-policies.yaml");
+    let out = kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=herald-e2e",
+        "-f",
+        &file.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Creates an active tenant with one sender, labelled for cleanup; `extra` is merged
+/// into its spec.
+pub async fn create_tenant(client: &Client, name: &str, extra: Value) -> Tenant {
+    apply_retention_policies();
+    let mut spec = json!({
+        "displayName": name,
+        "contract": {"state": "Active", "dpa": {"reference": "DPA-E2E", "signedAt": "2026-01-01T00:00:00Z"}},
+        "residency": {"regions": ["eu-central-1"]},
+        "senders": {"replicas": 1},
+        "retentionPolicyRef": {"name": "standard-eu"},
+        "deletionProtection": false,
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    let t: Tenant = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name, "labels": {E2E_LABEL: "channel-binding"}},
+        "spec": spec,
+    }))
+    .unwrap();
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), &t)
+        .await
+        .unwrap()
+}
+
+/// Creates an EEA SMS carrier.
+pub async fn create_subprocessor(client: &Client, name: &str, notice_days: i32) -> Subprocessor {
+    let sp: Subprocessor = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "Subprocessor",
+        "metadata": {"name": name, "labels": {E2E_LABEL: "channel-binding"}},
+        "spec": {"legalName": "E2E Carrier AB", "category": "CommunicationChannel",
+                 "purpose": "SMS termination in the EEA", "locations": ["SE", "DE"], "safeguard": "EEA",
+                 "dpa": {"reference": "SUB-E2E", "signedAt": "2026-01-01T00:00:00Z"},
+                 "channels": ["sms"], "noticePeriodDays": notice_days}
+    }))
+    .unwrap();
+    Api::<Subprocessor>::all(client.clone())
+        .create(&PostParams::default(), &sp)
+        .await
+        .unwrap()
+}
+
+/// Creates (or replaces) a Secret in the control namespace.
+pub async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+    let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {E2E_LABEL: "channel-binding"}},
+        "stringData": data,
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .patch(
+            name,
+            &PatchParams::apply("herald-e2e").force(),
+            &Patch::Apply(&s),
+        )
+        .await
+        .unwrap();
+}
+
+/// Creates an SMS ChannelBinding with `credential` as its source and no overlap.
+pub async fn create_binding(
+    client: &Client,
+    name: &str,
+    tenant: &str,
+    sp: &str,
+    credential: Value,
+) {
+    let b: ChannelBinding = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "ChannelBinding",
+        "metadata": {"name": name, "namespace": CONTROL_NAMESPACE, "labels": {E2E_LABEL: "channel-binding"}},
+        "spec": {"tenantRef": {"name": tenant}, "channel": "sms", "subprocessorRef": {"name": sp},
+                 "credential": credential, "rotation": {"intervalDays": 30, "overlapMinutes": 0}}
+    }))
+    .unwrap();
+    Api::<ChannelBinding>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .create(&PostParams::default(), &b)
+        .await
+        .unwrap();
+}
+
+/// Asks for a rotation with the annotation.
+async fn request_rotation(client: &Client, name: &str, value: &str) {
+    Api::<ChannelBinding>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"herald.dev/rotate-requested-at": value}}}),
+            ),
+        )
+        .await
+        .unwrap();
+}
+
+fn version_is(v: i64) -> impl Fn(&ChannelBinding) -> bool {
+    move |b| {
+        b.status.as_ref().is_some_and(|s| {
+            s.credential_version == Some(v) && s.previous_credential_version.is_none()
+        }) && condition(b, "Ready").is_some_and(|(s, _)| s == "True")
+    }
+}
+
+/// Everything an observer could see of the binding: its status, its events, the
+/// operator's log and metrics. None of it may contain a credential.
+async fn assert_no_leak(client: &Client, binding: &str, values: &[&str]) {
+    let op = operator().await;
+    let b = Api::<ChannelBinding>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .get(binding)
+        .await
+        .unwrap();
+    let status = serde_json::to_string(&b.status).unwrap();
+    let events = Api::<Event>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .list(&ListParams::default().fields(&format!("involvedObject.name={binding}")))
+        .await
+        .unwrap();
+    assert!(!events.items.is_empty(), "the binding has events");
+    let events = serde_json::to_string(&events.items).unwrap();
+    let log = op.log();
+    let metrics = op.metrics().await;
+    for v in values {
+        for (what, text) in [
+            ("status", &status),
+            ("events", &events),
+            ("operator log", &log),
+            ("metrics", &metrics),
+        ] {
+            assert!(
+                !text.contains(v),
+                "a credential value appears in the {what}"
+            );
+        }
+    }
+}
+
+/// The data of a credential Secret in the tenant namespace.
+async fn secret_data(
+    client: &Client,
+    tenant: &str,
+    name: &str,
+) -> Option<(Secret, BTreeMap<String, String>)> {
+    let s = Api::<Secret>::namespaced(client.clone(), &format!("tenant-{tenant}"))
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    let data = s
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect();
+    Some((s, data))
+}
 
 #[tokio::test]
-async fn the_shared_operator_serves_metrics() {
-    let op = operator().await;
-    assert!(op.metrics().await.contains("herald_build_info"));
+async fn a_secret_sourced_credential_is_versioned_mounted_and_rolled_on_change() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, source) = (
+        unique("cb-sec"),
+        unique("cb-sec-sp"),
+        unique("cb-sec-b"),
+        unique("cb-sec-src"),
+    );
+    // The Subprocessor predates the tenant: effective at once, no notice owed.
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let first = format!("first-{}", unique("value"));
+    put_secret(&client, &source, &[("apiKey", &first)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    assert_eq!(
+        b.status.as_ref().unwrap().credential_secret.as_deref(),
+        Some("herald-cred-sms-v1")
+    );
+    let (secret, data) = secret_data(&client, &tenant, "herald-cred-sms-v1")
+        .await
+        .expect("v1 Secret");
+    assert_eq!(secret.immutable, Some(true));
+    assert_eq!(data.get("apiKey"), Some(&first));
+    let webhook_key = data
+        .get("webhook-signing-key")
+        .cloned()
+        .expect("operator-generated webhook key");
+    assert_eq!(webhook_key.len(), 64);
+    assert_eq!(secret.labels().get("herald.dev/tenant"), Some(&tenant));
+    assert_eq!(
+        secret.labels().get("herald.dev/channel-binding"),
+        Some(&binding)
+    );
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+
+    // A new value in the source: version 2, the senders roll, version 1 goes.
+    let second = format!("second-{}", unique("value"));
+    put_secret(&client, &source, &[("apiKey", &second)]).await;
+    wait_binding(&client, &binding, "version 2 Ready", version_is(2)).await;
+    wait_rolled_out(&client, &tenant, "sms", Some(2)).await;
+    let (_, data2) = secret_data(&client, &tenant, "herald-cred-sms-v2")
+        .await
+        .expect("v2 Secret");
+    assert_eq!(data2.get("apiKey"), Some(&second));
+    assert_ne!(
+        data2.get("webhook-signing-key"),
+        Some(&webhook_key),
+        "a new version has a new webhook key"
+    );
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v1")
+            .await
+            .is_none(),
+        "v1 deleted after the rollout"
+    );
+
+    let webhook_key2 = data2["webhook-signing-key"].clone();
+    assert_no_leak(
+        &client,
+        &binding,
+        &[&first, &second, &webhook_key, &webhook_key2],
+    )
+    .await;
+    let metrics = operator().await.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "herald_credential_next_rotation_timestamp_seconds{{binding=\"{binding}\""
+        )),
+        "next-rotation gauge missing"
+    );
+}
+
+/// One call the fake provider received, with what the senders ran at that moment.
+#[derive(Clone, Debug)]
+enum Call {
+    Mint {
+        id: String,
+    },
+    Revoke {
+        id: String,
+        senders: Option<BTreeMap<String, i64>>,
+    },
+}
+
+/// A fake provider credential API on 127.0.0.1 (the contract in src/provider.rs).
+struct FakeProvider {
+    url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    down: Arc<AtomicBool>,
+    secrets: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Clone)]
+struct ProviderState {
+    calls: Arc<Mutex<Vec<Call>>>,
+    down: Arc<AtomicBool>,
+    secrets: Arc<Mutex<Vec<String>>>,
+    next: Arc<AtomicU32>,
+    token: String,
+    client: Client,
+    tenant: String,
+}
+
+impl FakeProvider {
+    async fn start(client: Client, token: &str, tenant: &str) -> Self {
+        let state = ProviderState {
+            calls: Arc::default(),
+            down: Arc::default(),
+            secrets: Arc::default(),
+            next: Arc::default(),
+            token: token.to_owned(),
+            client,
+            tenant: tenant.to_owned(),
+        };
+        let app = axum::Router::new()
+            .route("/credentials", axum::routing::post(mint))
+            .route("/credentials/{id}", axum::routing::delete(revoke))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url: format!("http://{addr}"),
+            calls: state.calls,
+            down: state.down,
+            secrets: state.secrets,
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn authorized(state: &ProviderState, headers: &axum::http::HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {}", state.token))
+}
+
+async fn mint(
+    State(state): State<ProviderState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    if state.down.load(Ordering::SeqCst) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "provider down".into());
+    }
+    if !authorized(&state, &headers) {
+        return (StatusCode::UNAUTHORIZED, String::new());
+    }
+    let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(req["tenant"], state.tenant.as_str());
+    assert_eq!(req["channel"], "sms");
+    let n = state.next.fetch_add(1, Ordering::SeqCst) + 1;
+    let id = format!("cred-{n}");
+    let secret = format!("minted-{}", unique("secret"));
+    state.secrets.lock().unwrap().push(secret.clone());
+    state
+        .calls
+        .lock()
+        .unwrap()
+        .push(Call::Mint { id: id.clone() });
+    (
+        StatusCode::CREATED,
+        json!({"id": id, "secret": secret}).to_string(),
+    )
+}
+
+async fn revoke(
+    State(state): State<ProviderState>,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+) -> StatusCode {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    if !authorized(&state, &headers) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    // What the senders run at the moment of the revocation: the proof of the order.
+    let senders =
+        Api::<Deployment>::namespaced(state.client.clone(), &format!("tenant-{}", state.tenant))
+            .get_opt("herald-sender")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| rolled_out_versions(&d));
+    state
+        .calls
+        .lock()
+        .unwrap()
+        .push(Call::Revoke { id, senders });
+    StatusCode::NO_CONTENT
+}
+
+#[tokio::test]
+async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, token_secret) = (
+        unique("cb-prov"),
+        unique("cb-prov-sp"),
+        unique("cb-prov-b"),
+        unique("cb-prov-tok"),
+    );
+    let token = format!("token-{}", unique("t"));
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
+    put_secret(&client, &token_secret, &[("token", &token)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+    )
+    .await;
+
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    assert_eq!(
+        b.status.as_ref().unwrap().provider_credential_id.as_deref(),
+        Some("cred-1")
+    );
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+
+    // Rotation on request: mint, roll, and only then revoke.
+    request_rotation(&client, &binding, "first").await;
+    let b = wait_binding(&client, &binding, "version 2 Ready", version_is(2)).await;
+    assert_eq!(
+        b.status.as_ref().unwrap().last_handled_rotate_at.as_deref(),
+        Some("first")
+    );
+    let calls = provider.calls();
+    let revoke_at = calls
+        .iter()
+        .position(|c| matches!(c, Call::Revoke { id, .. } if id == "cred-1"))
+        .unwrap_or_else(|| panic!("cred-1 not revoked: {calls:?}"));
+    let mint_at = calls
+        .iter()
+        .position(|c| matches!(c, Call::Mint { id } if id == "cred-2"))
+        .unwrap();
+    assert!(mint_at < revoke_at, "{calls:?}");
+    match &calls[revoke_at] {
+        Call::Revoke { senders, .. } => assert_eq!(
+            senders.as_ref().and_then(|v| v.get("sms")).copied(),
+            Some(2),
+            "revoked before every sender ran on version 2: {calls:?}"
+        ),
+        Call::Mint { .. } => unreachable!(),
+    }
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v1")
+            .await
+            .is_none(),
+        "v1 Secret deleted"
+    );
+
+    // The provider is down: the rotation waits, version 2 stays, the condition says why.
+    provider.down.store(true, Ordering::SeqCst);
+    request_rotation(&client, &binding, "second").await;
+    let b = wait_binding(
+        &client,
+        &binding,
+        "CredentialCurrent=False ProviderFailed",
+        |b| condition(b, "CredentialCurrent") == Some(("False".into(), "ProviderFailed".into())),
+    )
+    .await;
+    assert_eq!(b.status.as_ref().unwrap().credential_version, Some(2));
+    wait_rolled_out(&client, &tenant, "sms", Some(2)).await;
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v2")
+            .await
+            .is_some()
+    );
+
+    // The provider is back: the rotation completes by itself.
+    provider.down.store(false, Ordering::SeqCst);
+    let b = wait_binding(&client, &binding, "version 3 Ready", version_is(3)).await;
+    assert_eq!(
+        b.status.as_ref().unwrap().last_handled_rotate_at.as_deref(),
+        Some("second")
+    );
+    assert!(
+        provider.calls().iter().any(
+            |c| matches!(c, Call::Revoke { id, senders } if id == "cred-2"
+            && senders.as_ref().and_then(|v| v.get("sms")).copied() == Some(3))
+        ),
+        "{:?}",
+        provider.calls()
+    );
+
+    let mut values: Vec<String> = provider.secrets.lock().unwrap().clone();
+    values.push(token.clone());
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    assert_no_leak(&client, &binding, &refs).await;
+    let metrics = operator().await.metrics().await;
+    assert!(
+        metrics.contains("herald_rotations_total{result=\"failed\"}"),
+        "failed rotations counted"
+    );
+    assert!(metrics.contains("herald_rotations_total{result=\"completed\"}"));
 }

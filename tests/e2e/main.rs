@@ -8,3 +8,4 @@ mod api;
 mod channel_binding;
 mod common;
 mod smoke;
+mod subprocessor;

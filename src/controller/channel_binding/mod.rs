@@ -56,6 +56,49 @@ const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 const RETRY_MIN: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
+/// Paces provider calls per binding: after a failure, the next call waits 5 s, doubling
+/// to 5 min. Watch events (a tenant's rollout, a status write) would otherwise retry a
+/// failing provider on every reconcile. Kept in memory on purpose: this is a rate
+/// limit, not a deadline; a restart merely allows one early retry. Every deadline of a
+/// rotation (overlap, schedule) is computed from status.
+#[derive(Default)]
+struct ProviderPacing(std::sync::Mutex<std::collections::HashMap<String, (Instant, u32, Problem)>>);
+
+impl ProviderPacing {
+    /// `Some((problem, wait))` while the binding's provider calls must wait.
+    fn gate(&self, uid: &str) -> Option<(Problem, Duration)> {
+        let map = self.0.lock().ok()?;
+        let (next, _, problem) = map.get(uid)?;
+        let now = Instant::now();
+        (now < *next).then(|| (problem.clone(), *next - now))
+    }
+
+    /// Records a failure; returns how long to wait before the next call.
+    fn failed(&self, uid: &str, problem: &Problem) -> Duration {
+        let Ok(mut map) = self.0.lock() else {
+            return RETRY_MIN;
+        };
+        let attempts = map.get(uid).map_or(0, |(_, n, _)| *n) + 1;
+        let delay = RETRY_MIN
+            .saturating_mul(1u32 << (attempts - 1).min(10))
+            .min(RETRY_MAX);
+        map.insert(
+            uid.to_owned(),
+            (Instant::now() + delay, attempts, problem.clone()),
+        );
+        delay
+    }
+
+    fn succeeded(&self, uid: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(uid);
+        }
+    }
+}
+
+static PACING: std::sync::LazyLock<ProviderPacing> =
+    std::sync::LazyLock::new(ProviderPacing::default);
+
 /// Runs the ChannelBinding controller until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
@@ -255,6 +298,12 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         _ => (None, None),
     };
     let provider = ProviderClient::new(ctx.http.clone());
+    let uid = b.metadata.uid.clone().unwrap_or_default();
+    let gate = match &source {
+        Some(Source::Provider { .. }) => PACING.gate(&uid),
+        _ => None,
+    };
+    let mut provider_called = false;
     let versions = list_versions(ctx, &tenant_ns, &channel, &name).await?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant_ns);
     let mut deleted: Vec<String> = Vec::new();
@@ -273,10 +322,15 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                 let due = since.checked_add(decide::overlap(b)).unwrap_or(since);
                 if now < due {
                     wait = wait.min(until(now, due));
+                } else if let (Some(_), Some((p, _))) =
+                    (&state.previous_provider_credential_id, &gate)
+                {
+                    problem = Some(p.clone());
                 } else {
                     let revoked =
                         match (&state.previous_provider_credential_id, provider_url, token) {
                             (Some(id), Some(url), Some(token)) => {
+                                provider_called = true;
                                 provider.revoke(url, token, id).await
                             }
                             (Some(_), _, _) => Err(crate::provider::ProviderError::Transport {
@@ -346,11 +400,26 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
             .unwrap_or(0)
             .max(current)
             + 1;
-        let created = match orphan {
-            Some(v) => Ok((v.version, v.provider_id.clone(), v.source_hash.clone())),
-            None => create_version(ctx, &provider, b, &tenant, &channel, next, source)
-                .await
-                .map(|(id, hash)| (next, id, hash)),
+        let created = match (orphan, &gate) {
+            (Some(v), _) => Ok((v.version, v.provider_id.clone(), v.source_hash.clone())),
+            (None, Some((p, _))) => Err(p.clone()),
+            (None, None) => {
+                provider_called = matches!(source, Source::Provider { .. });
+                create_version(ctx, &provider, b, &tenant, &channel, next, source)
+                    .await
+                    .map(|(id, hash)| (next, id, hash))
+                    .map_err(|e| {
+                        ctx.metrics.rotation("failed");
+                        warn!(category = e.category(), error = %e, trigger = trigger.describe(), "cannot mint a new credential; the current one stays");
+                        Problem {
+                            reason: reason::PROVIDER_FAILED,
+                            message: match trigger {
+                                Trigger::Initial => format!("cannot mint the first credential: {e}"),
+                                _ => format!("rotation due ({}) but {e}", trigger.describe()),
+                            },
+                        }
+                    })
+            }
         };
         match created {
             Ok((version, id, hash)) => {
@@ -385,17 +454,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                 .await;
                 wait = wait.min(REQUEUE_WAITING);
             }
-            Err(e) => {
-                ctx.metrics.rotation("failed");
-                warn!(category = e.category(), error = %e, trigger = trigger.describe(), "cannot mint a new credential; the current one stays");
-                problem = Some(Problem {
-                    reason: reason::PROVIDER_FAILED,
-                    message: match trigger {
-                        Trigger::Initial => format!("cannot mint the first credential: {e}"),
-                        _ => format!("rotation due ({}) but {e}", trigger.describe()),
-                    },
-                });
-            }
+            Err(p) => problem = Some(p),
         }
     } else if trigger.is_some() && verdict.effective && problem.is_none() {
         wait = wait.min(REQUEUE_WAITING); // the tenant namespace is not there yet
@@ -425,19 +484,13 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     }
 
     // 4. Status, metrics, when to look again.
-    if let Some(p) = problem
-        .as_ref()
-        .filter(|p| p.reason == reason::PROVIDER_FAILED)
-    {
-        let failing_since = b
-            .status
-            .as_ref()
-            .and_then(|s| crate::conditions::find(&s.conditions, types::CREDENTIAL_CURRENT))
-            .filter(|c| c.status == "False" && c.reason == p.reason)
-            .map(|c| c.last_transition_time.0)
-            .unwrap_or(now);
-        let failing = now.duration_since(failing_since).unsigned_abs();
-        wait = wait.min(failing.clamp(RETRY_MIN, RETRY_MAX));
+    match (&problem, &gate) {
+        (Some(p), _) if provider_called && p.reason == reason::PROVIDER_FAILED => {
+            wait = wait.min(PACING.failed(&uid, p));
+        }
+        (_, Some((_, remaining))) if !provider_called => wait = wait.min(*remaining),
+        _ if provider_called => PACING.succeeded(&uid),
+        _ => {}
     }
     if let Some(at) = verdict.recheck_at {
         wait = wait.min(until(now, at));

@@ -1,0 +1,280 @@
+//! Subprocessor end to end: a new Subprocessor is announced to every affected tenant
+//! with a signed, idempotent, retried webhook; an objection blocks that tenant's
+//! binding; the other tenant's binding waits for its notice period; deleting the
+//! Subprocessor blocks its bindings. The customer webhook is a local HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use herald::api::v1alpha1::Subprocessor;
+use hmac::{Hmac, KeyInit, Mac};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::channel_binding::{
+    condition, create_binding, create_subprocessor, create_tenant, put_secret, wait_binding,
+    wait_rolled_out,
+};
+use crate::common::{WAIT, client, operator, unique};
+
+/// A notice as the customer received it.
+#[derive(Clone, Debug)]
+struct Received {
+    signature: String,
+    timestamp: String,
+    key: String,
+    body: Vec<u8>,
+}
+
+#[derive(Clone)]
+struct Hook {
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Fail the next request with 500 (to see the retry), then accept.
+    fail_once: Arc<AtomicBool>,
+}
+
+async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let get = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    h.received.lock().unwrap().push(Received {
+        signature: get("herald-signature"),
+        timestamp: get("herald-timestamp"),
+        key: get("idempotency-key"),
+        body: body.to_vec(),
+    });
+    if h.fail_once.swap(false, Ordering::SeqCst) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+async fn start_hook(fail_once: bool) -> (String, Hook) {
+    let hook = Hook {
+        received: Arc::default(),
+        fail_once: Arc::new(AtomicBool::new(fail_once)),
+    };
+    let app = axum::Router::new()
+        .route("/notices", axum::routing::post(receive))
+        .with_state(hook.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/notices"), hook)
+}
+
+fn verify(secret: &str, r: &Received) -> bool {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(&r.body);
+    let hex = r.signature.strip_prefix("sha256=").unwrap_or_default();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    mac.verify_slice(&bytes).is_ok()
+}
+
+/// Waits until the Subprocessor satisfies `f`.
+async fn wait_sp(name: &str, what: &str, f: impl Fn(&Subprocessor) -> bool) -> Subprocessor {
+    let client = client().await;
+    let api: Api<Subprocessor> = Api::all(client);
+    let cond = move |s: Option<&Subprocessor>| s.is_some_and(&f);
+    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(s))) => s,
+        _ => panic!(
+            "Subprocessor {name}: {what} not reached; status: {}",
+            serde_json::to_string_pretty(
+                &api.get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.status)
+            )
+            .unwrap()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_notice_period() {
+    let client = client().await;
+    operator().await;
+    let sp = unique("sp-new");
+    let (objecting, waiting) = (unique("sp-obj"), unique("sp-wait"));
+    let (url_a, hook_a) = start_hook(false).await;
+    // The waiting tenant's endpoint fails once: the notice is retried with the same key.
+    let (url_b, hook_b) = start_hook(true).await;
+    let (key_a, key_b) = (
+        format!("hmac-{}", unique("a")),
+        format!("hmac-{}", unique("b")),
+    );
+    let (sig_a, sig_b) = (unique("sp-sig-a"), unique("sp-sig-b"));
+    put_secret(&client, &sig_a, &[("hmacKey", &key_a)]).await;
+    put_secret(&client, &sig_b, &[("hmacKey", &key_b)]).await;
+    let notif = |url: &str, s: &str| json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": s, "key": "hmacKey"}}});
+    let mut objects = notif(&url_a, &sig_a);
+    objects["subprocessorObjections"] = json!([{"name": sp, "reason": "not in our register"}]);
+    // Both tenants exist before the Subprocessor: it is new to them.
+    create_tenant(&client, &objecting, objects).await;
+    create_tenant(&client, &waiting, notif(&url_b, &sig_b)).await;
+    let (src, b_obj, b_wait) = (unique("sp-src"), unique("sp-b-obj"), unique("sp-b-wait"));
+    put_secret(&client, &src, &[("apiKey", "sp-test-key")]).await;
+    let cred = json!({"secretRef": {"name": src}});
+    create_binding(&client, &b_obj, &objecting, &sp, cred.clone()).await;
+    create_binding(&client, &b_wait, &waiting, &sp, cred).await;
+    wait_binding(&client, &b_wait, "SubprocessorNotFound", |b| {
+        condition(b, "SubprocessorEffective")
+            == Some(("False".into(), "SubprocessorNotFound".into()))
+    })
+    .await;
+
+    create_subprocessor(&client, &sp, 30).await;
+    let s = wait_sp(&sp, "both notices delivered", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.notices.len() == 2 && st.notices.iter().all(|n| n.delivered_at.is_some())
+        })
+    })
+    .await;
+    let status = s.status.unwrap();
+    for n in &status.notices {
+        let (d, e) = (
+            n.delivered_at.as_ref().unwrap().0,
+            n.objection_window_ends.as_ref().unwrap().0,
+        );
+        assert_eq!(
+            e.duration_since(d).as_hours(),
+            30 * 24,
+            "window = delivery + 30 days"
+        );
+    }
+
+    // Signed, with a timestamp, and the retry carried the same idempotency key.
+    let a = hook_a.received.lock().unwrap().clone();
+    let b = hook_b.received.lock().unwrap().clone();
+    assert_eq!(a.len(), 1, "delivered once");
+    assert!(b.len() >= 2, "the failed notice was retried");
+    assert!(
+        b.iter().all(|r| r.key == b[0].key),
+        "retries keep the idempotency key"
+    );
+    assert_ne!(a[0].key, b[0].key);
+    assert!(verify(&key_a, &a[0]), "signature of tenant A's notice");
+    assert!(
+        b.iter().all(|r| verify(&key_b, r)),
+        "signatures of tenant B's notices"
+    );
+    assert!(!verify(&key_b, &a[0]), "signed with each tenant's own key");
+    assert!(a[0].timestamp.parse::<i64>().is_ok());
+    let body: Value = serde_json::from_slice(&a[0].body).unwrap();
+    assert_eq!(body["subprocessor"]["name"], sp.as_str());
+    assert_eq!(body["tenant"], objecting.as_str());
+    assert_eq!(body["idempotencyKey"], a[0].key.as_str());
+
+    // The objection blocks one tenant; the other waits for its notice period.
+    wait_binding(&client, &b_obj, "Objected", |b| {
+        condition(b, "SubprocessorEffective") == Some(("False".into(), "Objected".into()))
+    })
+    .await;
+    wait_binding(&client, &b_wait, "NoticePeriodRunning", |b| {
+        condition(b, "SubprocessorEffective")
+            == Some(("False".into(), "NoticePeriodRunning".into()))
+    })
+    .await;
+
+    // Time passes (the notice record is moved 31 days into the past, as a clock would):
+    // the waiting tenant's binding becomes effective and its channel reaches the senders.
+    let mut notices = status.notices.clone();
+    for n in notices.iter_mut().filter(|n| n.tenant == waiting) {
+        let past = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                t.0.checked_sub(k8s_openapi::jiff::SignedDuration::from_hours(31 * 24))
+                    .unwrap(),
+            )
+        };
+        n.delivered_at = n.delivered_at.as_ref().map(past);
+        n.objection_window_ends = n.objection_window_ends.as_ref().map(past);
+    }
+    Api::<Subprocessor>::all(client.clone())
+        .patch_status(
+            &sp,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"notices": notices}})),
+        )
+        .await
+        .unwrap();
+    wait_binding(&client, &b_wait, "effective and Ready", |b| {
+        condition(b, "SubprocessorEffective").is_some_and(|(s, _)| s == "True")
+            && condition(b, "Ready").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    wait_rolled_out(&client, &waiting, "sms", Some(1)).await;
+    let b = wait_binding(&client, &b_obj, "still Objected", |_| true).await;
+    assert_eq!(
+        condition(&b, "SubprocessorEffective"),
+        Some(("False".into(), "Objected".into()))
+    );
+    wait_sp(&sp, "effective 1/2", |s| {
+        s.status.as_ref().and_then(|st| st.effective.as_deref()) == Some("1/2")
+    })
+    .await;
+
+    let metrics = operator().await.metrics().await;
+    assert!(
+        metrics.contains(&format!(
+            "herald_subprocessor_objections{{subprocessor=\"{sp}\"}} 1"
+        )),
+        "objection gauge"
+    );
+    assert!(metrics.contains("herald_subprocessor_notices_total{result=\"delivered\"}"));
+    assert!(metrics.contains("herald_subprocessor_notices_total{result=\"failed\"}"));
+}
+
+#[tokio::test]
+async fn deleting_a_subprocessor_blocks_its_bindings() {
+    let client = client().await;
+    operator().await;
+    let (sp, tenant, binding, src) = (
+        unique("sp-del"),
+        unique("sp-del-t"),
+        unique("sp-del-b"),
+        unique("sp-del-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    put_secret(&client, &src, &[("apiKey", "sp-del-key")]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": src}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "Ready", |b| {
+        condition(b, "Ready").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+
+    Api::<Subprocessor>::all(client.clone())
+        .delete(&sp, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_binding(&client, &binding, "SubprocessorNotFound", |b| {
+        condition(b, "SubprocessorEffective")
+            == Some(("False".into(), "SubprocessorNotFound".into()))
+            && condition(b, "Ready").is_some_and(|(s, _)| s == "False")
+    })
+    .await;
+    // The channel is taken from the senders.
+    wait_rolled_out(&client, &tenant, "sms", None).await;
+}
