@@ -11,14 +11,14 @@ DEMO_ADDR := 127.0.0.1:28080
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
-.PHONY: build test fmt-check clippy unit crds crds-check e2e cluster-up cluster-down \
-	cluster-status demo demo-stop
+.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check e2e cluster-up \
+	cluster-down cluster-status demo demo-stop
 
 build:
 	cargo build
 
 ## test: everything CI checks.
-test: fmt-check clippy unit crds-check e2e
+test: fmt-check clippy unit crds-check chart-check e2e
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -30,15 +30,42 @@ clippy:
 unit:
 	cargo test --lib --bins
 
-## crds: regenerate crds/ from the Rust types.
+## crds: regenerate crds/ (and the chart's copy) from the Rust types.
 crds:
 	rm -rf crds && cargo run -q -- crds --out crds >/dev/null
+	$(MAKE) --no-print-directory chart-sync
 
 ## crds-check: fail when crds/ is not what the types generate.
 crds-check:
 	tmp=$$(mktemp -d) && cargo run -q -- crds --out "$$tmp" >/dev/null && \
 	  if ! diff -r "$$tmp" crds; then echo "crds/ is stale: run 'make crds' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
 	  rm -rf "$$tmp"; echo "crds/ matches the types"
+
+CHART := charts/herald
+## chart-sync: refresh the chart's generated copies: crds/ (from the types) and the
+## admission policies (from deploy/admission/, their source of truth).
+chart-sync:
+	rm -rf $(CHART)/crds && cargo run -q -- crds --out $(CHART)/crds >/dev/null
+	rm -rf $(CHART)/files/admission && mkdir -p $(CHART)/files/admission && \
+	  cp deploy/admission/*.yaml $(CHART)/files/admission/
+
+## chart-check: the chart's copies match their sources, its version and appVersion are
+## the crate's, and `helm lint` passes (helm is built with the local cluster's tools).
+chart-check:
+	@tmp=$$(mktemp -d) && cargo run -q -- crds --out "$$tmp" >/dev/null && \
+	  if ! diff -r "$$tmp" $(CHART)/crds; then echo "$(CHART)/crds is stale: run 'make chart-sync' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
+	  rm -rf "$$tmp"
+	@diff -r deploy/admission $(CHART)/files/admission || \
+	  { echo "$(CHART)/files/admission differs from deploy/admission: run 'make chart-sync'" >&2; exit 1; }
+	@crate=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); \
+	  chart=$$(sed -n 's/^version: *//p' $(CHART)/Chart.yaml); \
+	  app=$$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART)/Chart.yaml); \
+	  if [ "$$crate" != "$$chart" ] || [ "$$crate" != "$$app" ]; then \
+	    echo "$(CHART)/Chart.yaml version=$$chart appVersion=$$app, but Cargo.toml says $$crate: keep them equal" >&2; exit 1; fi
+	@e2e/cluster/build.sh helm
+	@$(WITH_CLUSTER) helm lint --strict $(CHART) && \
+	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true
+	@echo "$(CHART) matches its sources and lints"
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
 ## when HERALD_USE_KUBECONFIG=1.
