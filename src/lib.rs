@@ -26,6 +26,7 @@ pub mod config;
 pub mod controller;
 pub mod crdgen;
 pub mod digest;
+pub mod leader;
 pub mod metrics;
 pub mod notify;
 pub mod preflight;

@@ -35,6 +35,20 @@ enum Command {
         /// Log line format.
         #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "json")]
         log_format: LogFormat,
+        /// Reconcile only while holding a Lease, so that replicas can stand by. Off by
+        /// default for a single local process (`make demo`, the e2e operator); the Helm
+        /// chart turns it on.
+        #[arg(long, env = "HERALD_LEADER_ELECTION")]
+        leader_election: bool,
+        /// The leader-election Lease.
+        #[arg(long, env = "HERALD_LEASE_NAME", default_value = "herald")]
+        lease_name: String,
+        /// The Lease's namespace: the operator's own.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "herald-system")]
+        lease_namespace: String,
+        /// This replica's holder identity (the pod name; host and pid when unset).
+        #[arg(long, env = "POD_NAME")]
+        lease_identity: Option<String>,
     },
     /// Write the CRDs generated from the Rust types, one YAML file per kind.
     Crds {
@@ -60,6 +74,10 @@ fn main() -> ExitCode {
             config,
             concurrency,
             log_format,
+            leader_election,
+            lease_name,
+            lease_namespace,
+            lease_identity,
         } => {
             telemetry::init(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -70,6 +88,13 @@ fn main() -> ExitCode {
                 http_addr,
                 config_path: config,
                 concurrency,
+                leader_election: leader_election.then(|| {
+                    herald::leader::LeaseConfig::new(
+                        lease_name,
+                        lease_namespace,
+                        lease_identity.unwrap_or_else(herald::leader::default_identity),
+                    )
+                }),
             };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::{ConfigError, OperatorConfig};
 use crate::controller::{self, Context};
+use crate::leader::{Elector, LeaderError, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::preflight::{self, PreflightError};
 use crate::server::{self, Health};
@@ -27,6 +28,8 @@ pub struct RunConfig {
     pub config_path: Option<PathBuf>,
     /// Reconciles of one controller that may run at once.
     pub concurrency: u16,
+    /// Leader election on this Lease (`None`: this process always reconciles).
+    pub leader_election: Option<LeaseConfig>,
 }
 
 /// Why the operator stopped with an error.
@@ -40,6 +43,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("cannot build the HTTP client for provider APIs and customer webhooks")]
     Http(#[source] reqwest::Error),
+    #[error("lost the leader lease; stopped reconciling")]
+    Leadership(#[source] LeaderError),
     #[error("cannot serve the health and metrics endpoints on {addr}")]
     Serve {
         addr: SocketAddr,
@@ -54,7 +59,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let operator_config = Arc::new(OperatorConfig::load(config.config_path.as_deref())?);
-    let metrics = Arc::new(Metrics::new());
+    let mut metrics = Metrics::new();
+    let leader_gauge = crate::leader::register(&mut metrics.registry);
+    let metrics = Arc::new(metrics);
     let health = Health::new(metrics.clone());
 
     // One shutdown signal fanned out to the server and the operator.
@@ -78,6 +85,25 @@ pub async fn run(
         apiserver = version.as_deref().unwrap_or("unknown"),
         "Herald's API is served; operator running"
     );
+
+    // Leader election: a standby is ready (healthy; `herald_leader` 0) and starts no
+    // watch or controller until it holds the lease.
+    let mut elector = config
+        .leader_election
+        .clone()
+        .map(|lease| Elector::new(client.clone(), lease, leader_gauge.clone()));
+    match elector.as_mut() {
+        Some(e) => {
+            health.set_ready(true);
+            tokio::select! {
+                () = e.acquire() => {},
+                () = stopped(stop_rx.clone()) => return finish(server, config.http_addr).await,
+            };
+        }
+        None => {
+            leader_gauge.set(1);
+        }
+    }
 
     // Stores that reconciles read instead of asking the API server each time.
     let (nodes, nodes_writer) = reflector::store();
@@ -113,15 +139,36 @@ pub async fn run(
     tokio::select! {
         ((), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors) } => {},
         () = binding_watch => {},
+        // Lost the lease: the controllers are dropped here, mid-reconcile, before the
+        // lease can expire; the process exits non-zero and restarts as a standby.
+        lost = hold(elector.as_mut()) => {
+            health.set_ready(false);
+            return Err(RunError::Leadership(lost));
+        }
     }
     tracing::info!("shutdown requested; controllers stopped");
-    health.set_ready(false);
+    if let Some(e) = elector.as_mut() {
+        e.release().await;
+    }
+    finish(server, config.http_addr).await
+}
+
+/// Holds the lease while leading; never resolves without leader election.
+async fn hold(elector: Option<&mut Elector>) -> LeaderError {
+    match elector {
+        Some(e) => e.hold().await,
+        None => future::pending().await,
+    }
+}
+
+/// Not ready any more; waits for the server to stop (on the shutdown signal).
+async fn finish(
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    addr: SocketAddr,
+) -> Result<(), RunError> {
     match server.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(source)) => Err(RunError::Serve {
-            addr: config.http_addr,
-            source,
-        }),
+        Ok(Err(source)) => Err(RunError::Serve { addr, source }),
         // The server task never panics by design; a join error means it was aborted.
         Err(_) => Ok(()),
     }
