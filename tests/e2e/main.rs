@@ -6,6 +6,9 @@
 
 mod api;
 mod channel_binding;
+mod chart;
 mod common;
+mod identity;
+mod leader;
 mod smoke;
 mod subprocessor;

@@ -1,0 +1,301 @@
+//! The Helm chart: it lints, the real API server accepts what it renders, its roles
+//! hold no wildcard, and what it renders agrees with the crate (version, configuration).
+
+use serde_json::Value;
+
+use crate::common::{CONTROL_NAMESPACE, client, ensure_namespace, install_crds};
+use crate::identity::{helm, kubectl_stdin, objects, render};
+
+#[test]
+fn helm_lint_passes() {
+    for extra in [
+        &[][..],
+        &[
+            "--set",
+            "serviceMonitor.enabled=true,prometheusRule.enabled=true",
+        ][..],
+    ] {
+        let mut args = vec!["lint", "--strict", "charts/herald"];
+        args.extend_from_slice(extra);
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "helm lint {extra:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_the_rendered_chart() {
+    let client = client().await;
+    // The chart's crds/ are what `herald crds` generates (make chart-check); the same
+    // CRDs are installed from the types here, so custom resources would validate.
+    install_crds(&client).await;
+    ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    let rendered = render(&[]);
+    let out = kubectl_stdin(
+        &[
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=herald-e2e-chart",
+            "-f",
+            "-",
+        ],
+        &rendered,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the API server refused the rendered chart:\n{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in [
+        "serviceaccount/herald",
+        "clusterrole.rbac.authorization.k8s.io/herald",
+        "deployment.apps/herald",
+        "configmap/herald-config",
+        "service/herald-metrics",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/herald-tenant-deletion-protection",
+    ] {
+        assert!(stdout.contains(kind), "{kind} not applied:\n{stdout}");
+    }
+}
+
+/// Every rule of every (Cluster)Role, with the role's kind/name.
+fn rules(rendered: &str) -> Vec<(String, Value)> {
+    objects(rendered)
+        .into_iter()
+        .filter(|o| matches!(o["kind"].as_str(), Some("ClusterRole" | "Role")))
+        .flat_map(|o| {
+            let who = format!("{}/{}", o["kind"], o["metadata"]["name"]);
+            o["rules"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |r| (who.clone(), r))
+        })
+        .collect()
+}
+
+#[test]
+fn the_rendered_roles_hold_no_wildcard() {
+    let rendered = render(&[]);
+    let rules = rules(&rendered);
+    assert!(rules.len() > 10, "too few rules rendered: {rules:?}");
+    for (who, rule) in &rules {
+        for field in ["verbs", "resources", "apiGroups", "resourceNames"] {
+            for v in rule[field].as_array().into_iter().flatten() {
+                let v = v.as_str().unwrap_or_default();
+                assert!(!v.contains('*'), "{who} has a wildcard in {field}: {rule}");
+            }
+        }
+        assert!(
+            rule.get("nonResourceURLs").is_none(),
+            "{who} grants non-resource URLs: {rule}"
+        );
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for forbidden in ["escalate", "bind", "impersonate", "deletecollection"] {
+            assert!(!verbs.contains(&forbidden), "{who} may {forbidden}: {rule}");
+        }
+        // Secret data is readable only in the control namespace (a Role).
+        if rule["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "secrets")
+            && who.starts_with("\"ClusterRole\"")
+        {
+            assert!(
+                !verbs.contains(&"get") && !verbs.contains(&"watch"),
+                "{who} reads Secrets cluster-wide: {rule}"
+            );
+        }
+    }
+    // The ClusterRole's text, comments included, carries no `*` at all.
+    let cluster_role = rendered
+        .split("\n---")
+        .find(|d| d.contains("\nkind: ClusterRole\n"))
+        .unwrap();
+    assert!(
+        !cluster_role.contains('*'),
+        "the ClusterRole mentions '*':\n{cluster_role}"
+    );
+    // And values cannot bring one in.
+    let out = helm(&[
+        "template",
+        "herald",
+        "charts/herald",
+        "--set-json",
+        r#"rbac.extraErasureRules=[{"apiGroups":["*"],"resources":["*"],"verbs":["delete"]}]"#,
+    ]);
+    assert!(
+        !out.status.success(),
+        "values.schema.json let a wildcard erasure rule through"
+    );
+}
+
+#[test]
+fn the_chart_is_the_crate_version_and_renders_the_default_configuration() {
+    let chart: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(crate::common::repo_root().join("charts/herald/Chart.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(chart["version"].as_str(), Some(version));
+    assert_eq!(chart["appVersion"].as_str(), Some(version));
+
+    let objects = objects(&render(&[]));
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} rendered"))
+    };
+    // The ConfigMap is what `herald run --config` parses (deny_unknown_fields), and
+    // with default values it is config/herald.yaml, the compiled-in default.
+    let text = find("ConfigMap")["data"]["config.yaml"].as_str().unwrap();
+    let rendered = herald::config::OperatorConfig::parse(text, "chart ConfigMap").unwrap();
+    assert_eq!(
+        rendered,
+        herald::config::OperatorConfig::load(None).unwrap()
+    );
+
+    let deployment = find("Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"].as_str(),
+        Some(format!("ghcr.io/herald-dev/herald:{version}").as_str())
+    );
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for a in [
+        "run",
+        "--config=/etc/herald/config.yaml",
+        "--leader-election",
+        "--lease-name=herald",
+        "--lease-namespace=herald-system",
+    ] {
+        assert!(args.contains(&a), "missing arg {a}: {args:?}");
+    }
+    let env: Vec<&str> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE"));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"][0],
+        "ALL"
+    );
+    assert!(
+        pod["topologySpreadConstraints"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
+}
+
+#[test]
+fn the_alerts_name_the_metrics_herald_exports() {
+    let rendered = render(&["--set", "prometheusRule.enabled=true"]);
+    let rule = objects(&rendered)
+        .into_iter()
+        .find(|o| o["kind"] == "PrometheusRule")
+        .unwrap();
+    let alerts: Vec<(String, String)> = rule["spec"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            (
+                r["alert"].as_str().unwrap().to_owned(),
+                r["expr"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Metrics the operator registers today must appear in /metrics under these names.
+    // (A family is encoded once it has a sample: give each alerted family one.)
+    let mut metrics = herald::metrics::Metrics::new();
+    herald::leader::register(&mut metrics.registry);
+    use herald::metrics::{BindingLabels, ErrorLabels, TenantLabels};
+    metrics
+        .residency_violations
+        .get_or_create(&TenantLabels { tenant: "t".into() })
+        .set(0);
+    metrics
+        .credential_next_rotation
+        .get_or_create(&BindingLabels {
+            binding: "b".into(),
+            tenant: "t".into(),
+            channel: "sms".into(),
+        })
+        .set(0);
+    metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            controller: "tenant".into(),
+            category: "api".into(),
+        })
+        .inc();
+    let exported = metrics.encode().unwrap();
+    for (alert, metric) in [
+        ("HeraldResidencyViolation", "herald_residency_violations"),
+        (
+            "HeraldCredentialRotationOverdue",
+            "herald_credential_next_rotation_timestamp_seconds",
+        ),
+        ("HeraldReconcileErrors", "herald_reconcile_errors_total"),
+        ("HeraldNoLeader", "herald_leader"),
+        (
+            "HeraldTenantDeletionDeadlineNear",
+            "herald_tenant_deletion_deadline_timestamp_seconds",
+        ),
+        (
+            "HeraldTenantDeletionOverdue",
+            "herald_tenant_deletion_overdue",
+        ),
+    ] {
+        let (_, expr) = alerts
+            .iter()
+            .find(|(a, _)| a == alert)
+            .unwrap_or_else(|| panic!("no alert {alert}"));
+        assert!(expr.contains(metric), "{alert}: {expr}");
+        // The erasure metrics are exported by the erasure work (docs/metrics.md).
+        if !metric.starts_with("herald_tenant_deletion") {
+            let family = metric.trim_end_matches("_total");
+            assert!(
+                exported.contains(&format!("# TYPE {family} ")),
+                "{metric} is not a metric Herald registers:\n{exported}"
+            );
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The Helm chart as the e2e tests use it: rendered with `helm template`, its RBAC
+//! applied, and kubeconfigs that authenticate as a ServiceAccount (a token from
+//! `kubectl create token`), so that operators under test hold exactly the chart's
+//! permissions and not the admin's.
+
+#![allow(dead_code)] // each test module uses a different subset
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::common::{CONTROL_NAMESPACE, kubectl, repo_root};
+
+/// The chart's release name in the tests; its ServiceAccount (and ClusterRole) is
+/// `herald`, as in a default install into `herald-system`.
+pub const RELEASE: &str = "herald";
+
+/// The chart's ServiceAccount and the audit log's user name for it.
+pub const CHART_SA: &str = "herald";
+
+/// The kinds that make up the chart's identity and permissions.
+pub const RBAC_KINDS: &[&str] = &[
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+];
+
+/// Runs helm (from PATH: `eval "$(e2e/cluster/cluster.sh env)"`).
+pub fn helm(args: &[&str]) -> std::process::Output {
+    Command::new("helm")
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run helm (is it on PATH? `eval \"$(e2e/cluster/cluster.sh env)\"`): {e}")
+        })
+}
+
+/// `helm template` of charts/herald as release `herald` in the control namespace, with
+/// `extra` arguments (e.g. `--set k=v`). Panics with helm's message on failure.
+pub fn render(extra: &[&str]) -> String {
+    let mut args = vec![
+        "template",
+        RELEASE,
+        "charts/herald",
+        "--namespace",
+        CONTROL_NAMESPACE,
+    ];
+    args.extend_from_slice(extra);
+    let out = helm(&args);
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every object of a rendered multi-document YAML stream, as JSON values.
+pub fn objects(rendered: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .filter_map(|doc| Value::deserialize(doc).ok())
+        .filter(|v| v.get("kind").is_some())
+        .collect()
+}
+
+/// Runs kubectl with `input` on stdin.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run kubectl: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Server-side applies `objects` (as the admin in KUBECONFIG).
+pub fn apply(objects: &[Value]) {
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    let out = kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=herald-e2e",
+            "-f",
+            "-",
+        ],
+        &list.to_string(),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes `path`: a kubeconfig for ServiceAccount `namespace/sa`, with a 2-hour token
+/// from `kubectl create token` and the cluster (server, CA) of the current kubeconfig.
+pub fn token_kubeconfig(namespace: &str, sa: &str, path: &Path) {
+    let out = kubectl(&[
+        "create",
+        "token",
+        sa,
+        "--namespace",
+        namespace,
+        "--duration=2h",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl create token {namespace}/{sa}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = kubectl(&["config", "view", "--raw", "--minify", "-o", "json"]);
+    assert!(out.status.success(), "kubectl config view failed");
+    let current: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cluster = current["clusters"][0]["cluster"].clone();
+    assert!(
+        cluster.get("server").is_some(),
+        "no server in the current kubeconfig"
+    );
+    let user = format!("system:serviceaccount:{namespace}:{sa}");
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": cluster}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}],
+        "current-context": "e2e",
+    });
+    std::fs::write(path, config.to_string())
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Applies the chart's ServiceAccount, ClusterRole(Binding) and Role(Binding)s, and
+/// returns a kubeconfig that authenticates as that ServiceAccount: the operator under
+/// test then holds exactly what a Helm install grants.
+pub fn chart_operator_kubeconfig() -> PathBuf {
+    let rbac: Vec<Value> = objects(&render(&[]))
+        .into_iter()
+        .filter(|o| RBAC_KINDS.contains(&o["kind"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        rbac.len(),
+        7,
+        "expected SA, ClusterRole(Binding), 2 Roles and 2 RoleBindings"
+    );
+    apply(&rbac);
+    let path = repo_root().join(format!(
+        "target/e2e-chart-sa-{}.kubeconfig",
+        std::process::id()
+    ));
+    token_kubeconfig(CONTROL_NAMESPACE, CHART_SA, &path);
+    path
+}

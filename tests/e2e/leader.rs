@@ -1,0 +1,330 @@
+//! Leader election with two real operator processes: exactly one holds the Lease and
+//! reconciles, the standby writes nothing; SIGKILL the leader and the standby takes
+//! over within 15 s; a leader that can no longer renew stops before its lease expires.
+//!
+//! How this coexists with the shared operator of the suite (`common::operator`), which
+//! reconciles every tenant of the other tests at the same time: the two processes here
+//! run with a unique Lease *and* as a ServiceAccount of their own that holds only the
+//! read half of the chart's permissions (get/list/watch, no Secrets) plus the Lease. So
+//! their leader really runs every controller (watches, reconciles — which find the
+//! shared operator's tenants converged and stay quiet) but any write it attempted would
+//! be refused: it can never fight the shared operator, and no provider or webhook call
+//! can happen without the Secrets it cannot read. Giving all three processes one Lease
+//! instead would make the test kill the suite's own operator, or wait for it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::wait::await_condition;
+use serde_json::{Value, json};
+
+use crate::common::{
+    CONTROL_NAMESPACE, WAIT, client, ensure_namespace, http_get, install_crds, repo_root, unique,
+};
+use crate::identity::{apply, objects, render, token_kubeconfig};
+
+/// The standby's identity, read-only permissions and Lease for this test.
+const SA: &str = "herald-e2e-leader";
+
+/// One operator process, SIGKILLed when dropped.
+struct Replica {
+    identity: String,
+    addr: String,
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    async fn metrics(&self) -> String {
+        http_get(&format!("http://{}/metrics", self.addr))
+            .await
+            .unwrap_or_default()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The sum of a metric family's samples (0 when absent).
+fn sample_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The read half of the chart's roles (no Secrets), the Lease, bound to [`SA`].
+fn apply_read_only_identity() {
+    let read = ["get", "list", "watch"];
+    let mut cluster_rules = Vec::new();
+    let mut control_rules = vec![json!({
+        "apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+        "verbs": ["get", "create", "update"]
+    })];
+    for o in objects(&render(&[])) {
+        let kind = o["kind"].as_str().unwrap_or("");
+        if kind != "ClusterRole" && kind != "Role" {
+            continue;
+        }
+        for mut rule in o["rules"].as_array().cloned().unwrap_or_default() {
+            let resources = rule["resources"].as_array().cloned().unwrap_or_default();
+            if resources.iter().any(|r| r == "secrets" || r == "leases") {
+                continue;
+            }
+            let verbs: Vec<Value> = rule["verbs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| read.contains(&v.as_str().unwrap_or("")))
+                .collect();
+            if verbs.is_empty() {
+                continue;
+            }
+            rule["verbs"] = Value::Array(verbs);
+            if kind == "ClusterRole" {
+                cluster_rules.push(rule);
+            } else {
+                control_rules.push(rule);
+            }
+        }
+    }
+    let subject = json!([{"kind": "ServiceAccount", "name": SA, "namespace": CONTROL_NAMESPACE}]);
+    let labels = json!({"herald.dev/e2e": "leader"});
+    apply(&[
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": SA, "namespace": CONTROL_NAMESPACE, "labels": labels}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": SA, "labels": labels}, "rules": cluster_rules}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": SA, "labels": labels}, "subjects": subject,
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SA}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": SA, "namespace": CONTROL_NAMESPACE, "labels": labels},
+               "rules": control_rules}),
+    ]);
+}
+
+/// Binds the namespaced Role (Lease, ChannelBindings) under `binding`.
+fn bind_lease_role(binding: &str) {
+    apply(&[
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": binding, "namespace": CONTROL_NAMESPACE, "labels": {"herald.dev/e2e": "leader"}},
+        "subjects": [{"kind": "ServiceAccount", "name": SA, "namespace": CONTROL_NAMESPACE}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SA}}),
+    ]);
+}
+
+fn start(identity: &str, lease: &str, kubeconfig: &std::path::Path) -> Replica {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let log = repo_root().join(format!("target/e2e-{identity}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let err = out.try_clone().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["run", "--http-addr", &addr, "--log-format", "text"])
+        .args(["--leader-election", "--lease-name", lease])
+        .args(["--lease-namespace", CONTROL_NAMESPACE])
+        .env("POD_NAME", identity)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    Replica {
+        identity: identity.to_owned(),
+        addr,
+        child,
+        log,
+    }
+}
+
+/// Polls a process's endpoint until `ok` holds (no watch exists for a process's
+/// metrics); fails with both logs after `WAIT`.
+async fn until(what: &str, replicas: &[&Replica], mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !ok().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} not within {WAIT:?}; logs:\n{}",
+            replicas
+                .iter()
+                .map(|r| format!("--- {}\n{}", r.identity, r.log()))
+                .collect::<String>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the Lease's holder is `want` (a watch on the Lease).
+async fn await_holder(leases: &Api<Lease>, lease: &str, want: &[&str], within: Duration) -> String {
+    let cond = |l: Option<&Lease>| {
+        l.and_then(|l| l.spec.as_ref()?.holder_identity.as_deref())
+            .is_some_and(|h| want.contains(&h))
+    };
+    let found = tokio::time::timeout(within, await_condition(leases.clone(), lease, cond))
+        .await
+        .unwrap_or_else(|_| panic!("Lease {lease} not held by one of {want:?} within {within:?}"))
+        .unwrap();
+    found
+        .and_then(|l| l.spec?.holder_identity)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
+    let client = client().await;
+    install_crds(&client).await;
+    ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    apply_read_only_identity();
+    let binding = unique("herald-e2e-leader");
+    bind_lease_role(&binding);
+    let kubeconfig = repo_root().join(format!(
+        "target/e2e-leader-{}.kubeconfig",
+        std::process::id()
+    ));
+    token_kubeconfig(CONTROL_NAMESPACE, SA, &kubeconfig);
+
+    let lease = unique("herald-e2e-lease");
+    let a = start(&format!("{lease}-a"), &lease, &kubeconfig);
+    let b = start(&format!("{lease}-b"), &lease, &kubeconfig);
+    for r in [&a, &b] {
+        let url = format!("http://{}/readyz", r.addr);
+        until("ready (leader or standby)", &[&a, &b], async || {
+            http_get(&url).await.is_ok()
+        })
+        .await;
+    }
+
+    // Exactly one holds the Lease, says so in herald_leader, and reconciles.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let holder = await_holder(&leases, &lease, &[&a.identity, &b.identity], WAIT).await;
+    let (leader, standby) = if holder == a.identity { (a, b) } else { (b, a) };
+    until(
+        "the leader's herald_leader 1 and a tenant reconcile",
+        &[&leader, &standby],
+        async || {
+            let m = leader.metrics().await;
+            sample_sum(&m, "herald_leader") == 1.0 && sample_sum(&m, "herald_reconcile_total") > 0.0
+        },
+    )
+    .await;
+    let m = standby.metrics().await;
+    assert_eq!(sample_sum(&m, "herald_leader"), 0.0, "standby:\n{m}");
+    assert_eq!(
+        sample_sum(&m, "herald_reconcile_total"),
+        0.0,
+        "standby reconciled:\n{m}"
+    );
+    assert_eq!(
+        sample_sum(&m, "herald_api_writes_total"),
+        0.0,
+        "standby wrote:\n{m}"
+    );
+    let transitions = leases
+        .get(&lease)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .lease_transitions;
+
+    // SIGKILL the leader: no release, the standby must see the lease expire.
+    let mut leader = leader;
+    leader.child.kill().unwrap();
+    let killed = Instant::now();
+    leader.child.wait().unwrap();
+    let new = await_holder(
+        &leases,
+        &lease,
+        &[&standby.identity],
+        Duration::from_secs(20),
+    )
+    .await;
+    let takeover = killed.elapsed();
+    println!("leader election: standby {new} took over {takeover:.1?} after SIGKILL of the leader");
+    std::fs::write(
+        repo_root().join("target/e2e-leader-takeover.txt"),
+        format!("{:.3}\n", takeover.as_secs_f64()),
+    )
+    .unwrap();
+    assert!(
+        takeover <= Duration::from_secs(15),
+        "takeover took {takeover:?}"
+    );
+    assert!(
+        leases
+            .get(&lease)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .lease_transitions
+            > transitions,
+        "a takeover counts as a transition"
+    );
+    until(
+        "the new leader's herald_leader 1 and reconciles",
+        &[&standby],
+        async || {
+            let m = standby.metrics().await;
+            sample_sum(&m, "herald_leader") == 1.0 && sample_sum(&m, "herald_reconcile_total") > 0.0
+        },
+    )
+    .await;
+
+    // A leader that cannot renew (its access to the Lease revoked) stops reconciling
+    // and exits non-zero before the lease could expire for anyone else.
+    let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+        Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    bindings
+        .delete(&binding, &DeleteParams::default())
+        .await
+        .unwrap();
+    let revoked = Instant::now();
+    let mut standby = standby;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = standby.child.wait();
+        (status, standby)
+    });
+    let (status, standby) = tokio::time::timeout(Duration::from_secs(20), status)
+        .await
+        .expect("the leader kept running without its lease")
+        .unwrap();
+    let stopped = revoked.elapsed();
+    println!(
+        "leader election: a leader that could not renew exited {stopped:.1?} after losing access"
+    );
+    let status = status.unwrap();
+    assert!(!status.success(), "must exit non-zero, got {status}");
+    // Renew deadline (6 s) plus one retry period, below the 10 s lease duration.
+    assert!(
+        stopped < Duration::from_secs(10),
+        "stopped after {stopped:?}"
+    );
+    assert!(
+        standby.log().contains("lost the leader lease"),
+        "{}",
+        standby.log()
+    );
+    let _ = leases.delete(&lease, &DeleteParams::default()).await;
+}
