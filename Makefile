@@ -89,17 +89,38 @@ cluster-status:
 ## demo: the main job: local cluster, CRDs, the operator, the examples, their status.
 demo: cluster-up build
 	@$(WITH_CLUSTER) mkdir -p $(DEMO_DIR) && \
-	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f crds/ && \
-	  kubectl wait --for=condition=Established -f crds/ --timeout=60s
+	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f $(CHART)/crds/ && \
+	  kubectl wait --for=condition=Established -f $(CHART)/crds/ --timeout=60s && \
+	  kubectl apply --server-side --field-manager=herald-demo -f examples/00-namespace.yaml
+	@# The chart's ServiceAccount, roles and admission policies, as `helm install` would
+	@# create them; the operator runs locally as that ServiceAccount (a token), so the demo
+	@# shows what the chart's RBAC allows, not what the admin may do.
+	@$(WITH_CLUSTER) helm template herald $(CHART) --namespace herald-system \
+	    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+	    --show-only templates/admission.yaml | \
+	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f - >/dev/null && \
+	  server=$$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}') && \
+	  kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' \
+	    | base64 -d >$(DEMO_DIR)/ca.crt && \
+	  token=$$(kubectl create token herald --namespace herald-system --duration=24h) && \
+	  rm -f $(DEMO_DIR)/herald.kubeconfig && export KUBECONFIG=$(DEMO_DIR)/herald.kubeconfig && \
+	  kubectl config set-cluster local --server="$$server" --certificate-authority=$(DEMO_DIR)/ca.crt \
+	    --embed-certs=true >/dev/null && \
+	  kubectl config set-credentials herald --token="$$token" >/dev/null && \
+	  kubectl config set-context herald --cluster=local --user=herald >/dev/null && \
+	  kubectl config use-context herald >/dev/null && \
+	  echo "operator identity: system:serviceaccount:herald-system:herald ($(DEMO_DIR)/herald.kubeconfig)"
 	@$(WITH_CLUSTER) if [ -f $(DEMO_DIR)/herald.pid ] && kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then \
 	  kill $$(cat $(DEMO_DIR)/herald.pid); sleep 1; fi; \
-	  nohup target/debug/herald run --http-addr $(DEMO_ADDR) --log-format text \
-	    >$(DEMO_DIR)/herald.log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/herald.pid; \
+	  KUBECONFIG=$(DEMO_DIR)/herald.kubeconfig nohup target/debug/herald run --http-addr $(DEMO_ADDR) \
+	    --log-format text >$(DEMO_DIR)/herald.log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/herald.pid; \
 	  for i in $$(seq 1 60); do curl -fsS http://$(DEMO_ADDR)/readyz >/dev/null 2>&1 && break; \
 	    if ! kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then cat $(DEMO_DIR)/herald.log; exit 1; fi; sleep 0.5; done; \
 	  echo "herald running (pid $$(cat $(DEMO_DIR)/herald.pid), log $(DEMO_DIR)/herald.log, metrics http://$(DEMO_ADDR)/metrics)"
 	@$(WITH_CLUSTER) if ls examples/*.yaml >/dev/null 2>&1; then kubectl apply -f examples/; fi; \
-	  echo; echo "\$$ kubectl get herald"; kubectl get herald
+	  kubectl wait --for=condition=Ready tenants,channelbindings.herald.dev,subprocessors --all -A \
+	    --timeout=120s >/dev/null || echo "(some examples are not Ready yet: see their conditions)"; \
+	  echo; echo "\$$ kubectl get herald -A"; kubectl get herald -A
 
 demo-stop:
 	@if [ -f $(DEMO_DIR)/herald.pid ]; then kill $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null || true; rm -f $(DEMO_DIR)/herald.pid; fi

@@ -66,6 +66,7 @@ api_ready() {
 # cert NAME SUBJECT EXTENSIONS: a key and a certificate signed by the local CA.
 cert() {
   local name=$1 subj=$2 ext=$3 pki=$state/pki
+  [ -f "$pki/$name.crt" ] && return
   openssl genrsa -out "$pki/$name.key" 2048 2>/dev/null
   openssl req -new -key "$pki/$name.key" -subj "$subj" -out "$pki/$name.csr" 2>/dev/null
   printf '%s\n' "$ext" >"$pki/$name.ext"
@@ -75,9 +76,8 @@ cert() {
 
 make_pki() {
   local pki=$state/pki
-  [ -f "$pki/done" ] && return
   mkdir -p "$pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" \
+  [ -f "$pki/ca.crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -out "$pki/ca.crt" \
     -days 365 -subj "/CN=herald-local-ca" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   # rustls refuses a serving certificate that is itself a CA, and needs the IP SAN.
@@ -94,9 +94,23 @@ extendedKeyUsage=clientAuth"
   cert kube-controller-manager "/CN=system:kube-controller-manager" "$client"
   cert kube-scheduler "/CN=system:kube-scheduler" "$client"
   cert kwok "/O=system:masters/CN=kwok-controller" "$client"
-  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
-  touch "$pki/done"
+  # The operator under test gets its own user, so that the audit log can count its
+  # requests apart from the tests' own (the chart's RBAC replaces system:masters later).
+  cert herald-operator "/O=system:masters/CN=herald-operator" "$client"
+  if [ ! -f "$pki/sa.pub" ]; then
+    openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  fi
+}
+
+# Every certificate and kubeconfig; each is made only if missing, so that `up` on a
+# running cluster adds what a newer version of this script expects.
+credentials() {
+  make_pki
+  local c
+  for c in admin kube-controller-manager kube-scheduler kwok herald-operator; do
+    [ -f "$state/$c.kubeconfig" ] || kubeconfig "$c"
+  done
 }
 
 # kubeconfig NAME: a kubeconfig for the certificate NAME, with embedded credentials.
@@ -245,15 +259,14 @@ cmd_up() {
   local t0=$SECONDS
   "$here/build.sh" all
   if running; then
+    credentials
     log "already running ($api_url)"
     return
   fi
   # Something is half up (a crash, a reboot): start from a clean state.
   [ -d "$state" ] && cmd_down
   mkdir -p "$state/pids" "$state/logs"
-  make_pki
-  local c
-  for c in admin kube-controller-manager kube-scheduler kwok; do kubeconfig "$c"; done
+  credentials
   start_etcd
   start_apiserver
   start_controller_manager
@@ -294,6 +307,8 @@ cmd_status() {
 
 cmd_env() {
   echo "export KUBECONFIG=$state/admin.kubeconfig"
+  echo "export HERALD_OPERATOR_KUBECONFIG=$state/herald-operator.kubeconfig"
+  echo "export HERALD_AUDIT_LOG=$state/logs/audit.log"
   echo "export PATH=$(tr '\n' ':' < <("$here/build.sh" bin-dirs))\$PATH"
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step must fail the test loudly
 
 mod api;
+mod audit;
 mod channel_binding;
 mod chart;
 mod common;
@@ -12,3 +13,4 @@ mod identity;
 mod leader;
 mod smoke;
 mod subprocessor;
+mod tenant;

@@ -89,10 +89,11 @@ pub struct TenantSpec {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub subprocessor_objections: Vec<SubprocessorObjection>,
 
-    /// Guards against erasing a customer by accident: while true, deleting a Tenant whose
-    /// contract is not Terminated leaves its stack and data in place (condition Ready=False,
-    /// reason DeletionProtected) until the contract is terminated or this is set to false.
-    /// Default: true.
+    /// Guards against erasing a customer by accident: unless this is false, deleting a
+    /// Tenant whose contract is not Terminated is refused at admission (the
+    /// ValidatingAdmissionPolicy herald-tenant-deletion-protection), because deleting it
+    /// deletes its stack and data without a deletion receipt. Terminate the contract
+    /// instead. Default: true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_protection: Option<bool>,
 }

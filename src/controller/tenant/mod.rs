@@ -363,11 +363,7 @@ async fn enforce_residency(
         .map_err(Error::kube(format!("list sender pods in {ns}")))?;
     let allow_adequacy = tenant.spec.residency.allow_adequacy.unwrap_or(false);
     let mut violations = Vec::new();
-    for pod in list
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-    {
+    for pod in &list.items {
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
@@ -382,13 +378,18 @@ async fn enforce_residency(
         ) {
             continue;
         }
-        let pod_name = pod.name_any();
-        evict(&pods, &pod_name, ctx).await?;
         let v = Violation {
-            pod: pod_name,
+            pod: pod.name_any(),
             node,
             region,
         };
+        // A pod already on its way out still runs there: it counts as a violation
+        // until it is gone, but is not evicted twice.
+        if pod.metadata.deletion_timestamp.is_some() {
+            violations.push(v);
+            continue;
+        }
+        evict(&pods, &v.pod, ctx).await?;
         warn!(pod = %v.pod, node = %v.node, region = ?v.region, "evicted a sender pod outside the allowed regions");
         ctx.metrics
             .residency_evictions
@@ -401,6 +402,7 @@ async fn enforce_residency(
             tenant,
             EventType::Warning,
             reason::POD_EVICTED,
+            "EvictPod",
             format!(
                 "evicted sender pod {} from node {} in region {}: outside the allowed regions",
                 v.pod,
@@ -473,6 +475,7 @@ async fn publish_status(tenant: &Tenant, status: TenantStatus, ctx: &Context) ->
             tenant,
             kind,
             &c.reason,
+            &format!("Set{}", c.type_),
             format!("{} is {}: {}", c.type_, c.status, c.message),
         )
         .await;
@@ -527,12 +530,21 @@ async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.
-async fn event(ctx: &Context, tenant: &Tenant, type_: EventType, reason: &str, note: String) {
+/// `action` tells events apart: the recorder folds events of one object with the same
+/// type, reason and action into a series that keeps only the first note.
+async fn event(
+    ctx: &Context,
+    tenant: &Tenant,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ev = Event {
         type_,
         reason: reason.to_owned(),
         note: Some(note),
-        action: "Reconcile".into(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &tenant.object_ref(&())).await {

@@ -1,0 +1,78 @@
+//! Reads the local cluster's audit log (one JSON object per request, written by the
+//! apiserver at Metadata level; see e2e/cluster/audit-policy.yaml), to count what a
+//! given user asked of the API server. The operator under test runs as its own user
+//! (`herald-operator`), so its requests can be told from the tests' own.
+
+use serde::Deserialize;
+
+/// The operator's user name: the e2e operator authenticates as the Helm chart's
+/// ServiceAccount (tests/e2e/identity.rs), with a token from `kubectl create token`.
+pub const OPERATOR_USER: &str = "system:serviceaccount:herald-system:herald";
+
+/// The verbs that change something.
+pub const MUTATING: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+/// One request, as much of it as the tests need.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub verb: String,
+    pub user: User,
+    #[serde(default)]
+    pub object_ref: Option<ObjectRef>,
+    pub stage: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    pub username: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub subresource: String,
+}
+
+impl Entry {
+    /// Whether the request changes something.
+    pub fn is_mutating(&self) -> bool {
+        MUTATING.contains(&self.verb.as_str())
+    }
+
+    /// The object reference, or an empty one.
+    pub fn object(&self) -> ObjectRef {
+        self.object_ref.clone().unwrap_or_default()
+    }
+}
+
+fn path() -> String {
+    std::env::var("HERALD_AUDIT_LOG").unwrap_or_else(|_| {
+        panic!("HERALD_AUDIT_LOG is not set: run the e2e tests with `make e2e` (the local cluster has an audit log)")
+    })
+}
+
+/// The log's current length: a mark to read from later.
+pub fn mark() -> u64 {
+    std::fs::metadata(path()).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Completed requests logged since `mark` (ResponseComplete stage only, one per request).
+pub fn since(mark: u64) -> Vec<Entry> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path()).unwrap_or_else(|e| panic!("open audit log: {e}"));
+    file.seek(SeekFrom::Start(mark)).unwrap();
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+        .filter(|e| e.stage == "ResponseComplete")
+        .collect()
+}
