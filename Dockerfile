@@ -18,6 +18,8 @@ RUN rustup target add "$(uname -m)-unknown-linux-musl"
 # Dependencies first, in their own layer: a change to Herald's sources does not
 # rebuild them.
 COPY Cargo.toml Cargo.lock ./
+# Cargo.toml declares the e2e test target: its path must exist for the manifest to load.
+COPY tests ./tests
 RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
     && cargo build --release --locked --target "$(uname -m)-unknown-linux-musl" \
     && rm -rf src
