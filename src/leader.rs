@@ -20,8 +20,9 @@
 //! - **Retry period** (2 s): how often the leader renews and a standby looks again.
 //!
 //! A standby therefore takes over at most `duration + retry` (12 s) after the leader
-//! died, and within one retry period when the leader released the lease on SIGTERM
-//! ([`Elector::release`]: holder cleared), which is how a rolling update hands over.
+//! died, and within one retry period of the leader releasing the lease on SIGTERM
+//! ([`Elector::release`]: holder cleared, after the controllers stopped — at most the
+//! 5 s shutdown grace of `run`), which is how a rolling update hands over.
 //!
 //! Writes use the Lease's `resourceVersion` (optimistic concurrency): of two replicas
 //! that race for an expired lease, the API server lets exactly one update win.

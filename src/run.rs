@@ -145,6 +145,15 @@ pub async fn run(
             health.set_ready(false);
             return Err(RunError::Leadership(lost));
         }
+        // Shutdown is bounded: reconciles still running after the grace are dropped
+        // (they are idempotent), so the lease is released well within the pod's
+        // termination grace period and a standby takes over at once.
+        () = async {
+            stopped(stop_rx.clone()).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the shutdown grace; stopping them");
+        }
     }
     tracing::info!("shutdown requested; controllers stopped");
     if let Some(e) = elector.as_mut() {
@@ -152,6 +161,9 @@ pub async fn run(
     }
     finish(server, config.http_addr).await
 }
+
+/// How long in-flight reconciles may run on after the shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Holds the lease while leading; never resolves without leader election.
 async fn hold(elector: Option<&mut Elector>) -> LeaderError {

@@ -1,6 +1,7 @@
-//! Leader election with two real operator processes: exactly one holds the Lease and
+//! Leader election with real operator processes: exactly one holds the Lease and
 //! reconciles, the standby writes nothing; SIGKILL the leader and the standby takes
-//! over within 15 s; a leader that can no longer renew stops before its lease expires.
+//! over within 15 s; SIGTERM a leader and it hands over at once (lease released); a
+//! leader that can no longer renew stops before its lease expires.
 //!
 //! How this coexists with the shared operator of the suite (`common::operator`), which
 //! reconciles every tenant of the other tests at the same time: the two processes here
@@ -25,8 +26,10 @@ use crate::common::{
 };
 use crate::identity::{apply, objects, render, token_kubeconfig};
 
-/// The standby's identity, read-only permissions and Lease for this test.
-const SA: &str = "herald-e2e-leader";
+/// The read-only ClusterRole and Role (the same for every run, applied idempotently);
+/// each run binds them to a ServiceAccount of its own, so that a leftover binding of an
+/// earlier, failed run can never keep access the test revokes.
+const ROLE: &str = "herald-e2e-leader";
 
 /// One operator process, SIGKILLed when dropped.
 struct Replica {
@@ -67,8 +70,8 @@ fn sample_sum(metrics: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// The read half of the chart's roles (no Secrets), the Lease, bound to [`SA`].
-fn apply_read_only_identity() {
+/// The read half of the chart's roles (no Secrets), and the Lease, as [`ROLE`].
+fn apply_read_only_roles() {
     let read = ["get", "list", "watch"];
     let mut cluster_rules = Vec::new();
     let mut control_rules = vec![json!({
@@ -103,29 +106,31 @@ fn apply_read_only_identity() {
             }
         }
     }
-    let subject = json!([{"kind": "ServiceAccount", "name": SA, "namespace": CONTROL_NAMESPACE}]);
     let labels = json!({"herald.dev/e2e": "leader"});
     apply(&[
-        json!({"apiVersion": "v1", "kind": "ServiceAccount",
-               "metadata": {"name": SA, "namespace": CONTROL_NAMESPACE, "labels": labels}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-               "metadata": {"name": SA, "labels": labels}, "rules": cluster_rules}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": SA, "labels": labels}, "subjects": subject,
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": SA}}),
+               "metadata": {"name": ROLE, "labels": labels}, "rules": cluster_rules}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-               "metadata": {"name": SA, "namespace": CONTROL_NAMESPACE, "labels": labels},
+               "metadata": {"name": ROLE, "namespace": CONTROL_NAMESPACE, "labels": labels},
                "rules": control_rules}),
     ]);
 }
 
-/// Binds the namespaced Role (Lease, ChannelBindings) under `binding`.
-fn bind_lease_role(binding: &str) {
+/// A ServiceAccount `sa` bound to the read-only ClusterRole, and (binding `sa`) to the
+/// Role with the Lease.
+fn apply_identity(sa: &str) {
+    let subject = json!([{"kind": "ServiceAccount", "name": sa, "namespace": CONTROL_NAMESPACE}]);
+    let labels = json!({"herald.dev/e2e": "leader"});
     apply(&[
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": sa, "namespace": CONTROL_NAMESPACE, "labels": labels}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": sa, "labels": labels}, "subjects": subject,
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ROLE}}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": binding, "namespace": CONTROL_NAMESPACE, "labels": {"herald.dev/e2e": "leader"}},
-        "subjects": [{"kind": "ServiceAccount", "name": SA, "namespace": CONTROL_NAMESPACE}],
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SA}}),
+               "metadata": {"name": sa, "namespace": CONTROL_NAMESPACE, "labels": labels},
+               "subjects": subject,
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ROLE}}),
     ]);
 }
 
@@ -195,14 +200,11 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
     let client = client().await;
     install_crds(&client).await;
     ensure_namespace(&client, CONTROL_NAMESPACE).await;
-    apply_read_only_identity();
-    let binding = unique("herald-e2e-leader");
-    bind_lease_role(&binding);
-    let kubeconfig = repo_root().join(format!(
-        "target/e2e-leader-{}.kubeconfig",
-        std::process::id()
-    ));
-    token_kubeconfig(CONTROL_NAMESPACE, SA, &kubeconfig);
+    apply_read_only_roles();
+    let sa = unique("herald-e2e-leader");
+    apply_identity(&sa);
+    let kubeconfig = repo_root().join(format!("target/e2e-{sa}.kubeconfig"));
+    token_kubeconfig(CONTROL_NAMESPACE, &sa, &kubeconfig);
 
     let lease = unique("herald-e2e-lease");
     let a = start(&format!("{lease}-a"), &lease, &kubeconfig);
@@ -292,12 +294,55 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
     )
     .await;
 
+    // SIGTERM (a rolling update, a drain): the leader stops its controllers and
+    // releases the Lease, so a standby takes over at its next retry, not at expiry.
+    let c = start(&format!("{lease}-c"), &lease, &kubeconfig);
+    let url = format!("http://{}/readyz", c.addr);
+    until("the third replica ready", &[&c], async || {
+        http_get(&url).await.is_ok()
+    })
+    .await;
+    let term = Command::new("kill")
+        .args(["-TERM", &standby.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let terminated = Instant::now();
+    await_holder(&leases, &lease, &[&c.identity], Duration::from_secs(10)).await;
+    let handover = terminated.elapsed();
+    println!(
+        "leader election: after SIGTERM of the leader, {} took over in {handover:.1?}",
+        c.identity
+    );
+    // At most the shutdown grace (5 s, reconciles still running are then dropped) plus
+    // one retry period: never the lease expiry a crash costs.
+    assert!(
+        handover < Duration::from_secs(8),
+        "handover took {handover:?}: was the lease released?"
+    );
+    let mut old = standby;
+    let status = old.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a SIGTERMed replica exits 0, got {status}"
+    );
+    assert!(
+        old.log().contains("released the leader lease"),
+        "{}",
+        old.log()
+    );
+    let standby = c;
+    until("the third replica leads", &[&standby], async || {
+        sample_sum(&standby.metrics().await, "herald_leader") == 1.0
+    })
+    .await;
+
     // A leader that cannot renew (its access to the Lease revoked) stops reconciling
     // and exits non-zero before the lease could expire for anyone else.
     let bindings: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
         Api::namespaced(client.clone(), CONTROL_NAMESPACE);
     bindings
-        .delete(&binding, &DeleteParams::default())
+        .delete(&sa, &DeleteParams::default())
         .await
         .unwrap();
     let revoked = Instant::now();
@@ -327,4 +372,11 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
         standby.log()
     );
     let _ = leases.delete(&lease, &DeleteParams::default()).await;
+    let _ = Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
+        .delete(&sa, &DeleteParams::default())
+        .await;
+    let _ =
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client, CONTROL_NAMESPACE)
+            .delete(&sa, &DeleteParams::default())
+            .await;
 }
