@@ -8,6 +8,7 @@ use serde::Deserialize;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
 use crate::regions::RegionCatalog;
+use crate::retention::Periods;
 
 /// The configuration compiled in, used when `herald run` is given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/herald.yaml");
@@ -22,6 +23,33 @@ pub struct OperatorConfig {
     pub senders: SenderDefaults,
     /// Region → country → EEA / adequacy / third country.
     pub regions: RegionCatalog,
+    /// The platform's retention periods: what a tenant's data is kept where its
+    /// RetentionPolicy says nothing, and the longest a RetentionPolicy may ask for (a
+    /// customer may shorten them, never lengthen them).
+    #[serde(default)]
+    pub retention: Periods,
+    /// When erasure of a terminated tenant runs.
+    #[serde(default)]
+    pub erasure: ErasureConfig,
+}
+
+/// Erasure timing.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErasureConfig {
+    /// Erasure starts at the latest this many days before the deadline
+    /// (terminatedAt + deleteWithinDays), leaving room for retries and for people to
+    /// react to an alert. Between termination and then, the customer can still ask for
+    /// an export. Default: 3.
+    pub safety_margin_days: i64,
+}
+
+impl Default for ErasureConfig {
+    fn default() -> Self {
+        Self {
+            safety_margin_days: 3,
+        }
+    }
 }
 
 /// Sender settings a Tenant does not set itself.
@@ -53,6 +81,8 @@ pub enum ConfigError {
     },
     #[error("the configuration {origin} has an empty region catalog: no sender could ever run")]
     NoRegions { origin: String },
+    #[error("the configuration {origin} has invalid retention periods: {reason}")]
+    Retention { origin: String, reason: String },
 }
 
 impl OperatorConfig {
@@ -65,6 +95,12 @@ impl OperatorConfig {
         if config.regions.0.is_empty() {
             return Err(ConfigError::NoRegions {
                 origin: origin.to_owned(),
+            });
+        }
+        if let Err(reason) = config.retention.check_platform() {
+            return Err(ConfigError::Retention {
+                origin: origin.to_owned(),
+                reason,
             });
         }
         Ok(config)
@@ -107,6 +143,15 @@ mod tests {
         assert!(
             OperatorConfig::parse("regions: {x: {country: DE, status: Maybe}}\n", "t").is_err()
         );
+    }
+
+    #[test]
+    fn the_platform_retention_is_the_documented_default_and_checked() {
+        let c = OperatorConfig::load(None).unwrap();
+        assert_eq!(c.retention, Periods::default());
+        let longer = DEFAULT_CONFIG.replace("backupsDays: 7", "backupsDays: 14");
+        let e = OperatorConfig::parse(&longer, "t").unwrap_err();
+        assert!(matches!(e, ConfigError::Retention { .. }), "{e}");
     }
 
     #[test]

@@ -32,6 +32,14 @@ enum Command {
         /// Reconciles of one controller that may run at once.
         #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
+        /// Reconcile only the Tenants matching this label selector (shard a fleet
+        /// over several operators). Default: every Tenant.
+        #[arg(long, env = "HERALD_TENANT_SELECTOR")]
+        tenant_selector: Option<String>,
+        /// The controllers to run, comma-separated: tenant, channelbinding, subprocessor.
+        #[arg(long, env = "HERALD_CONTROLLERS", default_value = "tenant,channelbinding,subprocessor",
+              value_parser = herald::run::Controllers::parse)]
+        controllers: herald::run::Controllers,
         /// Log line format.
         #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "json")]
         log_format: LogFormat,
@@ -74,6 +82,8 @@ fn main() -> ExitCode {
             config,
             concurrency,
             log_format,
+            tenant_selector,
+            controllers,
             leader_election,
             lease_name,
             lease_namespace,
@@ -95,6 +105,8 @@ fn main() -> ExitCode {
                         lease_identity.unwrap_or_else(herald::leader::default_identity),
                     )
                 }),
+                tenant_selector,
+                controllers,
             };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -82,6 +82,15 @@ pub struct SubprocessorLabels {
     pub subprocessor: String,
 }
 
+/// `tenant`, `category`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabels {
+    /// The Tenant's name.
+    pub tenant: String,
+    /// The data category (`messageContent`, `backups`, …).
+    pub category: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -102,6 +111,11 @@ pub struct Metrics {
     pub residency_violations: Family<TenantLabels, Gauge>,
     /// Sender pods evicted for running outside their tenant's allowed regions.
     pub residency_evictions: Family<TenantLabels, Counter>,
+    /// When a category's retention purge last succeeded (unix seconds); absent until it
+    /// has.
+    pub purge_last_success: Family<PurgeLabels, Gauge>,
+    /// 1 while a category's purge has not succeeded within its retention period.
+    pub purge_overdue: Family<PurgeLabels, Gauge>,
     /// When the credential in use was put in place (unix seconds); its age is
     /// `time() - this`. A timestamp, not an age, so that it changes only at rotations.
     pub credential_last_rotation: Family<BindingLabels, Gauge>,
@@ -113,6 +127,10 @@ pub struct Metrics {
     pub subprocessor_notices: Family<ResultLabels, Counter>,
     /// Tenants objecting to each Subprocessor.
     pub subprocessor_objections: Family<SubprocessorLabels, Gauge>,
+    /// A terminated tenant's erasure deadline (unix seconds), while erasure is pending.
+    pub deletion_deadline: Family<TenantLabels, Gauge>,
+    /// 1 while a tenant's erasure deadline has passed without verified erasure.
+    pub deletion_overdue: Family<TenantLabels, Gauge>,
     /// Last known phase per tenant, from which `tenants` is recounted.
     phases: Mutex<BTreeMap<String, String>>,
 }
@@ -160,6 +178,18 @@ impl Metrics {
             "Mutating requests Herald made to the API server, by kind",
             writes.clone(),
         );
+        let purge_last_success = Family::<PurgeLabels, Gauge>::default();
+        registry.register(
+            "purge_last_success_timestamp_seconds",
+            "When the tenant's retention purge of the category last succeeded (unix seconds)",
+            purge_last_success.clone(),
+        );
+        let purge_overdue = Family::<PurgeLabels, Gauge>::default();
+        registry.register(
+            "purge_overdue",
+            "1 while the tenant's purge of the category has not succeeded within its retention period",
+            purge_overdue.clone(),
+        );
         let tenants = Family::<PhaseLabels, Gauge>::default();
         registry.register("tenants", "Tenants by phase", tenants.clone());
         let residency_violations = Family::<TenantLabels, Gauge>::default();
@@ -173,6 +203,18 @@ impl Metrics {
             "residency_evictions",
             "Sender pods evicted for running outside the tenant's allowed regions",
             residency_evictions.clone(),
+        );
+        let deletion_deadline = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "tenant_deletion_deadline_timestamp_seconds",
+            "Erasure deadline of a terminated tenant (terminatedAt + deleteWithinDays), while erasure is pending",
+            deletion_deadline.clone(),
+        );
+        let deletion_overdue = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "tenant_deletion_overdue",
+            "1 while the tenant's erasure deadline has passed without verified erasure",
+            deletion_overdue.clone(),
         );
         let credential_last_rotation = Family::<BindingLabels, Gauge>::default();
         registry.register(
@@ -216,9 +258,13 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             writes,
+            purge_last_success,
+            purge_overdue,
             tenants,
             residency_violations,
             residency_evictions,
+            deletion_deadline,
+            deletion_overdue,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -251,6 +297,39 @@ impl Metrics {
             .inc();
     }
 
+    /// Records a tenant's purges: per category its last success (if any) and whether it
+    /// is overdue. `None` removes the tenant's series (terminated or gone).
+    pub fn set_purges(&self, tenant: &str, purges: Option<&[(String, Option<i64>, bool)]>) {
+        let Some(purges) = purges else {
+            for c in crate::retention::Category::PURGED {
+                let labels = PurgeLabels {
+                    tenant: tenant.to_owned(),
+                    category: c.key().to_owned(),
+                };
+                self.purge_last_success.remove(&labels);
+                self.purge_overdue.remove(&labels);
+            }
+            return;
+        };
+        for (category, last_success, overdue) in purges {
+            let labels = PurgeLabels {
+                tenant: tenant.to_owned(),
+                category: category.clone(),
+            };
+            match last_success {
+                Some(t) => {
+                    self.purge_last_success.get_or_create(&labels).set(*t);
+                }
+                None => {
+                    self.purge_last_success.remove(&labels);
+                }
+            }
+            self.purge_overdue
+                .get_or_create(&labels)
+                .set(i64::from(*overdue));
+        }
+    }
+
     /// Records a tenant's phase (`None`: the tenant is gone) and recounts `tenants`.
     pub fn set_tenant_phase(&self, tenant: &str, phase: Option<&str>) {
         let Ok(mut phases) = self.phases.lock() else {
@@ -272,6 +351,26 @@ impl Metrics {
                     phase: p.to_owned(),
                 })
                 .set(counts.get(p).copied().unwrap_or(0));
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a tenant's deletion deadline series, and its
+    /// overdue flag.
+    pub fn set_deletion_deadline(&self, tenant: &str, deadline: Option<i64>, overdue: bool) {
+        let labels = TenantLabels {
+            tenant: tenant.to_owned(),
+        };
+        match deadline {
+            Some(d) => {
+                self.deletion_deadline.get_or_create(&labels).set(d);
+                self.deletion_overdue
+                    .get_or_create(&labels)
+                    .set(i64::from(overdue));
+            }
+            None => {
+                self.deletion_deadline.remove(&labels);
+                self.deletion_overdue.remove(&labels);
+            }
         }
     }
 

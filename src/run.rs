@@ -30,6 +30,46 @@ pub struct RunConfig {
     pub concurrency: u16,
     /// Leader election on this Lease (`None`: this process always reconciles).
     pub leader_election: Option<LeaseConfig>,
+    /// Reconcile only the Tenants matching this label selector (shards a fleet over
+    /// several operators; `None`: every Tenant).
+    pub tenant_selector: Option<String>,
+    /// Which controllers run.
+    pub controllers: Controllers,
+}
+
+/// The controllers a process runs (all by default; a shard may run only some).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Controllers {
+    /// Tenants: stacks, residency, erasure.
+    pub tenant: bool,
+    /// ChannelBindings: credentials and rotation.
+    pub channel_binding: bool,
+    /// Subprocessors: effectiveness and notices.
+    pub subprocessor: bool,
+}
+
+impl Controllers {
+    /// Parses `tenant,channelbinding,subprocessor` (any subset).
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut c = Self {
+            tenant: false,
+            channel_binding: false,
+            subprocessor: false,
+        };
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "tenant" => c.tenant = true,
+                "channelbinding" => c.channel_binding = true,
+                "subprocessor" => c.subprocessor = true,
+                other => {
+                    return Err(format!(
+                        "unknown controller {other:?} (tenant, channelbinding, subprocessor)"
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// Why the operator stopped with an error.
@@ -123,16 +163,34 @@ pub async fn run(
     });
     let http = crate::provider::http_client().map_err(RunError::Http)?;
     let ctx = Context::new(client, operator_config, metrics, nodes, bindings, http);
+    let enabled = config.controllers;
     let tenants = controller::tenant::run(
         ctx.clone(),
         nodes_writer,
         config.concurrency,
+        config.tenant_selector.clone(),
         stopped(stop_rx.clone()),
     );
     let channel_bindings =
         controller::channel_binding::run(ctx.clone(), config.concurrency, stopped(stop_rx.clone()));
     let subprocessors =
         controller::subprocessor::run(ctx, config.concurrency, stopped(stop_rx.clone()));
+    // A disabled controller is never polled: it makes no watch and no request.
+    let tenants = async move {
+        if enabled.tenant {
+            tenants.await
+        }
+    };
+    let channel_bindings = async move {
+        if enabled.channel_binding {
+            channel_bindings.await
+        }
+    };
+    let subprocessors = async move {
+        if enabled.subprocessor {
+            subprocessors.await
+        }
+    };
     health.set_ready(true);
     // The controllers run side by side and stop on the same signal; the binding watch
     // only ends with the process.

@@ -557,3 +557,91 @@ async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage
     );
     assert!(metrics.contains("herald_rotations_total{result=\"completed\"}"));
 }
+
+#[tokio::test]
+async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_binding() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, token_secret) = (
+        unique("cb-term"),
+        unique("cb-term-sp"),
+        unique("cb-term-b"),
+        unique("cb-term-tok"),
+    );
+    let token = format!("token-{}", unique("t"));
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
+    put_secret(&client, &token_secret, &[("token", &token)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+
+    // Terminated today: erasure is weeks away, but the credential goes at once.
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    Api::<Tenant>::all(client.clone())
+        .patch(
+            &tenant,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"contract": {"state": "Terminated", "terminatedAt": now}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let b = wait_binding(
+        &client,
+        &binding,
+        "TenantTerminated, credentials revoked",
+        |b| {
+            condition(b, "Ready") == Some(("False".into(), "TenantTerminated".into()))
+                && b.status
+                    .as_ref()
+                    .is_some_and(|s| s.credentials_revoked_at.is_some())
+        },
+    )
+    .await;
+    let calls = provider.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Revoke { id, .. } if id == "cred-1")),
+        "cred-1 not revoked: {calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Mint { id } if id != "cred-1")),
+        "a terminated tenant's credential was rotated: {calls:?}"
+    );
+    let s = b.status.as_ref().unwrap();
+    assert_eq!(
+        condition(&b, "CredentialCurrent").map(|c| c.0),
+        Some("False".into())
+    );
+    assert_eq!(s.next_rotation, None, "never rotated again");
+
+    // The senders are at 0.
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &format!("tenant-{tenant}"));
+    tokio::time::timeout(
+        WAIT,
+        await_condition(api, "herald-sender", |d: Option<&Deployment>| {
+            d.is_some_and(|d| {
+                d.spec.as_ref().and_then(|s| s.replicas) == Some(0)
+                    && d.status
+                        .as_ref()
+                        .is_none_or(|s| s.replicas.unwrap_or(0) == 0)
+            })
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("tenant-{tenant}: senders not at 0"))
+    .unwrap();
+}

@@ -138,6 +138,9 @@ async fn install_admission_policies(client: &Client) {
     }
 }
 
+/// Label of Tenants that a test's own operator reconciles instead of the shared one.
+pub const SHARD_LABEL: &str = "herald.dev/e2e-shard";
+
 /// The operator's control namespace (the compiled-in default configuration).
 pub const CONTROL_NAMESPACE: &str = "herald-system";
 
@@ -222,6 +225,9 @@ async fn start_operator() -> Operator {
         // operator's requests (system:serviceaccount:herald-system:herald) from the
         // tests' own.
         .env("KUBECONFIG", &kubeconfig)
+        // Tenants labelled herald.dev/e2e-shard belong to operators a test starts and
+        // kills itself (tests/e2e/erasure.rs); the shared operator leaves them alone.
+        .env("HERALD_TENANT_SELECTOR", format!("!{SHARD_LABEL}"))
         .stdin(std::process::Stdio::piped())
         .stdout(log)
         .stderr(log_err)

@@ -63,6 +63,8 @@ senders:
 {{ toYaml .Values.config.senders | indent 2 }}
 regions:
 {{ toYaml .Values.config.regions | indent 2 }}
+retention:
+{{ toYaml .Values.config.retention | indent 2 }}
 {{- end }}
 
 {{/* A Prometheus-style duration (30s, 15m, 1h, 2d) in seconds. */}}

@@ -255,4 +255,16 @@ pub struct ChannelBindingStatus {
     /// handled: when it equals the annotation, the requested rotation has started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_handled_rotate_at: Option<String>,
+
+    /// Set once the binding's Tenant is terminated and every credential Herald issued for
+    /// the binding is revoked: the current and the previous provider credential were
+    /// revoked at the provider (a 2xx or 404 answer), or there was nothing to revoke there
+    /// (a secretRef source: revoking it is up to whoever issued it). From then on the
+    /// binding is never rotated again (Ready=False, reason TenantTerminated).
+    ///
+    /// The contract with the termination pipeline: the tenant's erasure confirms the
+    /// external purges only once every ChannelBinding of the tenant has this set. It is
+    /// never unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credentials_revoked_at: Option<Time>,
 }

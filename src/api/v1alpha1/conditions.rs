@@ -17,6 +17,11 @@ pub const DPA_SIGNED: &str = "DPASigned";
 pub const RESIDENCY_COMPLIANT: &str = "ResidencyCompliant";
 /// Tenant: the referenced RetentionPolicy exists and its periods were handed to the stack.
 pub const RETENTION_APPLIED: &str = "RetentionApplied";
+/// Tenant: every purge CronJob of a category the stack purges by age (message content,
+/// delivery metadata, SMS/voice traffic, backups, logs) has succeeded within that
+/// category's retention period. Not part of Ready: a failing purge is the platform's to
+/// fix (alert on `herald_purge_overdue`), not something the tenant's manifest can change.
+pub const PURGES_CURRENT: &str = "PurgesCurrent";
 /// Tenant: the namespace and its children are applied as the spec asks.
 pub const STACK_READY: &str = "StackReady";
 /// Tenant: the senders run with the desired replicas (`False` while suspended or terminated).
@@ -41,12 +46,16 @@ pub const STALLED: &str = "Stalled";
 /// alone. Absent otherwise.
 pub const PAUSED: &str = "Paused";
 
+/// Tenant: the erasure deadline has passed and erasure is not verified complete.
+pub const DELETION_OVERDUE: &str = "DeletionOverdue";
+
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
     READY,
     DPA_SIGNED,
     RESIDENCY_COMPLIANT,
     RETENTION_APPLIED,
+    PURGES_CURRENT,
     STACK_READY,
     SENDERS_AVAILABLE,
     ERASED,
@@ -56,6 +65,7 @@ pub const TYPES: &[&str] = &[
     RECONCILING,
     STALLED,
     PAUSED,
+    DELETION_OVERDUE,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -81,12 +91,28 @@ pub mod reason {
     pub const POD_EVICTED: &str = "PodEvicted";
     /// Tenant: the referenced RetentionPolicy does not exist.
     pub const RETENTION_POLICY_NOT_FOUND: &str = "RetentionPolicyNotFound";
+    /// Tenant: the RetentionPolicy asks for a period longer than the platform's; the
+    /// platform's period applies for that category.
+    pub const RETENTION_LONGER_THAN_PLATFORM: &str = "RetentionLongerThanPlatform";
+    /// Tenant: a category's purge has not succeeded within its retention period.
+    pub const PURGE_OVERDUE: &str = "PurgeOverdue";
+    /// ChannelBinding: the binding's Tenant is terminated; its credentials are revoked
+    /// and it is never rotated again.
+    pub const TENANT_TERMINATED: &str = "TenantTerminated";
     /// Tenant: the contract is suspended, so no sender runs.
     pub const CONTRACT_SUSPENDED: &str = "ContractSuspended";
     /// Tenant: the contract is terminated; erasure runs or has run.
     pub const CONTRACT_TERMINATED: &str = "ContractTerminated";
     /// Tenant: erasure is in progress and the deadline has not passed.
     pub const ERASURE_IN_PROGRESS: &str = "ErasureInProgress";
+    /// Tenant: terminated; erasure is scheduled before the deadline.
+    pub const ERASURE_SCHEDULED: &str = "ErasureScheduled";
+    /// Tenant: the export to the customer runs.
+    pub const EXPORTING: &str = "Exporting";
+    /// Tenant: erased, verified, receipt written.
+    pub const ERASED: &str = "Erased";
+    /// Tenant: the deadline has not passed.
+    pub const WITHIN_DEADLINE: &str = "WithinDeadline";
     /// Tenant: the erasure deadline passed before erasure was verified.
     pub const ERASURE_OVERDUE: &str = "ErasureOverdue";
     /// Tenant: deletion waits because `deletionProtection` is on and the contract is not
@@ -133,9 +159,16 @@ pub mod reason {
         REGION_NOT_ALLOWED,
         POD_EVICTED,
         RETENTION_POLICY_NOT_FOUND,
+        RETENTION_LONGER_THAN_PLATFORM,
+        PURGE_OVERDUE,
+        TENANT_TERMINATED,
         CONTRACT_SUSPENDED,
         CONTRACT_TERMINATED,
         ERASURE_IN_PROGRESS,
+        ERASURE_SCHEDULED,
+        EXPORTING,
+        ERASED,
+        WITHIN_DEADLINE,
         ERASURE_OVERDUE,
         DELETION_PROTECTED,
         TENANT_NOT_FOUND,

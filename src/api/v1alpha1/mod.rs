@@ -32,9 +32,11 @@ pub use subprocessor::{
     Safeguard, Subprocessor, SubprocessorCategory, SubprocessorSpec, SubprocessorStatus,
     TenantNotice,
 };
+pub use tenant::CategoryPurge;
 pub use tenant::{
-    Contract, ContractState, ExportDestination, Notifications, OnTermination, Residency, Senders,
-    SubprocessorObjection, Tenant, TenantPhase, TenantSpec, TenantStatus, TerminationAction,
+    Contract, ContractState, DeletedKind, ErasureStatus, ExportDestination, ExportStatus,
+    Notifications, OnTermination, PurgeRecord, Residency, Senders, SubprocessorObjection, Tenant,
+    TenantPhase, TenantSpec, TenantStatus, TerminationAction,
 };
 
 /// The CRDs of this version, in a stable order: the kinds others reference first.

@@ -309,10 +309,123 @@ pub struct TenantStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_deadline: Option<Time>,
 
+    /// While the contract is active or suspended: per data category that the stack purges
+    /// by age, its retention period and when its purge CronJob (herald-purge-<category>
+    /// in the tenant namespace) last succeeded. A purge that has not succeeded within its
+    /// period sets PurgesCurrent=False (reason PurgeOverdue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["category".into()]))]
+    pub purges: Vec<CategoryPurge>,
+
     /// The value of the annotation herald.dev/reconcile-requested-at that the last
     /// reconcile saw: when it equals the annotation, the requested reconcile has run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+
+    /// Progress of the termination pipeline (stop, revoke, export, erase, verify, receipt),
+    /// persisted step by step so that a restarted operator resumes where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure: Option<ErasureStatus>,
+}
+
+/// Where a terminated (or deleted) tenant's erasure stands. Every time here was recorded
+/// when the step completed; nothing here is personal data.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureStatus {
+    /// When Herald began handling the termination (senders stopped, credentials revoked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// The latest time erasure starts: the deadline minus the operator's safety margin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erase_from: Option<Time>,
+    /// The export to the customer (onTermination ReturnThenDelete only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportStatus>,
+    /// When erasure itself began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasing_since: Option<Time>,
+    /// External purges (per channel, and the platform's stores), each confirmed by a Job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["target".into()]))]
+    pub external_purges: Vec<PurgeRecord>,
+    /// Everything labelled for the tenant (and everything in its namespace) when erasure
+    /// began: what was deleted, by kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<DeletedKind>,
+    /// When Herald verified that nothing labelled for the tenant remained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<Time>,
+    /// The deletion receipt: an immutable ConfigMap in the operator's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// SHA-256 of the receipt's record (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_digest: Option<String>,
+    /// When the customer's webhook acknowledged the signed receipt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_delivered_at: Option<Time>,
+}
+
+/// The export Job's outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportStatus {
+    /// The export Job in the tenant namespace.
+    pub job: String,
+    /// `Succeeded`, `Failed`, or `WindowEnded` (erasure could wait no longer); unset while
+    /// it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// When the outcome was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+}
+
+/// One external purge.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeRecord {
+    /// What is purged: a channel (`whatsapp`, …) or `platform` (the platform's stores).
+    pub target: String,
+    /// The purge Job.
+    pub job: String,
+    /// When the Job succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<Time>,
+}
+
+/// The objects of one kind that erasure deleted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedKind {
+    /// `group/version` (or `v1`).
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// How many.
+    pub count: i64,
+    /// Their UIDs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uids: Vec<String>,
+}
+
+/// The retention purge of one data category.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CategoryPurge {
+    /// The data category: messageContent, deliveryMetadata, smsVoiceTraffic, backups or
+    /// logs (the RetentionPolicy field without `Days`).
+    pub category: String,
+
+    /// The retention period in force for the category, in days: data older than this is
+    /// purged daily.
+    pub period_days: i32,
+
+    /// When the category's purge last succeeded (the CronJob's lastSuccessfulTime); unset
+    /// until it first has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Time>,
 }
 
 /// Where a tenant is in its life.
@@ -324,8 +437,13 @@ pub enum TenantPhase {
     Active,
     /// The contract is suspended: the stack is kept, no sender runs.
     Suspended,
-    /// The contract is terminated and erasure is in progress.
+    /// The contract is terminated: senders stopped, credentials revoked; erasure is
+    /// scheduled before the deadline.
     Terminating,
+    /// The customer's data is being exported (onTermination ReturnThenDelete).
+    Exporting,
+    /// Erasure is running: purges, deletion, verification, receipt.
+    Erasing,
     /// Everything of the tenant is erased and verified gone; the deletion receipt is sent.
     Erased,
 }

@@ -18,6 +18,13 @@
 //!
 //! A provider failure at any step leaves the state where it is (the senders keep the
 //! version they have) and is retried; no new rotation starts while one is unfinished.
+//!
+//! # Termination
+//!
+//! Once the binding's Tenant is terminated (or being deleted), the machine above stops
+//! for good: every credential Herald issued (current, previous, and any leftover
+//! version) is revoked at the provider, then `status.credentialsRevokedAt` is set and
+//! never unset ([`terminated_status`]). The tenant's erasure waits for that field.
 
 use std::collections::BTreeMap;
 
@@ -427,6 +434,109 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
     s
 }
 
+/// The provider ids to revoke when the tenant is terminated: the current and previous
+/// credential of `state`, and those of leftover version Secrets (`leftovers`), each once.
+pub fn ids_to_revoke<'a>(
+    state: &'a ChannelBindingStatus,
+    leftovers: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let mut ids: Vec<&str> = state
+        .provider_credential_id
+        .as_deref()
+        .into_iter()
+        .chain(state.previous_provider_credential_id.as_deref())
+        .chain(leftovers)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The status of a binding whose Tenant is terminated: `state` carries
+/// `credentialsRevokedAt` once everything is revoked; `problem` says why it is not yet.
+/// No next rotation: a terminated tenant's credential is never rotated again.
+pub fn terminated_status(
+    b: &ChannelBinding,
+    mut state: ChannelBindingStatus,
+    problem: Option<Problem>,
+    now: Timestamp,
+) -> ChannelBindingStatus {
+    let current = b.status.clone().unwrap_or_default();
+    let tenant = &b.spec.tenant_ref.name;
+    state.next_rotation = None;
+    let (credential, reconciling) = match (&state.credentials_revoked_at, &problem) {
+        (Some(at), _) => (
+            Desired::no(
+                types::CREDENTIAL_CURRENT,
+                reason::TENANT_TERMINATED,
+                format!(
+                    "Tenant {tenant} is terminated: its credentials were revoked at {}",
+                    at.0
+                ),
+            ),
+            Desired::no(
+                types::RECONCILING,
+                reason::RECONCILED,
+                "credentials revoked",
+            ),
+        ),
+        (None, Some(p)) => (
+            Desired::no(
+                types::CREDENTIAL_CURRENT,
+                p.reason,
+                format!("Tenant {tenant} is terminated but {}; retrying", p.message),
+            ),
+            Desired::yes(
+                types::RECONCILING,
+                p.reason,
+                format!("revoking the credentials: {}", p.message),
+            ),
+        ),
+        (None, None) => (
+            Desired::no(
+                types::CREDENTIAL_CURRENT,
+                reason::TENANT_TERMINATED,
+                format!("Tenant {tenant} is terminated: revoking its credentials"),
+            ),
+            Desired::yes(
+                types::RECONCILING,
+                reason::TENANT_TERMINATED,
+                "revoking the credentials",
+            ),
+        ),
+    };
+    let ready = Desired::no(
+        types::READY,
+        reason::TENANT_TERMINATED,
+        match &state.credentials_revoked_at {
+            Some(_) => format!(
+                "Tenant {tenant} is terminated: the channel is stopped, its credentials revoked, and it is never rotated again"
+            ),
+            None => format!(
+                "Tenant {tenant} is terminated: the channel is stopped; revoking its credentials"
+            ),
+        },
+    );
+    let desired = vec![
+        ready,
+        Desired::no(
+            types::STALLED,
+            reason::RECONCILED,
+            "nothing blocks progress",
+        ),
+        reconciling,
+        Desired::no(
+            types::SUBPROCESSOR_EFFECTIVE,
+            reason::TENANT_TERMINATED,
+            format!("Tenant {tenant} is terminated: no channel runs for it"),
+        ),
+        credential,
+    ];
+    state.observed_generation = b.metadata.generation;
+    state.conditions = merge(&current.conditions, &desired, b.metadata.generation, now);
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,6 +711,72 @@ mod tests {
         assert!(crate::conditions::is_true(&first.conditions, types::READY));
         b.status = Some(first.clone());
         assert_eq!(inputs(&b, first.clone()), first);
+    }
+
+    #[test]
+    fn termination_revokes_current_previous_and_leftovers_once_each() {
+        let state = ChannelBindingStatus {
+            provider_credential_id: Some("c-3".into()),
+            previous_provider_credential_id: Some("c-2".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids_to_revoke(&state, ["c-1", "c-3"]),
+            vec!["c-1", "c-2", "c-3"]
+        );
+        assert!(ids_to_revoke(&ChannelBindingStatus::default(), []).is_empty());
+    }
+
+    #[test]
+    fn a_terminated_binding_says_so_and_never_rotates_again() {
+        let b = binding(
+            serde_json::json!({"credentialVersion": 2, "lastRotation": "2026-01-01T00:00:00Z"}),
+            serde_json::json!({}),
+        );
+        let now = ts("2026-03-01T00:00:00Z");
+        let mut state = b.status.clone().unwrap();
+        let revoking = terminated_status(
+            &b,
+            state.clone(),
+            Some(Problem {
+                reason: reason::PROVIDER_FAILED,
+                message: "provider revoke answered HTTP 500".into(),
+            }),
+            now,
+        );
+        let c = crate::conditions::find(&revoking.conditions, types::CREDENTIAL_CURRENT).unwrap();
+        assert_eq!(c.reason, reason::PROVIDER_FAILED);
+        assert!(crate::conditions::is_true(
+            &revoking.conditions,
+            types::RECONCILING
+        ));
+        assert_eq!(revoking.credentials_revoked_at, None);
+
+        state.credentials_revoked_at = Some(Time(now));
+        let done = terminated_status(&b, state, None, now);
+        let r = crate::conditions::find(&done.conditions, types::READY).unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", reason::TENANT_TERMINATED)
+        );
+        let c = crate::conditions::find(&done.conditions, types::CREDENTIAL_CURRENT).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::TENANT_TERMINATED)
+        );
+        assert!(!crate::conditions::is_true(
+            &done.conditions,
+            types::RECONCILING
+        ));
+        assert_eq!(done.next_rotation, None, "no rotation after termination");
+        assert_eq!(done.credentials_revoked_at, Some(Time(now)));
+        // Stable: recomputing changes nothing.
+        let mut again = b.clone();
+        again.status = Some(done.clone());
+        assert_eq!(
+            terminated_status(&again, done.clone(), None, ts("2026-04-01T00:00:00Z")),
+            done
+        );
     }
 
     #[test]

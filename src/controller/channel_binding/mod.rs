@@ -41,7 +41,9 @@ use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
 use crate::api::v1alpha1::conditions::{self as types, reason};
-use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, Subprocessor, Tenant};
+use crate::api::v1alpha1::{
+    ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
+};
 use crate::conditions::transitions;
 use crate::provider::ProviderClient;
 
@@ -274,6 +276,13 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         publish_status(b, status, ctx).await?;
         return Ok(Action::requeue(REQUEUE_READY));
     };
+    // A terminated tenant (or one being deleted, which erases it the same way): revoke
+    // and stop, whatever the Subprocessor or the rotation state says.
+    if tenant.spec.contract.state == ContractState::Terminated
+        || tenant.metadata.deletion_timestamp.is_some()
+    {
+        return terminate(b, ctx, state, now).await;
+    }
     let verdict = effective::verdict(
         sp.as_ref(),
         sp_name,
@@ -509,6 +518,112 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         wait = wait.min(until(now, at.0));
     }
     record_metrics(ctx, b, &channel, &status);
+    publish_status(b, status, ctx).await?;
+    Ok(Action::requeue(wait))
+}
+
+/// The binding's Tenant is terminated: revokes every credential Herald issued for the
+/// binding at the provider (current, previous, leftover versions), then records
+/// `status.credentialsRevokedAt`, once. Never rotates again. A secretRef binding has
+/// nothing Herald could revoke: revoking the source is up to whoever issued it, so it is
+/// recorded as revoked at once. Idempotent: a revocation repeated after a crash answers
+/// 404, which counts as revoked.
+async fn terminate(
+    b: &ChannelBinding,
+    ctx: &Context,
+    mut state: ChannelBindingStatus,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let channel = channel_name(b);
+    // No next rotation any more: drop its series so no rotation alert fires.
+    ctx.metrics
+        .credential_next_rotation
+        .remove(&crate::metrics::BindingLabels {
+            binding: b.name_any(),
+            tenant: b.spec.tenant_ref.name.clone(),
+            channel: channel.clone(),
+        });
+    let mut problem: Option<Problem> = None;
+    let mut wait = REQUEUE_READY;
+    if state.credentials_revoked_at.is_none() {
+        let uid = b.metadata.uid.clone().unwrap_or_default();
+        let revoked = if b.spec.credential.provider_api.is_none() {
+            true
+        } else if let Some((p, remaining)) = PACING.gate(&uid) {
+            problem = Some(p);
+            wait = remaining;
+            false
+        } else {
+            let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
+            let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
+            let leftovers: Vec<&str> = versions
+                .iter()
+                .filter(|v| v.ours)
+                .filter_map(|v| v.provider_id.as_deref())
+                .collect();
+            let ids = decide::ids_to_revoke(&state, leftovers);
+            match read_source(ctx, b).await? {
+                _ if ids.is_empty() => true,
+                Ok(Source::Provider { url, token }) => {
+                    let provider = ProviderClient::new(ctx.http.clone());
+                    let mut failed = None;
+                    for id in &ids {
+                        if let Err(e) = provider.revoke(&url, &token, id).await {
+                            warn!(category = e.category(), error = %e, "cannot revoke a credential of the terminated tenant; retrying");
+                            failed = Some(Problem {
+                                reason: reason::PROVIDER_FAILED,
+                                message: format!(
+                                    "cannot revoke its credentials at the provider: {e}"
+                                ),
+                            });
+                            break;
+                        }
+                    }
+                    match failed {
+                        Some(p) => {
+                            wait = PACING.failed(&uid, &p);
+                            problem = Some(p);
+                            false
+                        }
+                        None => {
+                            PACING.succeeded(&uid);
+                            true
+                        }
+                    }
+                }
+                // The spec names no provider now: nothing Herald can call.
+                Ok(Source::Secret { .. }) => true,
+                Err(p) => {
+                    wait = REQUEUE_WAITING;
+                    problem = Some(Problem {
+                        reason: p.reason,
+                        message: format!("cannot revoke its credentials: {}", p.message),
+                    });
+                    false
+                }
+            }
+        };
+        if revoked {
+            state.credentials_revoked_at = Some(Time(now));
+            state.previous_credential_version = None;
+            state.previous_credential_secret = None;
+            state.previous_provider_credential_id = None;
+            state.rolled_out_at = None;
+            info!("tenant terminated: credentials revoked; the binding is never rotated again");
+            event(
+                ctx,
+                b,
+                EventType::Normal,
+                "CredentialsRevoked",
+                format!(
+                    "Tenant {} is terminated: every credential of the channel is revoked",
+                    b.spec.tenant_ref.name
+                ),
+            )
+            .await;
+        }
+    }
+    let status = decide::terminated_status(b, state, problem, now);
     publish_status(b, status, ctx).await?;
     Ok(Action::requeue(wait))
 }

@@ -311,7 +311,7 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
 }
 
 /// The tenant's signing secret from the control namespace (`None`: missing).
-async fn signing_secret(
+pub(crate) async fn signing_secret(
     ctx: &Context,
     r: &crate::api::v1alpha1::SecretKeyRef,
 ) -> Result<Option<Vec<u8>>, Error> {

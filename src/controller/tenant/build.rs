@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -18,11 +19,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::bindings::{CREDENTIALS_DIR, Mount, versions_annotation};
-use super::decide::Decision;
+use super::decide::{Decision, Hold};
 use crate::api::v1alpha1::Tenant;
 use crate::config::OperatorConfig;
 use crate::controller::{Error, MANAGED_BY, TENANT_LABEL};
-use crate::retention::Periods;
+use crate::retention::{Category, Periods};
 
 /// Name of every per-tenant object that has one instance (SA, Role, Deployment, …).
 pub const SENDER: &str = "herald-sender";
@@ -40,9 +41,34 @@ pub const APP_LABEL: &str = "app.kubernetes.io/name";
 /// even a hand-scaled Deployment cannot place a pod anywhere.
 pub const NO_REGION_ALLOWED: &str = "herald.dev/no-region-allowed";
 
+/// `app.kubernetes.io/name` of the purge Jobs' pods.
+pub const PURGE: &str = "herald-purge";
+/// Label on a purge CronJob, its Jobs and pods: the category it purges (`backups`, …).
+pub const PURGE_CATEGORY_LABEL: &str = "herald.dev/purge-category";
+
 /// The namespace of a tenant's stack.
 pub fn namespace_name(tenant: &str) -> String {
     format!("tenant-{tenant}")
+}
+
+/// The purge CronJob of `category`: `herald-purge-message-content`, …
+pub fn purge_name(category: Category) -> String {
+    format!("{PURGE}-{}", category.kebab())
+}
+
+/// The daily schedule of the `index`-th purged category of `tenant`, in UTC. The minute
+/// and first hour come from a digest of the tenant's name, so tenants' purges spread
+/// over the day instead of all hitting the stores at midnight, and stay put across
+/// restarts; a tenant's categories run an hour apart.
+pub fn purge_schedule(tenant: &str, index: usize) -> String {
+    let digest = crate::digest::sha256_hex(tenant.as_bytes());
+    let h = digest
+        .get(..15)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0);
+    let minute = h % 60;
+    let hour = ((h / 60) % 24 + index as u64) % 24;
+    format!("{minute} {hour} * * *")
 }
 
 /// What the senders read from their configuration file.
@@ -84,6 +110,9 @@ pub struct Children {
     pub config_map: ConfigMap,
     pub deployment: Deployment,
     pub pdb: PodDisruptionBudget,
+    /// One daily purge CronJob per category the stack purges by age; none once the
+    /// contract is terminated (erasure takes over).
+    pub purge_jobs: Vec<CronJob>,
 }
 
 fn typed<T: DeserializeOwned>(what: &'static str, v: Value) -> Result<T, Error> {
@@ -346,6 +375,83 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
         }),
     )?;
 
+    // Purges run the sender image's `purge` command, in the tenant's regions (they read
+    // and delete the tenant's data), as restricted as the senders, one at a time per
+    // category. The sender configuration tells them whose data.
+    let mut purge_jobs = Vec::new();
+    if inputs.decision.hold != Some(Hold::Terminated) {
+        for (index, category) in Category::PURGED.into_iter().enumerate() {
+            let days = inputs.decision.periods.days(category);
+            let mut job_labels = labels.clone();
+            job_labels.insert(PURGE_CATEGORY_LABEL.to_owned(), category.key().to_owned());
+            let mut purge_pod_labels = job_labels.clone();
+            purge_pod_labels.insert(APP_LABEL.to_owned(), PURGE.to_owned());
+            let mut metadata = meta(&purge_name(category));
+            metadata["labels"] = json!(job_labels);
+            purge_jobs.push(typed(
+                "purge cron job",
+                json!({
+                    "apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata,
+                    "spec": {
+                        "schedule": purge_schedule(&name, index),
+                        "timeZone": "Etc/UTC",
+                        "concurrencyPolicy": "Forbid",
+                        // A run missed by more than an hour (operator or control plane
+                        // down) is skipped: the next day's run purges the same data.
+                        "startingDeadlineSeconds": 3600,
+                        "successfulJobsHistoryLimit": 1,
+                        "failedJobsHistoryLimit": 3,
+                        "jobTemplate": {
+                            "metadata": {"labels": job_labels},
+                            "spec": {
+                                "backoffLimit": 3,
+                                "activeDeadlineSeconds": 6 * 3600,
+                                "template": {
+                                    "metadata": {"labels": purge_pod_labels},
+                                    "spec": {
+                                        "restartPolicy": "Never",
+                                        "serviceAccountName": SENDER,
+                                        "automountServiceAccountToken": false,
+                                        "enableServiceLinks": false,
+                                        "securityContext": {
+                                            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                                            "seccompProfile": {"type": "RuntimeDefault"}
+                                        },
+                                        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                                            "nodeSelectorTerms": [{"matchExpressions": [region_term]}]
+                                        }}},
+                                        "containers": [{
+                                            "name": "purge",
+                                            "image": image,
+                                            "args": ["purge", "--category", category.key(),
+                                                     "--older-than-days", days.to_string(),
+                                                     "--config", "/etc/herald/config.json"],
+                                            "securityContext": {
+                                                "allowPrivilegeEscalation": false,
+                                                "readOnlyRootFilesystem": true,
+                                                "runAsNonRoot": true,
+                                                "capabilities": {"drop": ["ALL"]},
+                                                "seccompProfile": {"type": "RuntimeDefault"}
+                                            },
+                                            "volumeMounts": [
+                                                {"name": "config", "mountPath": "/etc/herald", "readOnly": true},
+                                                {"name": "tmp", "mountPath": "/tmp"}
+                                            ]
+                                        }],
+                                        "volumes": [
+                                            {"name": "config", "configMap": {"name": SENDER_CONFIG}},
+                                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
+                                        ]
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }),
+            )?);
+        }
+    }
+
     Ok(Children {
         namespace,
         service_account,
@@ -357,6 +463,7 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
         config_map,
         deployment,
         pdb,
+        purge_jobs,
     })
 }
 
@@ -513,6 +620,133 @@ mod tests {
             hash(&build(fixtures::ACTIVE).deployment),
             "deterministic"
         );
+    }
+
+    #[test]
+    fn one_restricted_purge_cron_job_per_purged_category() {
+        let c = build(fixtures::ACTIVE);
+        let names: Vec<String> = c
+            .purge_jobs
+            .iter()
+            .map(|j| j.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "herald-purge-message-content",
+                "herald-purge-delivery-metadata",
+                "herald-purge-sms-voice-traffic",
+                "herald-purge-backups",
+                "herald-purge-logs"
+            ]
+        );
+        // (category, args) for every row.
+        let table = [
+            ("messageContent", "90"),
+            ("deliveryMetadata", "180"),
+            ("smsVoiceTraffic", "183"),
+            ("backups", "7"),
+            ("logs", "90"),
+        ];
+        for (job, (category, days)) in c.purge_jobs.iter().zip(table) {
+            let j = json_of(job);
+            let meta = &j["metadata"];
+            assert_eq!(meta["namespace"], "tenant-acme");
+            assert_eq!(meta["labels"][TENANT_LABEL], "acme");
+            assert_eq!(meta["labels"][PURGE_CATEGORY_LABEL], category);
+            assert_eq!(meta["ownerReferences"][0]["kind"], "Tenant");
+            let spec = &j["spec"];
+            assert_eq!(spec["concurrencyPolicy"], "Forbid");
+            assert_eq!(spec["successfulJobsHistoryLimit"], 1);
+            assert_eq!(spec["failedJobsHistoryLimit"], 3);
+            assert_eq!(
+                spec["jobTemplate"]["metadata"]["labels"][TENANT_LABEL],
+                "acme"
+            );
+            let pod = &spec["jobTemplate"]["spec"]["template"]["spec"];
+            assert_eq!(pod["automountServiceAccountToken"], false);
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"],
+                "RuntimeDefault"
+            );
+            let container = &pod["containers"][0];
+            assert_eq!(container["image"], "registry.example/herald/sender:1.4.2");
+            assert_eq!(
+                container["args"],
+                json!([
+                    "purge",
+                    "--category",
+                    category,
+                    "--older-than-days",
+                    days,
+                    "--config",
+                    "/etc/herald/config.json"
+                ])
+            );
+            let sc = &container["securityContext"];
+            assert_eq!(sc["readOnlyRootFilesystem"], true);
+            assert_eq!(sc["allowPrivilegeEscalation"], false);
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+            let term = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchExpressions"][0];
+            assert_eq!(term["values"], json!(["eu-central-1", "eu-west-1"]));
+        }
+    }
+
+    #[test]
+    fn purge_schedules_are_daily_deterministic_and_spread() {
+        let a = purge_schedule("acme", 0);
+        assert_eq!(a, purge_schedule("acme", 0), "deterministic");
+        let fields: Vec<u64> = a.split(' ').take(2).map(|f| f.parse().unwrap()).collect();
+        assert!(fields[0] < 60 && fields[1] < 24, "{a}");
+        assert!(a.ends_with(" * * *"), "daily: {a}");
+        let next: Vec<u64> = purge_schedule("acme", 1)
+            .split(' ')
+            .take(2)
+            .map(|f| f.parse().unwrap())
+            .collect();
+        assert_eq!((next[0], next[1]), (fields[0], (fields[1] + 1) % 24));
+        let tenants: std::collections::BTreeSet<String> = (0..20)
+            .map(|i| purge_schedule(&format!("tenant-{i}"), 0))
+            .collect();
+        assert!(tenants.len() > 10, "spread over the day: {tenants:?}");
+    }
+
+    #[test]
+    fn purges_use_the_bounded_periods_and_stop_at_termination() {
+        let tenant = fixtures::tenant(fixtures::ACTIVE);
+        let config = OperatorConfig::load(None).unwrap();
+        let asked = Periods {
+            backups_days: 3,
+            message_content_days: 400,
+            ..Periods::default()
+        };
+        let decision = decide(&tenant, &config, asked, true);
+        let c = children(&Inputs {
+            tenant: &tenant,
+            decision: &decision,
+            config: &config,
+            mounts: &[],
+        })
+        .unwrap();
+        let args = |i: usize| {
+            json_of(&c.purge_jobs[i])["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][4].clone()
+        };
+        assert_eq!(args(0), "90", "never longer than the platform's");
+        assert_eq!(args(3), "3", "shorter is kept");
+
+        let suspended = build(&fixtures::ACTIVE.replace("state: Active", "state: Suspended"));
+        assert_eq!(
+            suspended.purge_jobs.len(),
+            5,
+            "retention runs while suspended"
+        );
+        let terminated = build(&fixtures::ACTIVE.replace(
+            "state: Active",
+            "state: Terminated\n    terminatedAt: \"2026-02-01T00:00:00Z\"",
+        ));
+        assert!(terminated.purge_jobs.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::api::v1alpha1::{ContractState, Tenant};
 use crate::config::OperatorConfig;
 use crate::regions::Refusal;
-use crate::retention::Periods;
+use crate::retention::{self, Longer, Periods};
 
 /// Why no sender runs, when none does. Ordered by precedence: the first that applies
 /// is the one reported as the reason.
@@ -33,14 +33,18 @@ pub struct Decision {
     pub hold: Option<Hold>,
     /// Sender replicas to run.
     pub replicas: i32,
-    /// Retention periods handed to the stack.
+    /// Retention periods handed to the stack, bounded by the platform's.
     pub periods: Periods,
+    /// Periods the RetentionPolicy asked for that are longer than the platform's: refused,
+    /// the platform's apply.
+    pub retention_longer: Vec<Longer>,
     /// Whether the referenced RetentionPolicy was found (else the defaults apply).
     pub retention_found: bool,
 }
 
 /// Decides the tenant's stack. `policy_found` and `periods` come from resolving the
-/// tenant's RetentionPolicy reference.
+/// tenant's RetentionPolicy reference ([`Periods::resolve`]); the periods are bounded
+/// here by the platform's (`config.retention`).
 pub fn decide(
     tenant: &Tenant,
     config: &OperatorConfig,
@@ -83,6 +87,7 @@ pub fn decide(
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(config.senders.replicas);
+    let (periods, retention_longer) = retention::bound(periods, &config.retention);
     Decision {
         allowed_regions,
         refusals,
@@ -90,6 +95,7 @@ pub fn decide(
         replicas: if hold.is_some() { 0 } else { wanted },
         hold,
         periods,
+        retention_longer,
         retention_found,
     }
 }
@@ -174,6 +180,24 @@ spec:
             "state: Terminated\n    terminatedAt: \"2026-02-01T00:00:00Z\"",
         ));
         assert_eq!(terminated.hold, Some(Hold::Terminated));
+    }
+
+    #[test]
+    fn a_period_longer_than_the_platforms_is_bounded_and_reported() {
+        let asked = Periods {
+            message_content_days: 365,
+            logs_days: 30,
+            ..Periods::default()
+        };
+        let d = decide(&tenant(ACTIVE), &config(), asked, true);
+        assert_eq!(d.periods.message_content_days, 90);
+        assert_eq!(d.periods.logs_days, 30);
+        assert_eq!(d.retention_longer.len(), 1);
+        assert_eq!(
+            d.retention_longer[0].category,
+            retention::Category::MessageContent
+        );
+        assert_eq!(d.hold, None, "a refused period does not stop the senders");
     }
 
     #[test]

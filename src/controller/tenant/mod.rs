@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod build;
 pub mod decide;
+pub mod erasure;
 pub mod status;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Node, Pod, ResourceQuota, ServiceAccount,
 };
@@ -37,7 +39,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use self::build::{APP_LABEL, Children, SENDER, namespace_name};
 use self::decide::Decision;
-use self::status::{Observed, SendersObserved, Violation};
+use self::status::{Observed, PurgeObserved, SendersObserved, Violation};
 use super::apply::apply_if_changed;
 use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
 use crate::api::v1alpha1::conditions::{self as types, reason};
@@ -61,6 +63,7 @@ pub async fn run(
     ctx: Arc<Context>,
     nodes_writer: reflector::store::Writer<PartialObjectMeta<Node>>,
     concurrency: u16,
+    selector: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
@@ -84,7 +87,11 @@ pub async fn run(
     .predicate_filter(predicates::labels, Default::default())
     .filter_map(|r| future::ready(r.ok().map(|_| ())));
 
-    let controller = Controller::new(Api::<Tenant>::all(client.clone()), WatcherConfig::default());
+    let tenant_watch = match &selector {
+        Some(s) => WatcherConfig::default().labels(s),
+        None => WatcherConfig::default(),
+    };
+    let controller = Controller::new(Api::<Tenant>::all(client.clone()), tenant_watch);
     let tenants = controller.store();
     let by_policy = tenants.clone();
     controller
@@ -132,6 +139,12 @@ pub async fn run(
         )
         .watches(
             Api::<PodDisruptionBudget>::all(client.clone()),
+            children.clone(),
+            by_label,
+        )
+        // A purge CronJob's status (lastSuccessfulTime) is the tenant's purge record.
+        .watches(
+            Api::<CronJob>::all(client.clone()),
             children.clone(),
             by_label,
         )
@@ -207,6 +220,10 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         return paused(tenant, ctx).await;
     }
 
+    // Every live Tenant carries the erasure finalizer, so that deleting one erases it
+    // with a receipt before it disappears (written once; quiet afterwards).
+    erasure::ensure_finalizer(tenant, ctx).await?;
+
     // Resolve what the decision needs from other objects.
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
     let policy_name = &tenant.spec.retention_policy_ref.name;
@@ -214,7 +231,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .get_opt(policy_name)
         .await
         .map_err(Error::kube(format!("get RetentionPolicy {policy_name}")))?;
-    let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec));
+    let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec), &ctx.config.retention);
     let decision = decide::decide(tenant, &ctx.config, periods, policy.is_some());
     let all_bindings = ctx.bindings.state();
     let mounts = bindings::mounts(
@@ -223,24 +240,82 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         all_bindings.iter().map(AsRef::as_ref),
     );
 
-    let children = build::children(&build::Inputs {
+    // A terminated or deleted tenant: the erasure pipeline decides what happens.
+    let now = Timestamp::now();
+    let timing = erasure::plan::timing(
         tenant,
-        decision: &decision,
-        config: &ctx.config,
-        mounts: &mounts,
-    })?;
-    let deployment = apply_children(ctx, &name, &children).await?;
+        decision.periods.delete_within_days,
+        ctx.config.erasure.safety_margin_days,
+    );
+    let progress = match &timing {
+        Some(t) => {
+            let records = policy.as_ref().and_then(|p| p.spec.records.as_ref());
+            Some(erasure::advance(tenant, t, &decision.periods, records, ctx, now).await?)
+        }
+        None => None,
+    };
 
-    let violations = enforce_residency(tenant, &decision, ctx).await?;
+    // Until erasure begins, the stack is applied (a terminated one with no senders).
+    let (deployment, violations) = if progress.as_ref().is_none_or(|p| p.keep_stack) {
+        let children = build::children(&build::Inputs {
+            tenant,
+            decision: &decision,
+            config: &ctx.config,
+            mounts: &mounts,
+        })?;
+        let deployment = apply_children(ctx, &name, &children).await?;
+        (deployment, enforce_residency(tenant, &decision, ctx).await?)
+    } else {
+        (None, Vec::new())
+    };
     let observed = Observed {
         senders: deployment.as_ref().map(observe_senders),
         violations,
+        purges: observe_purges(ctx, &name, &decision).await?,
     };
-    let status = status::compute(tenant, &decision, &observed, Timestamp::now());
+    let mut status = status::compute(tenant, &decision, &observed, now);
+    if let (Some(t), Some(p)) = (&timing, &progress) {
+        let current = tenant
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let desired = erasure::plan::conditions(&p.status, t, p.done, &p.note, now);
+        let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
+        status
+            .conditions
+            .retain(|c| !owned.contains(&c.type_.as_str()));
+        status.conditions.extend(crate::conditions::merge(
+            &current,
+            &desired,
+            tenant.metadata.generation,
+            now,
+        ));
+        status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        status.phase = Some(erasure::plan::phase(&p.status, p.done));
+        status.deletion_deadline = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            t.deadline,
+        ));
+        status.erasure = Some(p.status.clone());
+        ctx.metrics.set_deletion_deadline(
+            &name,
+            (!p.done).then_some(t.deadline.as_second()),
+            erasure::plan::overdue(t, now) && !p.done,
+        );
+    }
+    record_purges(ctx, &name, &status, &observed, now);
     publish_status(tenant, status.clone(), ctx).await?;
     ctx.metrics
         .set_tenant_phase(&name, status.phase.map(phase_name));
 
+    if let Some(p) = &progress {
+        if p.done && tenant.metadata.deletion_timestamp.is_some() {
+            erasure::release(tenant, ctx).await?;
+            ctx.metrics.set_tenant_phase(&name, None);
+            ctx.metrics.set_deletion_deadline(&name, None, false);
+        }
+        return Ok(Action::requeue(p.requeue));
+    }
     let ready = crate::conditions::is_true(&status.conditions, types::READY);
     Ok(Action::requeue(if ready {
         REQUEUE_READY
@@ -256,6 +331,8 @@ fn phase_name(p: crate::api::v1alpha1::TenantPhase) -> &'static str {
         Active => "Active",
         Suspended => "Suspended",
         Terminating => "Terminating",
+        Exporting => "Exporting",
+        Erasing => "Erasing",
         Erased => "Erased",
     }
 }
@@ -305,6 +382,13 @@ async fn apply_children(
                 .boxed(),
         );
     }
+    for cj in &c.purge_jobs {
+        writes.push(
+            apply_one(ctx, Api::namespaced(client.clone(), &ns), cj)
+                .map(|r| r.map(drop))
+                .boxed(),
+        );
+    }
     future::try_join_all(writes).await?;
     // The Deployment last: its pods need the config, the service account and the quota.
     apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.deployment).await
@@ -333,6 +417,73 @@ where
             .map_err(Error::kube(format!("get {kind} {name}")));
     }
     Ok(current)
+}
+
+/// The tenant's purge CronJobs as the cluster holds them (none are looked for once the
+/// contract is terminated: erasure takes over).
+async fn observe_purges(
+    ctx: &Context,
+    tenant: &str,
+    decision: &Decision,
+) -> Result<Vec<PurgeObserved>, Error> {
+    if decision.hold == Some(decide::Hold::Terminated) {
+        return Ok(Vec::new());
+    }
+    let ns = namespace_name(tenant);
+    let list = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default().labels(build::PURGE_CATEGORY_LABEL))
+        .await
+        .map_err(Error::kube(format!("list purge CronJobs in {ns}")))?;
+    Ok(crate::retention::Category::PURGED
+        .into_iter()
+        .filter_map(|category| {
+            let cj = list
+                .items
+                .iter()
+                .find(|j| j.metadata.name.as_deref() == Some(&build::purge_name(category)))?;
+            Some(PurgeObserved {
+                category,
+                created: cj.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                last_success: cj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_successful_time.as_ref())
+                    .map(|t| t.0),
+            })
+        })
+        .collect())
+}
+
+/// Exports each category's last purge success and whether it is overdue; removes the
+/// series once the tenant is terminated.
+fn record_purges(
+    ctx: &Context,
+    tenant: &str,
+    s: &TenantStatus,
+    observed: &Observed,
+    now: Timestamp,
+) {
+    if !s
+        .conditions
+        .iter()
+        .any(|c| c.type_ == types::PURGES_CURRENT)
+    {
+        ctx.metrics.set_purges(tenant, None);
+        return;
+    }
+    let late = status::overdue(&s.purges, observed, now);
+    let rows: Vec<(String, Option<i64>, bool)> = s
+        .purges
+        .iter()
+        .map(|p| {
+            (
+                p.category.clone(),
+                p.last_success.as_ref().map(|t| t.0.as_second()),
+                late.iter().any(|o| o.category.key() == p.category),
+            )
+        })
+        .collect();
+    ctx.metrics.set_purges(tenant, Some(&rows));
 }
 
 fn observe_senders(d: &Deployment) -> SendersObserved {

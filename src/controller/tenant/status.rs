@@ -1,16 +1,17 @@
 //! The pure part of a Tenant reconcile that turns the decision and what was observed
 //! into the status: phase, conditions (kstatus-compatible Ready / Reconciling /
-//! Stalled, plus DPASigned, ResidencyCompliant, RetentionApplied, SendersAvailable),
-//! and the printer-column fields.
+//! Stalled, plus DPASigned, ResidencyCompliant, RetentionApplied, PurgesCurrent,
+//! SendersAvailable), and the printer-column fields.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::build::namespace_name;
 use super::decide::{Decision, Hold};
 use crate::api::v1alpha1::conditions::{self as types, reason};
-use crate::api::v1alpha1::{Tenant, TenantPhase, TenantStatus};
+use crate::api::v1alpha1::{CategoryPurge, Tenant, TenantPhase, TenantStatus};
 use crate::conditions::{Desired, merge};
+use crate::retention::Category;
 
 /// What the reconcile saw of the sender Deployment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +49,17 @@ pub struct Violation {
     pub region: Option<String>,
 }
 
+/// A purge CronJob as found in the tenant namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgeObserved {
+    /// The category it purges.
+    pub category: Category,
+    /// When the CronJob was created.
+    pub created: Option<Timestamp>,
+    /// Its status.lastSuccessfulTime.
+    pub last_success: Option<Timestamp>,
+}
+
 /// Everything observed in this reconcile.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -55,6 +67,70 @@ pub struct Observed {
     pub senders: Option<SendersObserved>,
     /// Pods found outside the allowed regions (each has been evicted).
     pub violations: Vec<Violation>,
+    /// The purge CronJobs found (none for a terminated tenant).
+    pub purges: Vec<PurgeObserved>,
+}
+
+/// The purge of a category that is overdue: since when its clock runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overdue {
+    /// The category.
+    pub category: Category,
+    /// Its retention period in days.
+    pub period_days: i32,
+    /// The later of its last success and its CronJob's creation.
+    pub since: Timestamp,
+}
+
+/// Each purged category's record: its period in force, and its last success as its
+/// CronJob reports it, or as last recorded (a recreated CronJob forgets its history).
+pub fn purges(
+    decision: &Decision,
+    observed: &Observed,
+    current: &TenantStatus,
+) -> Vec<CategoryPurge> {
+    Category::PURGED
+        .iter()
+        .map(|c| {
+            let found = observed.purges.iter().find(|p| p.category == *c);
+            let recorded = current
+                .purges
+                .iter()
+                .find(|p| p.category == c.key())
+                .and_then(|p| p.last_success.clone());
+            CategoryPurge {
+                category: c.key().to_owned(),
+                period_days: decision.periods.days(*c),
+                last_success: found.and_then(|p| p.last_success).map(Time).or(recorded),
+            }
+        })
+        .collect()
+}
+
+/// The categories whose purge has not succeeded within their period: the CronJob has
+/// existed (or last succeeded) longer ago than the period, with no success since. A
+/// category whose CronJob is not there yet is not overdue: it is being created.
+pub fn overdue(records: &[CategoryPurge], observed: &Observed, now: Timestamp) -> Vec<Overdue> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let found = observed
+                .purges
+                .iter()
+                .find(|p| p.category.key() == r.category)?;
+            let since = match (r.last_success.as_ref().map(|t| t.0), found.created) {
+                (Some(a), Some(b)) => a.max(b),
+                (a, b) => a.or(b)?,
+            };
+            let period = SignedDuration::from_hours(i64::from(r.period_days) * 24);
+            let due = since.checked_add(period).ok()?;
+            (now > due).then_some(Overdue {
+                category: found.category,
+                period_days: r.period_days,
+                since,
+            })
+        })
+        .collect()
 }
 
 /// The status of `tenant` given `decision` and `observed`, at `now`.
@@ -125,7 +201,21 @@ pub fn compute(
     };
 
     let policy = &tenant.spec.retention_policy_ref.name;
-    let retention = if decision.retention_found {
+    let retention = if !decision.retention_longer.is_empty() && decision.retention_found {
+        let why: Vec<String> = decision
+            .retention_longer
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Desired::no(
+            types::RETENTION_APPLIED,
+            reason::RETENTION_LONGER_THAN_PLATFORM,
+            format!(
+                "RetentionPolicy {policy} may shorten the platform's periods, never lengthen them: {}",
+                why.join("; ")
+            ),
+        )
+    } else if decision.retention_found {
         Desired::yes(
             types::RETENTION_APPLIED,
             reason::RECONCILED,
@@ -195,6 +285,12 @@ pub fn compute(
             reason::RETENTION_POLICY_NOT_FOUND,
             format!("waiting for RetentionPolicy {policy}"),
         )),
+        _ if !decision.retention_longer.is_empty() => Some((
+            reason::RETENTION_LONGER_THAN_PLATFORM,
+            format!(
+                "waiting for RetentionPolicy {policy} to ask for no period longer than the platform's"
+            ),
+        )),
         _ => None,
     };
     let converging = !rolled_out || !observed.violations.is_empty();
@@ -218,7 +314,46 @@ pub fn compute(
         ),
     };
 
-    let desired = vec![
+    // Purges run while the contract is active or suspended; once it is terminated the
+    // erasure takes over, and the last record is kept as it was.
+    let terminated = decision.hold == Some(Hold::Terminated);
+    let purge_records = if terminated {
+        current.purges.clone()
+    } else {
+        purges(decision, observed, &current)
+    };
+    let purges_current = (!terminated).then(|| {
+        let late = overdue(&purge_records, observed, now);
+        if late.is_empty() {
+            Desired::yes(
+                types::PURGES_CURRENT,
+                reason::RECONCILED,
+                "every category's purge runs daily and has succeeded within its retention period",
+            )
+        } else {
+            let what: Vec<String> = late
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} (period {} days, no success since {})",
+                        o.category.key(),
+                        o.period_days,
+                        o.since
+                    )
+                })
+                .collect();
+            Desired::no(
+                types::PURGES_CURRENT,
+                reason::PURGE_OVERDUE,
+                format!(
+                    "purges overdue: {}; data older than the period may remain",
+                    what.join(", ")
+                ),
+            )
+        }
+    });
+
+    let mut desired = vec![
         ready,
         match &stalled {
             Some((r, m)) => Desired::yes(types::STALLED, r, m.clone()),
@@ -242,6 +377,7 @@ pub fn compute(
         retention,
         senders_cond,
     ];
+    desired.extend(purges_current);
     let generation = tenant.metadata.generation;
     let conditions: Vec<Condition> = merge(&current.conditions, &desired, generation, now);
 
@@ -264,6 +400,8 @@ pub fn compute(
             decision.replicas
         )),
         deletion_deadline: current.deletion_deadline,
+        erasure: current.erasure,
+        purges: purge_records,
         last_handled_reconcile_at: tenant
             .metadata
             .annotations
@@ -307,6 +445,7 @@ mod tests {
                 generation_observed: true,
             }),
             violations: vec![],
+            purges: vec![],
         }
     }
 
@@ -407,6 +546,143 @@ mod tests {
             ("False", reason::RETENTION_POLICY_NOT_FOUND)
         );
         assert_eq!(cond(&s, types::STALLED).0, "True");
+    }
+
+    const DAY: i64 = 86_400;
+
+    fn cron(category: Category, created: i64, success: Option<i64>) -> PurgeObserved {
+        PurgeObserved {
+            category,
+            created: Some(t(created)),
+            last_success: success.map(t),
+        }
+    }
+
+    fn at(yaml: &str, observed: &Observed, now: i64) -> TenantStatus {
+        let tenant = fixtures::tenant(yaml);
+        let config = OperatorConfig::load(None).unwrap();
+        let decision = decide(&tenant, &config, Periods::default(), true);
+        compute(&tenant, &decision, observed, t(now))
+    }
+
+    #[test]
+    fn every_purged_category_is_recorded_with_its_period_and_last_success() {
+        let mut o = rolled(2);
+        o.purges = vec![cron(Category::Backups, 0, Some(3 * DAY))];
+        let s = at(fixtures::ACTIVE, &o, 4 * DAY);
+        let keys: Vec<&str> = s.purges.iter().map(|p| p.category.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "messageContent",
+                "deliveryMetadata",
+                "smsVoiceTraffic",
+                "backups",
+                "logs"
+            ]
+        );
+        let backups = &s.purges[3];
+        assert_eq!(backups.period_days, 7);
+        assert_eq!(backups.last_success, Some(Time(t(3 * DAY))));
+        assert_eq!(s.purges[0].last_success, None);
+        assert_eq!(
+            cond(&s, types::PURGES_CURRENT),
+            ("True", reason::RECONCILED)
+        );
+        assert_eq!(cond(&s, types::READY).0, "True");
+    }
+
+    #[test]
+    fn a_purge_without_success_for_longer_than_its_period_is_overdue() {
+        let mut o = rolled(2);
+        // Backups (7 days): created at 0, never succeeded; logs (90 days) succeeded at day 1.
+        o.purges = vec![
+            cron(Category::Backups, 0, None),
+            cron(Category::Logs, 0, Some(DAY)),
+        ];
+        let s = at(fixtures::ACTIVE, &o, 7 * DAY);
+        assert_eq!(
+            cond(&s, types::PURGES_CURRENT).0,
+            "True",
+            "exactly the period"
+        );
+        let s = at(fixtures::ACTIVE, &o, 8 * DAY);
+        assert_eq!(
+            cond(&s, types::PURGES_CURRENT),
+            ("False", reason::PURGE_OVERDUE)
+        );
+        let c = crate::conditions::find(&s.conditions, types::PURGES_CURRENT).unwrap();
+        assert!(
+            c.message.contains("backups (period 7 days"),
+            "{}",
+            c.message
+        );
+        assert!(!c.message.contains("logs"), "{}", c.message);
+        assert_eq!(cond(&s, types::READY).0, "True", "not part of Ready");
+        // A success clears it.
+        o.purges[0] = cron(Category::Backups, 0, Some(8 * DAY));
+        let s = at(fixtures::ACTIVE, &o, 8 * DAY + 60);
+        assert_eq!(cond(&s, types::PURGES_CURRENT).0, "True");
+    }
+
+    #[test]
+    fn a_recreated_cron_job_keeps_the_recorded_success() {
+        let mut tenant = fixtures::tenant(fixtures::ACTIVE);
+        let config = OperatorConfig::load(None).unwrap();
+        let decision = decide(&tenant, &config, Periods::default(), true);
+        let mut o = rolled(2);
+        o.purges = vec![cron(Category::Logs, 0, Some(DAY))];
+        let first = compute(&tenant, &decision, &o, t(2 * DAY));
+        tenant.status = Some(first);
+        o.purges = vec![cron(Category::Logs, 3 * DAY, None)];
+        let s = compute(&tenant, &decision, &o, t(4 * DAY));
+        assert_eq!(s.purges[4].last_success, Some(Time(t(DAY))));
+    }
+
+    #[test]
+    fn a_terminated_tenant_keeps_its_last_purge_record_and_drops_the_condition() {
+        let yaml = fixtures::ACTIVE.replace(
+            "state: Active",
+            "state: Terminated\n    terminatedAt: \"2026-02-01T00:00:00Z\"",
+        );
+        let mut tenant = fixtures::tenant(&yaml);
+        tenant.status = Some(at(fixtures::ACTIVE, &rolled(2), DAY));
+        let config = OperatorConfig::load(None).unwrap();
+        let decision = decide(&tenant, &config, Periods::default(), true);
+        let s = compute(&tenant, &decision, &rolled(0), t(400 * DAY));
+        assert_eq!(s.purges.len(), 5);
+        assert!(crate::conditions::find(&s.conditions, types::PURGES_CURRENT).is_none());
+    }
+
+    #[test]
+    fn a_longer_retention_period_is_refused_with_both_values() {
+        let tenant = fixtures::tenant(fixtures::ACTIVE);
+        let config = OperatorConfig::load(None).unwrap();
+        let asked = Periods {
+            sms_voice_traffic_days: 365,
+            ..Periods::default()
+        };
+        let decision = decide(&tenant, &config, asked, true);
+        let s = compute(&tenant, &decision, &rolled(2), t(1000));
+        let c = crate::conditions::find(&s.conditions, types::RETENTION_APPLIED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::RETENTION_LONGER_THAN_PLATFORM)
+        );
+        assert!(
+            c.message
+                .contains("smsVoiceTrafficDays 365 is longer than the platform's 183 days"),
+            "{}",
+            c.message
+        );
+        assert_eq!(
+            cond(&s, types::STALLED),
+            ("True", reason::RETENTION_LONGER_THAN_PLATFORM)
+        );
+        assert_eq!(
+            s.purges[2].period_days, 183,
+            "the platform's period applies"
+        );
     }
 
     #[test]

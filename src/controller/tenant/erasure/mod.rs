@@ -1,0 +1,635 @@
+//! Termination and erasure of a tenant (commitments C5–C7): senders stop at once (the
+//! stack is applied with no replicas), the optional export runs, and by
+//! `terminatedAt + deleteWithinDays − margin` erasure begins: external purges, an
+//! inventory of everything labelled for the tenant (types discovered through the API),
+//! deletion, verification that nothing remains, an immutable deletion receipt in the
+//! operator's namespace, and its signed delivery to the customer.
+//!
+//! Restart safety: each step records its outcome in `status.erasure` before the next
+//! step acts on it, and every step is idempotent (create-if-absent, delete-if-present,
+//! a deterministic receipt name), so a killed operator resumes and writes one receipt.
+
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::discovery::{Discovery, Scope, verbs};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use self::plan::Timing;
+use super::bindings::channel_name;
+use super::build::{SENDER, namespace_name};
+use crate::api::v1alpha1::{
+    ErasureStatus, ExportStatus, PurgeRecord, RecordRetention, Tenant, TerminationAction,
+};
+use crate::controller::{Context, Error, TENANT_LABEL};
+use crate::retention::Periods;
+
+/// The finalizer that makes deleting a Tenant run erasure (and write its receipt)
+/// before the object disappears.
+pub const FINALIZER: &str = "herald.dev/erasure";
+/// Label on deletion receipts: which tenant they are for. Deliberately not the tenant
+/// label, which erasure deletes by.
+pub const RECEIPT_FOR_LABEL: &str = "herald.dev/receipt-for";
+/// The platform's own stores, purged like a channel.
+const PLATFORM_TARGET: &str = "platform";
+
+/// What one pass of the pipeline decided.
+pub struct Progress {
+    /// The erasure status to persist.
+    pub status: ErasureStatus,
+    /// Whether the stack (with no senders) must still be applied: until erasure begins.
+    pub keep_stack: bool,
+    /// Whether everything is done (receipt written and, where possible, delivered).
+    pub done: bool,
+    /// When to look again.
+    pub requeue: Duration,
+    /// A one-line account of where it stands, for conditions and events.
+    pub note: String,
+    /// Resource types that could not be listed (so not verified).
+    pub unverified: Vec<String>,
+}
+
+/// The field manager that owns only Herald's finalizer on Tenants: server-side apply
+/// adds it to (or removes it from) the set without touching anyone else's, and needs no
+/// resourceVersion, so it never conflicts with a concurrent status update.
+const FINALIZER_MANAGER: &str = "herald-finalizer";
+
+/// Adds the erasure finalizer to a live Tenant that lacks it (a write only once).
+pub async fn ensure_finalizer(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
+    if tenant.metadata.deletion_timestamp.is_some()
+        || tenant.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        return Ok(());
+    }
+    apply_finalizers(tenant, ctx, &[FINALIZER]).await
+}
+
+/// Removes the erasure finalizer (the Tenant then disappears).
+pub async fn release(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
+    if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    apply_finalizers(tenant, ctx, &[]).await
+}
+
+async fn apply_finalizers(
+    tenant: &Tenant,
+    ctx: &Context,
+    finalizers: &[&str],
+) -> Result<(), Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let name = tenant.name_any();
+    let patch = json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name, "finalizers": finalizers}
+    });
+    api.patch(
+        &name,
+        &PatchParams::apply(FINALIZER_MANAGER),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("update finalizers of Tenant {name}")))?;
+    ctx.metrics.wrote("tenant", "Tenant/finalizers");
+    Ok(())
+}
+
+/// Runs the next steps of the pipeline for a terminated or deleted tenant.
+pub async fn advance(
+    tenant: &Tenant,
+    timing: &Timing,
+    periods: &Periods,
+    records: Option<&RecordRetention>,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<Progress, Error> {
+    let mut es = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.clone())
+        .unwrap_or_default();
+    let name = tenant.name_any();
+    let ns = namespace_name(&name);
+    let progress =
+        |es: ErasureStatus, keep_stack: bool, requeue: Duration, note: String| Progress {
+            status: es,
+            keep_stack,
+            done: false,
+            requeue,
+            note,
+            unverified: Vec::new(),
+        };
+    if es.started_at.is_none() {
+        es.started_at = Some(Time(now));
+    }
+    es.erase_from = Some(Time(timing.erase_from));
+
+    // Export before erasure, when asked for, until its window (erase_from) ends.
+    if es.erasing_since.is_none() {
+        let return_first = tenant
+            .spec
+            .contract
+            .on_termination
+            .as_ref()
+            .is_some_and(|o| o.action == TerminationAction::ReturnThenDelete);
+        let exported = es.export.as_ref().is_some_and(|e| e.outcome.is_some());
+        if return_first && !exported {
+            let started = es.started_at.as_ref().map_or(now, |t| t.0);
+            let window_ended = now >= plan::export_window_end(timing, started);
+            let outcome = if window_ended {
+                Some("WindowEnded".to_owned())
+            } else {
+                run_export(tenant, ctx).await?
+            };
+            let job = es
+                .export
+                .as_ref()
+                .map(|e| e.job.clone())
+                .unwrap_or_else(|| "herald-export".into());
+            let finished = outcome.is_some();
+            es.export = Some(ExportStatus {
+                job,
+                finished_at: outcome.as_ref().map(|_| Time(now)),
+                outcome,
+            });
+            if !finished {
+                return Ok(progress(
+                    es,
+                    true,
+                    Duration::from_secs(5),
+                    "exporting the customer's data".into(),
+                ));
+            }
+        }
+        if now < timing.erase_from && tenant.metadata.deletion_timestamp.is_none() {
+            let wait = (timing.erase_from.as_second() - now.as_second()).clamp(1, 3600) as u64;
+            return Ok(progress(
+                es,
+                true,
+                Duration::from_secs(wait),
+                format!(
+                    "senders stopped; erasure starts by {}",
+                    Time(timing.erase_from).0
+                ),
+            ));
+        }
+        // Persist the switch before acting: from here on the stack is never re-applied.
+        es.erasing_since = Some(Time(now));
+        return Ok(progress(
+            es,
+            false,
+            Duration::from_secs(1),
+            "erasure started".into(),
+        ));
+    }
+
+    // External purges: one Job per channel and one for the platform's stores, run in the
+    // tenant namespace before it goes.
+    if es.verified_at.is_none() && es.inventory.is_empty() {
+        let targets = purge_targets(&name, ctx);
+        let mut all_done = true;
+        let mut records = Vec::new();
+        for target in targets {
+            let prior = es
+                .external_purges
+                .iter()
+                .find(|p| p.target == target)
+                .cloned();
+            if let Some(p) = prior.as_ref().filter(|p| p.confirmed_at.is_some()) {
+                records.push(p.clone());
+                continue;
+            }
+            let job = format!("herald-purge-{target}");
+            let done = run_job(
+                ctx,
+                tenant,
+                &ns,
+                &job,
+                vec![
+                    "purge".into(),
+                    "--all".into(),
+                    "--target".into(),
+                    target.clone(),
+                ],
+            )
+            .await?;
+            all_done &= done;
+            records.push(PurgeRecord {
+                target,
+                job,
+                confirmed_at: done.then(|| Time(now)),
+            });
+        }
+        es.external_purges = records;
+        if !all_done {
+            return Ok(progress(
+                es,
+                false,
+                Duration::from_secs(3),
+                "waiting for the external purges".into(),
+            ));
+        }
+        // Everything that exists now is what erasure deletes: record it first.
+        let (inventory, unverified) = inventory(ctx, &name, &ns).await?;
+        es.inventory = inventory;
+        let mut p = progress(
+            es,
+            false,
+            Duration::from_secs(1),
+            "inventory recorded; deleting".into(),
+        );
+        p.unverified = unverified;
+        return Ok(p);
+    }
+
+    if es.verified_at.is_none() {
+        delete_everything(ctx, &name, &ns).await?;
+        let (remaining, unverified) = labelled_objects(ctx, &name).await?;
+        let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+        let ns_left = ns_api
+            .get_opt(&ns)
+            .await
+            .map_err(Error::kube(format!("get Namespace {ns}")))?
+            .is_some();
+        if ns_left || !remaining.is_empty() {
+            let mut p = progress(
+                es,
+                false,
+                Duration::from_secs(2),
+                format!(
+                    "deleting: {} labelled objects left",
+                    remaining.len() + usize::from(ns_left)
+                ),
+            );
+            p.unverified = unverified;
+            return Ok(p);
+        }
+        es.verified_at = Some(Time(now));
+        let mut p = progress(
+            es,
+            false,
+            Duration::from_secs(1),
+            "verified: nothing labelled for the tenant remains".into(),
+        );
+        p.unverified = unverified;
+        return Ok(p);
+    }
+
+    if es.receipt.is_none() {
+        let (_, unverified) = labelled_objects(ctx, &name).await?;
+        let receipt = plan::receipt(tenant, timing, &es, periods, records, unverified)
+            .ok_or(Error::MissingName)?;
+        let (body, digest) = plan::seal(&receipt).map_err(|source| Error::Build {
+            what: "deletion receipt",
+            source,
+        })?;
+        let receipt_name = write_receipt(ctx, tenant, &body, &digest).await?;
+        info!(receipt = %receipt_name, digest = %digest, "deletion receipt written");
+        es.receipt = Some(receipt_name);
+        es.receipt_digest = Some(digest);
+        return Ok(progress(
+            es,
+            false,
+            Duration::from_secs(1),
+            "receipt written".into(),
+        ));
+    }
+
+    if es.receipt_delivered_at.is_none() {
+        if let Some(n) = tenant.spec.notifications.as_ref() {
+            let (body, digest) =
+                read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
+            let secret =
+                crate::controller::subprocessor::signing_secret(ctx, &n.signing_secret_ref).await?;
+            let Some(secret) = secret else {
+                return Ok(progress(
+                    es,
+                    false,
+                    Duration::from_secs(60),
+                    "receipt written; the signing secret is missing, delivery waits".into(),
+                ));
+            };
+            match crate::notify::send_signed(
+                &ctx.http,
+                &n.webhook_url,
+                &secret,
+                &digest,
+                body.as_bytes(),
+                now,
+            )
+            .await
+            {
+                Ok(()) => es.receipt_delivered_at = Some(Time(now)),
+                Err(e) => {
+                    warn!(error = %e, "deletion receipt not acknowledged; retrying");
+                    return Ok(progress(
+                        es,
+                        false,
+                        Duration::from_secs(10),
+                        format!("receipt written; delivery to the customer failed ({e}), retrying"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Progress {
+        status: es,
+        keep_stack: false,
+        done: true,
+        requeue: Duration::from_secs(3600),
+        note: "erased, verified, receipt written".into(),
+        unverified: Vec::new(),
+    })
+}
+
+/// The channels of the tenant's bindings, plus the platform's stores.
+fn purge_targets(tenant: &str, ctx: &Context) -> Vec<String> {
+    let mut targets: BTreeSet<String> = ctx
+        .bindings
+        .state()
+        .iter()
+        .filter(|b| b.spec.tenant_ref.name == tenant)
+        .map(|b| channel_name(b))
+        .collect();
+    targets.insert(PLATFORM_TARGET.to_owned());
+    targets.into_iter().collect()
+}
+
+/// Ensures the export Job runs; its outcome once finished.
+async fn run_export(tenant: &Tenant, ctx: &Context) -> Result<Option<String>, Error> {
+    let name = tenant.name_any();
+    let ns = namespace_name(&name);
+    let url = tenant
+        .spec
+        .contract
+        .on_termination
+        .as_ref()
+        .and_then(|o| o.export.as_ref())
+        .map(|e| e.url.clone())
+        .unwrap_or_default();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let done = run_job(
+        ctx,
+        tenant,
+        &ns,
+        "herald-export",
+        vec!["export".into(), "--destination".into(), url],
+    )
+    .await?;
+    if done {
+        return Ok(Some("Succeeded".into()));
+    }
+    let failed = jobs
+        .get_opt("herald-export")
+        .await
+        .map_err(Error::kube("get Job herald-export"))?
+        .and_then(|j| j.status)
+        .and_then(|s| s.conditions)
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"));
+    Ok(failed.then(|| "Failed".to_owned()))
+}
+
+/// Creates the Job if absent; whether it has succeeded.
+async fn run_job(
+    ctx: &Context,
+    tenant: &Tenant,
+    ns: &str,
+    name: &str,
+    args: Vec<String>,
+) -> Result<bool, Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    if let Some(job) = jobs
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("get Job {name}")))?
+    {
+        let complete = job.status.and_then(|s| s.conditions).is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+        });
+        return Ok(complete);
+    }
+    let tenant_name = tenant.name_any();
+    let image = tenant
+        .spec
+        .senders
+        .as_ref()
+        .and_then(|s| s.image.clone())
+        .unwrap_or_else(|| ctx.config.senders.image.clone());
+    let owner = tenant.controller_owner_ref(&()).ok_or(Error::MissingName)?;
+    let labels = json!({TENANT_LABEL: tenant_name, "app.kubernetes.io/managed-by": "herald", "app.kubernetes.io/component": "erasure"});
+    let job: Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
+        "spec": {
+            "backoffLimit": 6,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": SENDER,
+                    "automountServiceAccountToken": false,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "job", "image": image, "args": args,
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
+                    }]
+                }
+            }
+        }
+    }))
+    .map_err(|source| Error::Build { what: "job", source })?;
+    match jobs.create(&PostParams::default(), &job).await {
+        Ok(_) => ctx.metrics.wrote("tenant", "Job"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(Error::kube(format!("create Job {name}"))(e)),
+    }
+    Ok(false)
+}
+
+/// Resource types erasure looks at: everything listable and deletable, but events
+/// (never labelled by Herald, and they age out) and Herald's own kinds (the Tenant
+/// itself and user-owned references to it).
+async fn deletable_types(ctx: &Context) -> Result<Vec<(ApiResource, bool)>, Error> {
+    let discovery = Discovery::new(ctx.client.clone())
+        .run()
+        .await
+        .map_err(Error::kube("discover API resources"))?;
+    let mut out = Vec::new();
+    for group in discovery.groups() {
+        if group.name() == crate::api::GROUP || group.name() == "events.k8s.io" {
+            continue;
+        }
+        for (ar, caps) in group.recommended_resources() {
+            if ar.plural == "events"
+                || !caps.supports_operation(verbs::LIST)
+                || !caps.supports_operation(verbs::DELETE)
+            {
+                continue;
+            }
+            out.push((ar, caps.scope == Scope::Namespaced));
+        }
+    }
+    Ok(out)
+}
+
+/// Everything labelled for the tenant, anywhere: (apiVersion, kind, namespace, name,
+/// uid), plus the types that could not be listed.
+async fn labelled_objects(
+    ctx: &Context,
+    tenant: &str,
+) -> Result<(Vec<(ApiResource, DynamicObject)>, Vec<String>), Error> {
+    let selector = format!("{TENANT_LABEL}={tenant}");
+    let mut found = Vec::new();
+    let mut unverified = Vec::new();
+    for (ar, _) in deletable_types(ctx).await? {
+        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+        match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => found.extend(list.items.into_iter().map(|o| (ar.clone(), o))),
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
+                unverified.push(format!("{}.{}", ar.plural, ar.group));
+            }
+            Err(e) => return Err(Error::kube(format!("list {}", ar.plural))(e)),
+        }
+    }
+    Ok((found, unverified))
+}
+
+/// The inventory: everything labelled for the tenant and everything in its namespace.
+async fn inventory(
+    ctx: &Context,
+    tenant: &str,
+    ns: &str,
+) -> Result<(Vec<crate::api::v1alpha1::DeletedKind>, Vec<String>), Error> {
+    let (labelled, unverified) = labelled_objects(ctx, tenant).await?;
+    let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut add = |ar: &ApiResource, o: &DynamicObject| {
+        if let Some(uid) = o.metadata.uid.clone() {
+            by_kind
+                .entry((ar.api_version.clone(), ar.kind.clone()))
+                .or_default()
+                .insert(uid);
+        }
+    };
+    for (ar, o) in &labelled {
+        add(ar, o);
+    }
+    for (ar, namespaced) in deletable_types(ctx).await? {
+        if !namespaced {
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            for o in &list.items {
+                add(&ar, o);
+            }
+        }
+    }
+    let inventory = by_kind
+        .into_iter()
+        .map(
+            |((api_version, kind), uids)| crate::api::v1alpha1::DeletedKind {
+                api_version,
+                kind,
+                count: uids.len() as i64,
+                uids: uids.into_iter().collect(),
+            },
+        )
+        .collect();
+    Ok((inventory, unverified))
+}
+
+/// Deletes every labelled object outside the tenant namespace, then the namespace
+/// (which takes everything in it). Idempotent: what is gone is skipped.
+async fn delete_everything(ctx: &Context, tenant: &str, ns: &str) -> Result<(), Error> {
+    let (labelled, _) = labelled_objects(ctx, tenant).await?;
+    for (ar, o) in labelled {
+        if o.metadata.deletion_timestamp.is_some() || o.metadata.namespace.as_deref() == Some(ns) {
+            continue;
+        }
+        let name = o.name_any();
+        if ar.kind == "Namespace" && name == ns {
+            continue;
+        }
+        let api: Api<DynamicObject> = match o.metadata.namespace.as_deref() {
+            Some(other) => Api::namespaced_with(ctx.client.clone(), other, &ar),
+            None => Api::all_with(ctx.client.clone(), &ar),
+        };
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => ctx.metrics.wrote("tenant", &ar.kind),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube(format!("delete {} {name}", ar.kind))(e)),
+        }
+    }
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    if let Some(n) = ns_api
+        .get_opt(ns)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns}")))?
+    {
+        if n.metadata.deletion_timestamp.is_none() {
+            match ns_api.delete(ns, &DeleteParams::background()).await {
+                Ok(_) => ctx.metrics.wrote("tenant", "Namespace"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::kube(format!("delete Namespace {ns}"))(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the receipt as an immutable ConfigMap (create-if-absent: a restart that
+/// finds it already written keeps the first).
+async fn write_receipt(
+    ctx: &Context,
+    tenant: &Tenant,
+    body: &str,
+    digest: &str,
+) -> Result<String, Error> {
+    let name = plan::receipt_name(tenant);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {RECEIPT_FOR_LABEL: tenant.name_any(), "app.kubernetes.io/managed-by": "herald",
+                       "app.kubernetes.io/component": "deletion-receipt"},
+            "annotations": {"herald.dev/receipt-sha256": digest}
+        },
+        "immutable": true,
+        "data": {"receipt.json": body, "sha256": digest}
+    }))
+    .map_err(|source| Error::Build { what: "receipt", source })?;
+    match api.create(&PostParams::default(), &cm).await {
+        Ok(_) => ctx.metrics.wrote("tenant", "ConfigMap/receipt"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(Error::kube(format!("create deletion receipt {name}"))(e)),
+    }
+    Ok(name)
+}
+
+/// The stored receipt's bytes and digest.
+async fn read_receipt(ctx: &Context, name: &str) -> Result<(String, String), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let cm = api
+        .get(name)
+        .await
+        .map_err(Error::kube(format!("get deletion receipt {name}")))?;
+    let data = cm.data.unwrap_or_default();
+    Ok((
+        data.get("receipt.json").cloned().unwrap_or_default(),
+        data.get("sha256").cloned().unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,420 @@
+//! The pure part of erasure: when it must start and end, and the deletion receipt
+//! (the record, its canonical bytes and its digest).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use crate::api::v1alpha1::{ContractState, DeletedKind, ErasureStatus, RecordRetention, Tenant};
+use crate::retention::Periods;
+
+const DAY: i64 = 86_400;
+
+/// When a tenant's data must be gone, and when erasure starts at the latest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// When the contract ended (or the Tenant was deleted without termination).
+    pub ended_at: Timestamp,
+    /// `ended_at + deleteWithinDays`: erasure must be complete before this.
+    pub deadline: Timestamp,
+    /// The latest start of erasure: `deadline - margin`, never before `ended_at`. A
+    /// deleted (not terminated) tenant is erased at once: someone asked for it now.
+    pub erase_from: Timestamp,
+}
+
+/// The timing of `tenant`'s erasure, or `None` while it is neither terminated nor deleted.
+pub fn timing(tenant: &Tenant, delete_within_days: i32, margin_days: i64) -> Option<Timing> {
+    let spec = &tenant.spec.contract;
+    let terminated = spec.state == ContractState::Terminated;
+    let ended_at = match (&spec.terminated_at, &tenant.metadata.deletion_timestamp) {
+        (Some(t), _) if terminated => t.0,
+        (_, Some(d)) => d.0,
+        _ => return None,
+    };
+    let deadline = ended_at + SignedDuration::from_secs(i64::from(delete_within_days) * DAY);
+    let mut erase_from = if terminated {
+        let latest = deadline - SignedDuration::from_secs(margin_days * DAY);
+        latest.max(ended_at)
+    } else {
+        ended_at
+    };
+    // Deleting the Tenant asks for erasure now, whatever the schedule said.
+    if let Some(deleted) = &tenant.metadata.deletion_timestamp {
+        erase_from = erase_from.min(deleted.0);
+    }
+    Some(Timing {
+        ended_at,
+        deadline,
+        erase_from,
+    })
+}
+
+/// Until when the export may run before erasure goes ahead without it: the scheduled
+/// erasure start, but at least an hour from when termination was first handled (a
+/// termination recorded late still gets its export), and never later than 12 hours
+/// before the deadline.
+pub fn export_window_end(timing: &Timing, started_at: Timestamp) -> Timestamp {
+    let at_least = started_at + SignedDuration::from_secs(3600);
+    let at_most = timing.deadline - SignedDuration::from_secs(12 * 3600);
+    timing.erase_from.max(at_least).min(at_most)
+}
+
+/// A category the law makes the platform keep after erasure, as records without
+/// end-user data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainedCategory {
+    /// The category.
+    pub category: &'static str,
+    /// Kept until.
+    pub until: Time,
+    /// Why.
+    pub basis: &'static str,
+}
+
+/// The certificate of deletion. Ids, kinds, counts and times only: no end-user data.
+/// Field order is the serialization order, so the bytes (and the digest) are stable.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// Always `herald.dev/deletion-receipt/v1`.
+    pub schema: &'static str,
+    /// The Tenant's name.
+    pub tenant: String,
+    /// The Tenant's UID.
+    pub tenant_uid: String,
+    /// The DPA under which the data was processed.
+    pub dpa_reference: Option<String>,
+    /// When the contract ended.
+    pub terminated_at: Time,
+    /// The erasure deadline.
+    pub deadline: Time,
+    /// When erasure began.
+    pub erasure_started_at: Time,
+    /// When Herald verified that nothing labelled for the tenant remained.
+    pub completed_at: Time,
+    /// What was deleted, by kind, with UIDs.
+    pub deleted: Vec<DeletedKind>,
+    /// External purges and when each was confirmed.
+    pub external_purges: Vec<(String, Option<Time>)>,
+    /// The export's outcome, when one was asked for.
+    pub export: Option<String>,
+    /// Backups holding the tenant's data expire by then (backup retention).
+    pub backups_expire_by: Time,
+    /// What the law makes the platform keep, and until when.
+    pub retained: Vec<RetainedCategory>,
+    /// Resource types Herald may not list, so could not verify (empty when complete).
+    pub unverified_kinds: Vec<String>,
+    /// The operator that erased.
+    pub operator_version: &'static str,
+}
+
+/// The receipt of a finished erasure, from what status recorded (so a restarted operator
+/// builds the same bytes). `None` until erasure is verified.
+pub fn receipt(
+    tenant: &Tenant,
+    timing: &Timing,
+    erasure: &ErasureStatus,
+    periods: &Periods,
+    records: Option<&RecordRetention>,
+    unverified_kinds: Vec<String>,
+) -> Option<Receipt> {
+    let completed = erasure.verified_at.clone()?;
+    let after = |days: i32| Time(completed.0 + SignedDuration::from_secs(i64::from(days) * DAY));
+    let r = records.cloned().unwrap_or(RecordRetention {
+        billing_days: None,
+        security_incidents_days: None,
+        consent_days: None,
+        deletion_receipts_days: None,
+    });
+    Some(Receipt {
+        schema: "herald.dev/deletion-receipt/v1",
+        tenant: tenant.metadata.name.clone().unwrap_or_default(),
+        tenant_uid: tenant.metadata.uid.clone().unwrap_or_default(),
+        dpa_reference: tenant
+            .spec
+            .contract
+            .dpa
+            .as_ref()
+            .map(|d| d.reference.clone()),
+        terminated_at: Time(timing.ended_at),
+        deadline: Time(timing.deadline),
+        erasure_started_at: erasure
+            .erasing_since
+            .clone()
+            .unwrap_or_else(|| completed.clone()),
+        completed_at: completed.clone(),
+        deleted: erasure.inventory.clone(),
+        external_purges: erasure
+            .external_purges
+            .iter()
+            .map(|p| (p.target.clone(), p.confirmed_at.clone()))
+            .collect(),
+        export: erasure.export.as_ref().and_then(|e| e.outcome.clone()),
+        backups_expire_by: after(periods.backups_days),
+        retained: vec![
+            RetainedCategory {
+                category: "billing",
+                until: after(r.billing_days.unwrap_or(2555)),
+                basis: "accounting law: invoices and payment records, no end-user data",
+            },
+            RetainedCategory {
+                category: "securityIncidents",
+                until: after(r.security_incidents_days.unwrap_or(1095)),
+                basis: "security incident records, no end-user data",
+            },
+            RetainedCategory {
+                category: "consent",
+                until: after(r.consent_days.unwrap_or(1095)),
+                basis: "proof of consent (Art. 7(1) GDPR)",
+            },
+            RetainedCategory {
+                category: "deletionReceipts",
+                until: after(r.deletion_receipts_days.unwrap_or(1825)),
+                basis: "proof that this erasure was fulfilled",
+            },
+        ],
+        unverified_kinds,
+        operator_version: crate::VERSION,
+    })
+}
+
+/// The receipt's canonical bytes and their SHA-256 (hex).
+pub fn seal(receipt: &Receipt) -> Result<(String, String), serde_json::Error> {
+    let body = serde_json::to_string_pretty(receipt)?;
+    let digest = crate::digest::sha256_hex(body.as_bytes());
+    Ok((body, digest))
+}
+
+/// The deletion receipt's ConfigMap name: deterministic, so a restart finds the receipt
+/// it already wrote instead of writing a second.
+pub fn receipt_name(tenant: &Tenant) -> String {
+    let uid = tenant.metadata.uid.as_deref().unwrap_or("nouid");
+    let short: String = uid.chars().filter(|c| *c != '-').take(8).collect();
+    let name = tenant.metadata.name.as_deref().unwrap_or("unnamed");
+    format!("deletion-receipt-{name}-{short}")
+}
+
+/// Whether `now` is past the deadline.
+pub fn overdue(timing: &Timing, now: Timestamp) -> bool {
+    now > timing.deadline
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::tenant::decide::tests::{ACTIVE, tenant};
+
+    fn terminated(days_ago_at: &str) -> Tenant {
+        tenant(&ACTIVE.replace(
+            "state: Active",
+            &format!("state: Terminated\n    terminatedAt: \"{days_ago_at}\""),
+        ))
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn terminated_tenants_are_erased_from_deadline_minus_margin() {
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3).unwrap();
+        assert_eq!(t.deadline, ts("2026-12-01T00:00:00Z"));
+        assert_eq!(t.erase_from, ts("2026-11-28T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_short_period_starts_erasure_at_termination() {
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 2, 3).unwrap();
+        assert_eq!(t.erase_from, ts("2026-11-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn active_tenants_have_no_timing_until_deleted() {
+        let mut t = tenant(ACTIVE);
+        assert_eq!(timing(&t, 30, 3), None);
+        t.metadata.deletion_timestamp = Some(Time(ts("2026-11-05T10:00:00Z")));
+        let d = timing(&t, 30, 3).unwrap();
+        assert_eq!(
+            d.erase_from,
+            ts("2026-11-05T10:00:00Z"),
+            "a deleted tenant is erased at once"
+        );
+    }
+
+    #[test]
+    fn the_receipt_is_deterministic_and_its_digest_verifies() {
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap();
+        let erasure = ErasureStatus {
+            erasing_since: Some(Time(ts("2026-11-28T00:00:00Z"))),
+            verified_at: Some(Time(ts("2026-11-28T00:05:00Z"))),
+            inventory: vec![DeletedKind {
+                api_version: "v1".into(),
+                kind: "Namespace".into(),
+                count: 1,
+                uids: vec!["u1".into()],
+            }],
+            ..ErasureStatus::default()
+        };
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        let (body, digest) = seal(&r).unwrap();
+        assert_eq!(seal(&r.clone()).unwrap(), (body.clone(), digest.clone()));
+        assert_eq!(crate::digest::sha256_hex(body.as_bytes()), digest);
+        assert!(
+            body.contains("\"backupsExpireBy\": \"2026-12-05T00:05:00Z\""),
+            "{body}"
+        );
+        assert!(body.contains("\"deadline\": \"2026-12-01T00:00:00Z\""));
+        assert_eq!(
+            r.retained[0].until,
+            Time(ts("2033-11-26T00:05:00Z")),
+            "billing: 2555 days"
+        );
+    }
+
+    #[test]
+    fn a_late_termination_still_gets_an_hour_for_its_export() {
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3).unwrap();
+        assert_eq!(
+            export_window_end(&t, ts("2026-11-10T00:00:00Z")),
+            ts("2026-11-28T00:00:00Z")
+        );
+        assert_eq!(
+            export_window_end(&t, ts("2026-11-30T00:00:00Z")),
+            ts("2026-11-30T01:00:00Z")
+        );
+        assert_eq!(
+            export_window_end(&t, ts("2026-11-30T23:00:00Z")),
+            ts("2026-11-30T12:00:00Z"),
+            "never past deadline - 12h"
+        );
+    }
+
+    #[test]
+    fn deleting_a_terminated_tenant_erases_it_at_once() {
+        let mut t = terminated("2026-11-01T00:00:00Z");
+        t.metadata.deletion_timestamp = Some(Time(ts("2026-11-02T00:00:00Z")));
+        assert_eq!(
+            timing(&t, 30, 3).unwrap().erase_from,
+            ts("2026-11-02T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn no_receipt_before_verification() {
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap();
+        assert!(
+            receipt(
+                &t,
+                &timing,
+                &ErasureStatus::default(),
+                &Periods::default(),
+                None,
+                vec![]
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn receipt_names_are_stable_and_unique_per_uid() {
+        let t = terminated("2026-11-01T00:00:00Z");
+        assert_eq!(receipt_name(&t), "deletion-receipt-acme-uid1");
+    }
+}
+
+/// Where the pipeline stands, as the phase shows it.
+pub fn phase(erasure: &ErasureStatus, done: bool) -> crate::api::v1alpha1::TenantPhase {
+    use crate::api::v1alpha1::TenantPhase;
+    if done {
+        TenantPhase::Erased
+    } else if erasure.erasing_since.is_some() {
+        TenantPhase::Erasing
+    } else if erasure.export.as_ref().is_some_and(|e| e.outcome.is_none()) {
+        TenantPhase::Exporting
+    } else {
+        TenantPhase::Terminating
+    }
+}
+
+/// The conditions erasure owns (Ready, Reconciling, Stalled, Erased, DeletionOverdue)
+/// for a terminated or deleted tenant. Waiting for the scheduled start is Ready: nothing
+/// is wrong and nothing needs a person; an overdue erasure is Stalled, for the alert.
+pub fn conditions(
+    erasure: &ErasureStatus,
+    timing: &Timing,
+    done: bool,
+    note: &str,
+    now: Timestamp,
+) -> Vec<crate::conditions::Desired> {
+    use crate::api::v1alpha1::conditions::{self as types, reason};
+    use crate::conditions::Desired;
+    let late = !done && overdue(timing, now);
+    let working = !done
+        && (erasure.erasing_since.is_some()
+            || erasure.export.as_ref().is_some_and(|e| e.outcome.is_none()));
+    let deadline = Time(timing.deadline).0;
+    vec![
+        if done {
+            Desired::yes(types::READY, reason::ERASED, note)
+        } else if late {
+            Desired::no(
+                types::READY,
+                reason::ERASURE_OVERDUE,
+                format!("the erasure deadline {deadline} has passed: {note}"),
+            )
+        } else if working {
+            Desired::no(types::READY, reason::ERASURE_IN_PROGRESS, note)
+        } else {
+            Desired::yes(types::READY, reason::ERASURE_SCHEDULED, note)
+        },
+        if working && !late {
+            Desired::yes(types::RECONCILING, reason::ERASURE_IN_PROGRESS, note)
+        } else {
+            Desired::no(
+                types::RECONCILING,
+                reason::RECONCILED,
+                "nothing in progress",
+            )
+        },
+        if late {
+            Desired::yes(
+                types::STALLED,
+                reason::ERASURE_OVERDUE,
+                format!("erasure missed its deadline {deadline}"),
+            )
+        } else {
+            Desired::no(
+                types::STALLED,
+                reason::RECONCILED,
+                "nothing blocks progress",
+            )
+        },
+        if done {
+            Desired::yes(types::ERASED, reason::ERASED, note)
+        } else if erasure.erasing_since.is_some() {
+            Desired::no(types::ERASED, reason::ERASURE_IN_PROGRESS, note)
+        } else {
+            Desired::no(types::ERASED, reason::ERASURE_SCHEDULED, note)
+        },
+        if late {
+            Desired::yes(
+                types::DELETION_OVERDUE,
+                reason::ERASURE_OVERDUE,
+                format!("the deadline {deadline} passed before erasure was verified"),
+            )
+        } else {
+            Desired::no(
+                types::DELETION_OVERDUE,
+                if done {
+                    reason::ERASED
+                } else {
+                    reason::WITHIN_DEADLINE
+                },
+                format!("deadline {deadline}"),
+            )
+        },
+    ]
+}
