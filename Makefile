@@ -12,7 +12,7 @@ DEMO_ADDR := 127.0.0.1:28080
 E2E_THREADS ?= 4
 
 .PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check e2e cluster-up \
-	cluster-down cluster-status demo demo-stop
+	cluster-down cluster-status demo demo-stop bench bench-cluster-down
 
 build:
 	cargo build
@@ -124,3 +124,26 @@ demo: cluster-up build
 
 demo-stop:
 	@if [ -f $(DEMO_DIR)/herald.pid ]; then kill $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null || true; rm -f $(DEMO_DIR)/herald.pid; fi
+
+## bench: the fleet benchmark (issue 8): N tenants, Herald against the floor, a table and
+## target/bench/*.json. It runs on a local cluster of its own (state in BENCH_CLUSTER_DIR,
+## ports from BENCH_PORT_BASE), so that it neither slows nor is confused by e2e runs on
+## the shared one; HERALD_USE_KUBECONFIG=1 uses KUBECONFIG and HERALD_AUDIT_LOG instead.
+BENCH_CLUSTER_DIR ?= $(HOME)/.cache/herald/bench-cluster
+BENCH_PORT_BASE ?= 26410
+BENCH_CLUSTER = HERALD_CLUSTER_DIR=$(BENCH_CLUSTER_DIR) HERALD_PORT_BASE=$(BENCH_PORT_BASE) $(CLUSTER)
+N ?= 1000
+IDLE ?= 600
+ERASE ?= 100
+CONCURRENCY ?= 16
+bench:
+	cargo build --release --bin herald
+	@if [ "$${HERALD_USE_KUBECONFIG:-0}" = 1 ]; then \
+	  N=$(N) IDLE=$(IDLE) ERASE=$(ERASE) CONCURRENCY=$(CONCURRENCY) cargo bench --features bench --bench fleet; \
+	else \
+	  $(BENCH_CLUSTER) up && eval "$$($(BENCH_CLUSTER) env)" && \
+	  N=$(N) IDLE=$(IDLE) ERASE=$(ERASE) CONCURRENCY=$(CONCURRENCY) cargo bench --features bench --bench fleet; \
+	fi
+
+bench-cluster-down:
+	$(BENCH_CLUSTER) down

@@ -46,6 +46,8 @@ pub const STALLED: &str = "Stalled";
 /// alone. Absent otherwise.
 pub const PAUSED: &str = "Paused";
 
+/// Tenant: the signed deletion receipt was acknowledged by the customer's endpoint.
+pub const RECEIPT_DELIVERED: &str = "ReceiptDelivered";
 /// Tenant: the erasure deadline has passed and erasure is not verified complete.
 pub const DELETION_OVERDUE: &str = "DeletionOverdue";
 
@@ -66,6 +68,7 @@ pub const TYPES: &[&str] = &[
     STALLED,
     PAUSED,
     DELETION_OVERDUE,
+    RECEIPT_DELIVERED,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -111,6 +114,12 @@ pub mod reason {
     pub const EXPORTING: &str = "Exporting";
     /// Tenant: erased, verified, receipt written.
     pub const ERASED: &str = "Erased";
+    /// Tenant: the customer acknowledged the deletion receipt.
+    pub const DELIVERED: &str = "Delivered";
+    /// Tenant: the deletion receipt's delivery is retried.
+    pub const DELIVERY_PENDING: &str = "DeliveryPending";
+    /// Tenant: no notification endpoint to deliver the receipt to.
+    pub const NO_NOTIFICATION_ENDPOINT: &str = "NoNotificationEndpoint";
     /// Tenant: the deadline has not passed.
     pub const WITHIN_DEADLINE: &str = "WithinDeadline";
     /// Tenant: the erasure deadline passed before erasure was verified.
@@ -169,6 +178,9 @@ pub mod reason {
         EXPORTING,
         ERASED,
         WITHIN_DEADLINE,
+        DELIVERED,
+        DELIVERY_PENDING,
+        NO_NOTIFICATION_ENDPOINT,
         ERASURE_OVERDUE,
         DELETION_PROTECTED,
         TENANT_NOT_FOUND,

@@ -280,7 +280,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             .as_ref()
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
-        let desired = erasure::plan::conditions(&p.status, t, p.done, &p.note, now);
+        let desired = erasure::plan::conditions(&p.status, t, p.done, &p.delivery, &p.note, now);
         let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
         status
             .conditions
@@ -309,7 +309,13 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .set_tenant_phase(&name, status.phase.map(phase_name));
 
     if let Some(p) = &progress {
-        if p.done && tenant.metadata.deletion_timestamp.is_some() {
+        // A deleted Tenant goes once erased and its receipt delivered (or undeliverable:
+        // no endpoint, or the deadline passed while the endpoint kept refusing).
+        let delivered = !matches!(p.delivery, erasure::Delivery::Pending(_));
+        let late = timing
+            .as_ref()
+            .is_some_and(|t| erasure::plan::overdue(t, now));
+        if p.done && (delivered || late) && tenant.metadata.deletion_timestamp.is_some() {
             erasure::release(tenant, ctx).await?;
             ctx.metrics.set_tenant_phase(&name, None);
             ctx.metrics.set_deletion_deadline(&name, None, false);

@@ -25,6 +25,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+pub use self::plan::Delivery;
 use self::plan::Timing;
 use super::bindings::channel_name;
 use super::build::{SENDER, namespace_name};
@@ -57,6 +58,8 @@ pub struct Progress {
     pub note: String,
     /// Resource types that could not be listed (so not verified).
     pub unverified: Vec<String>,
+    /// Where the signed receipt's delivery to the customer stands.
+    pub delivery: Delivery,
 }
 
 /// The field manager that owns only Herald's finalizer on Tenants: server-side apply
@@ -128,6 +131,7 @@ pub async fn advance(
             requeue,
             note,
             unverified: Vec::new(),
+            delivery: Delivery::Delivered,
         };
     if es.started_at.is_none() {
         es.started_at = Some(Time(now));
@@ -209,7 +213,7 @@ pub async fn advance(
                 records.push(p.clone());
                 continue;
             }
-            let job = format!("herald-purge-{target}");
+            let job = format!("herald-erase-{target}");
             let done = run_job(
                 ctx,
                 tenant,
@@ -223,11 +227,14 @@ pub async fn advance(
                 ],
             )
             .await?;
+            // A channel's purge counts once its provider credentials are revoked too
+            // (the ChannelBinding controller records credentialsRevokedAt).
+            let done = done && credentials_revoked(ctx, &name, &target);
             all_done &= done;
             records.push(PurgeRecord {
                 target,
                 job,
-                confirmed_at: done.then(|| Time(now)),
+                confirmed_at: done.then_some(Time(now)),
             });
         }
         es.external_purges = records;
@@ -305,50 +312,62 @@ pub async fn advance(
         ));
     }
 
+    // The receipt is written: the tenant is erased. Delivering the certificate to the
+    // customer is retried until acknowledged, without holding up the Erased state.
+    let mut delivery = Delivery::Delivered;
     if es.receipt_delivered_at.is_none() {
-        if let Some(n) = tenant.spec.notifications.as_ref() {
-            let (body, digest) =
-                read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
-            let secret =
-                crate::controller::subprocessor::signing_secret(ctx, &n.signing_secret_ref).await?;
-            let Some(secret) = secret else {
-                return Ok(progress(
-                    es,
-                    false,
-                    Duration::from_secs(60),
-                    "receipt written; the signing secret is missing, delivery waits".into(),
-                ));
-            };
-            match crate::notify::send_signed(
-                &ctx.http,
-                &n.webhook_url,
-                &secret,
-                &digest,
-                body.as_bytes(),
-                now,
-            )
-            .await
-            {
-                Ok(()) => es.receipt_delivered_at = Some(Time(now)),
-                Err(e) => {
-                    warn!(error = %e, "deletion receipt not acknowledged; retrying");
-                    return Ok(progress(
-                        es,
-                        false,
-                        Duration::from_secs(10),
-                        format!("receipt written; delivery to the customer failed ({e}), retrying"),
-                    ));
+        delivery = match tenant.spec.notifications.as_ref() {
+            None => Delivery::NoEndpoint,
+            Some(n) => {
+                let (body, digest) =
+                    read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
+                match crate::controller::subprocessor::signing_secret(ctx, &n.signing_secret_ref)
+                    .await?
+                {
+                    None => Delivery::Pending(format!(
+                        "the signing secret {}/{} is missing",
+                        n.signing_secret_ref.name, n.signing_secret_ref.key
+                    )),
+                    Some(secret) => {
+                        match crate::notify::send_signed(
+                            &ctx.http,
+                            &n.webhook_url,
+                            &secret,
+                            &digest,
+                            body.as_bytes(),
+                            now,
+                        )
+                        .await
+                        {
+                            Ok(()) => {
+                                es.receipt_delivered_at = Some(Time(now));
+                                Delivery::Delivered
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "deletion receipt not acknowledged; retrying");
+                                Delivery::Pending(format!(
+                                    "the customer's endpoint did not acknowledge it ({e})"
+                                ))
+                            }
+                        }
+                    }
                 }
             }
-        }
+        };
     }
+    let requeue = if matches!(delivery, Delivery::Pending(_)) {
+        30
+    } else {
+        3600
+    };
     Ok(Progress {
         status: es,
         keep_stack: false,
         done: true,
-        requeue: Duration::from_secs(3600),
+        requeue: Duration::from_secs(requeue),
         note: "erased, verified, receipt written".into(),
         unverified: Vec::new(),
+        delivery,
     })
 }
 
@@ -363,6 +382,20 @@ fn purge_targets(tenant: &str, ctx: &Context) -> Vec<String> {
         .collect();
     targets.insert(PLATFORM_TARGET.to_owned());
     targets.into_iter().collect()
+}
+
+/// Whether every binding of `tenant` for `channel` has its credentials revoked (the
+/// platform's own target has none).
+fn credentials_revoked(ctx: &Context, tenant: &str, channel: &str) -> bool {
+    ctx.bindings
+        .state()
+        .iter()
+        .filter(|b| b.spec.tenant_ref.name == tenant && channel_name(b) == channel)
+        .all(|b| {
+            b.status
+                .as_ref()
+                .is_some_and(|s| s.credentials_revoked_at.is_some())
+        })
 }
 
 /// Ensures the export Job runs; its outcome once finished.
@@ -574,17 +607,15 @@ async fn delete_everything(ctx: &Context, tenant: &str, ns: &str) -> Result<(), 
         }
     }
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    if let Some(n) = ns_api
+    let current = ns_api
         .get_opt(ns)
         .await
-        .map_err(Error::kube(format!("get Namespace {ns}")))?
-    {
-        if n.metadata.deletion_timestamp.is_none() {
-            match ns_api.delete(ns, &DeleteParams::background()).await {
-                Ok(_) => ctx.metrics.wrote("tenant", "Namespace"),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(Error::kube(format!("delete Namespace {ns}"))(e)),
-            }
+        .map_err(Error::kube(format!("get Namespace {ns}")))?;
+    if current.is_some_and(|n| n.metadata.deletion_timestamp.is_none()) {
+        match ns_api.delete(ns, &DeleteParams::background()).await {
+            Ok(_) => ctx.metrics.wrote("tenant", "Namespace"),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(Error::kube(format!("delete Namespace {ns}"))(e)),
         }
     }
     Ok(())

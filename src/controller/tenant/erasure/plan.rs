@@ -325,6 +325,17 @@ mod tests {
     }
 }
 
+/// The certificate of deletion's way to the customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Acknowledged (or not due yet: erasure is not finished).
+    Delivered,
+    /// Retried until acknowledged; why it has not been.
+    Pending(String),
+    /// The tenant has no notification endpoint: the receipt stays in the cluster.
+    NoEndpoint,
+}
+
 /// Where the pipeline stands, as the phase shows it.
 pub fn phase(erasure: &ErasureStatus, done: bool) -> crate::api::v1alpha1::TenantPhase {
     use crate::api::v1alpha1::TenantPhase;
@@ -346,6 +357,7 @@ pub fn conditions(
     erasure: &ErasureStatus,
     timing: &Timing,
     done: bool,
+    delivery: &Delivery,
     note: &str,
     now: Timestamp,
 ) -> Vec<crate::conditions::Desired> {
@@ -415,6 +427,28 @@ pub fn conditions(
                 },
                 format!("deadline {deadline}"),
             )
+        },
+        match (done, delivery) {
+            (false, _) => Desired::no(
+                types::RECEIPT_DELIVERED,
+                reason::ERASURE_IN_PROGRESS,
+                "no receipt yet",
+            ),
+            (true, Delivery::Delivered) => Desired::yes(
+                types::RECEIPT_DELIVERED,
+                reason::DELIVERED,
+                "the customer's endpoint acknowledged the signed certificate of deletion",
+            ),
+            (true, Delivery::Pending(why)) => Desired::no(
+                types::RECEIPT_DELIVERED,
+                reason::DELIVERY_PENDING,
+                format!("retrying until acknowledged: {why}"),
+            ),
+            (true, Delivery::NoEndpoint) => Desired::no(
+                types::RECEIPT_DELIVERED,
+                reason::NO_NOTIFICATION_ENDPOINT,
+                "no spec.notifications: the receipt is kept in the operator's namespace only",
+            ),
         },
     ]
 }
