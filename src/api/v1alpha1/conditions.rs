@@ -22,8 +22,6 @@ pub const RETENTION_APPLIED: &str = "RetentionApplied";
 /// category's retention period. Not part of Ready: a failing purge is the platform's to
 /// fix (alert on `herald_purge_overdue`), not something the tenant's manifest can change.
 pub const PURGES_CURRENT: &str = "PurgesCurrent";
-/// Tenant: the namespace and its children are applied as the spec asks.
-pub const STACK_READY: &str = "StackReady";
 /// Tenant: the senders run with the desired replicas (`False` while suspended or terminated).
 pub const SENDERS_AVAILABLE: &str = "SendersAvailable";
 /// Tenant: after termination, everything of the tenant is erased and verified gone.
@@ -58,7 +56,6 @@ pub const TYPES: &[&str] = &[
     RESIDENCY_COMPLIANT,
     RETENTION_APPLIED,
     PURGES_CURRENT,
-    STACK_READY,
     SENDERS_AVAILABLE,
     ERASED,
     CREDENTIAL_CURRENT,
@@ -85,8 +82,6 @@ pub mod reason {
     pub const DPA_ON_RECORD: &str = "DPAOnRecord";
     /// Tenant: `spec.contract.dpa` is missing.
     pub const DPA_MISSING: &str = "DPAMissing";
-    /// Tenant: a region in `spec.residency.regions` is not in the region catalog.
-    pub const REGION_UNKNOWN: &str = "RegionUnknown";
     /// Tenant: a region is in the catalog but outside the EEA and not opted in
     /// (`allowAdequacy`), or in a country without an adequacy decision.
     pub const REGION_NOT_ALLOWED: &str = "RegionNotAllowed";
@@ -110,8 +105,6 @@ pub mod reason {
     pub const ERASURE_IN_PROGRESS: &str = "ErasureInProgress";
     /// Tenant: terminated; erasure is scheduled before the deadline.
     pub const ERASURE_SCHEDULED: &str = "ErasureScheduled";
-    /// Tenant: the export to the customer runs.
-    pub const EXPORTING: &str = "Exporting";
     /// Tenant: erased, verified, receipt written.
     pub const ERASED: &str = "Erased";
     /// Tenant: the customer acknowledged the deletion receipt.
@@ -124,9 +117,6 @@ pub mod reason {
     pub const WITHIN_DEADLINE: &str = "WithinDeadline";
     /// Tenant: the erasure deadline passed before erasure was verified.
     pub const ERASURE_OVERDUE: &str = "ErasureOverdue";
-    /// Tenant: deletion waits because `deletionProtection` is on and the contract is not
-    /// terminated.
-    pub const DELETION_PROTECTED: &str = "DeletionProtected";
     /// ChannelBinding: the referenced Tenant does not exist.
     pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
     /// ChannelBinding: the referenced Subprocessor does not exist.
@@ -164,7 +154,6 @@ pub mod reason {
         PENDING,
         PAUSED,
         DPA_MISSING,
-        REGION_UNKNOWN,
         REGION_NOT_ALLOWED,
         POD_EVICTED,
         RETENTION_POLICY_NOT_FOUND,
@@ -175,14 +164,12 @@ pub mod reason {
         CONTRACT_TERMINATED,
         ERASURE_IN_PROGRESS,
         ERASURE_SCHEDULED,
-        EXPORTING,
         ERASED,
         WITHIN_DEADLINE,
         DELIVERED,
         DELIVERY_PENDING,
         NO_NOTIFICATION_ENDPOINT,
         ERASURE_OVERDUE,
-        DELETION_PROTECTED,
         TENANT_NOT_FOUND,
         SUBPROCESSOR_NOT_FOUND,
         CHANNEL_NOT_CARRIED,
@@ -223,6 +210,17 @@ mod tests {
             }
             let unique: std::collections::BTreeSet<_> = list.iter().collect();
             assert_eq!(unique.len(), list.len(), "duplicate name in {list:?}");
+        }
+    }
+
+    #[test]
+    fn docs_conditions_md_documents_every_type_and_reason() {
+        let doc = include_str!("../../../docs/conditions.md");
+        for name in TYPES.iter().chain(reason::ALL) {
+            assert!(
+                doc.contains(&format!("`{name}`")),
+                "docs/conditions.md lacks `{name}`"
+            );
         }
     }
 }

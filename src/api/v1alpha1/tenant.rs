@@ -282,7 +282,8 @@ pub struct TenantStatus {
     pub observed_generation: Option<i64>,
 
     /// The latest observations, one per type: Ready (the summary), DPASigned,
-    /// ResidencyCompliant, RetentionApplied, StackReady, SendersAvailable, Erased.
+    /// ResidencyCompliant, RetentionApplied, SendersAvailable, PurgesCurrent, and after
+    /// termination Erased, DeletionOverdue, ReceiptDelivered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
