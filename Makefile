@@ -118,8 +118,9 @@ demo: cluster-up build
 	    if ! kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then cat $(DEMO_DIR)/herald.log; exit 1; fi; sleep 0.5; done; \
 	  echo "herald running (pid $$(cat $(DEMO_DIR)/herald.pid), log $(DEMO_DIR)/herald.log, metrics http://$(DEMO_ADDR)/metrics)"
 	@$(WITH_CLUSTER) if ls examples/*.yaml >/dev/null 2>&1; then kubectl apply -f examples/; fi; \
-	  kubectl wait --for=condition=Ready tenants,channelbindings.herald.dev,subprocessors --all -A \
-	    --timeout=120s >/dev/null || echo "(some examples are not Ready yet: see their conditions)"; \
+	  files=$$(grep -lE '^kind: (Tenant|ChannelBinding|Subprocessor)$$' examples/*.yaml | sed 's/^/-f /'); \
+	  kubectl wait --for=condition=Ready $$files --timeout=120s >/dev/null || \
+	    echo "(some examples are not Ready yet: see their conditions)"; \
 	  echo; echo "\$$ kubectl get herald -A"; kubectl get herald -A
 
 demo-stop:
