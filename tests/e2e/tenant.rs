@@ -147,6 +147,25 @@ async fn node_regions(client: &Client) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Waits until an event on the tenant `name` has a note starting with `prefix`.
+async fn wait_event(client: &Client, name: &str, prefix: &str) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let events: Api<Event> = Api::all(client.clone());
+    let cfg = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
+    let mut stream = watcher(events, cfg).applied_objects().boxed();
+    let found = async {
+        while let Some(Ok(e)) = stream.next().await {
+            if e.message.as_deref().is_some_and(|m| m.starts_with(prefix)) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, found)
+        .await
+        .unwrap_or_else(|_| panic!("no event {prefix:?} on tenant {name} within {WAIT:?}"));
+}
+
 /// Waits until the pods matching `labels` satisfy `done` (checked on every change).
 async fn wait_pods(api: &Api<Pod>, labels: &str, done: impl Fn(&[Pod]) -> bool, what: &str) {
     use futures::StreamExt;
@@ -464,6 +483,10 @@ async fn a_pod_on_a_relabelled_node_is_evicted_and_replaced_in_the_eu() {
     .await
     .expect("the pod on the relabelled node was not evicted")
     .unwrap();
+    // The condition flipped: its transition event is published right after the status
+    // write (waiting on it, not on the condition, because kwok may finish the whole
+    // replacement before a loaded operator writes the False status).
+    wait_event(&client, &name, "ResidencyCompliant is False").await;
     // The scheduler may place the replacement before its cache has the new label (its
     // watch and ours race); the operator then evicts that one too. Wait for the end
     // state: one ready sender on the node still in eu-north-1.
@@ -531,8 +554,14 @@ async fn a_pod_on_a_relabelled_node_is_evicted_and_replaced_in_the_eu() {
         "the condition never flipped: {notes:?}"
     );
     let metrics = op.metrics().await;
-    let line = format!("herald_residency_evictions_total{{tenant=\"{name}\"}} 1");
-    assert!(metrics.contains(&line), "metrics lack {line}");
+    let prefix = format!("herald_residency_evictions_total{{tenant=\"{name}\"}} ");
+    let evictions: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metrics lack {prefix}"));
+    // One, or two when the scheduler's stale cache placed the replacement there too.
+    assert!((1..=2).contains(&evictions), "{prefix}{evictions}");
 
     delete_and_wait(&client, &name).await;
     for n in [&node_a, &node_b] {
