@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod channel_binding;
+pub mod status;
 pub mod subprocessor;
 pub mod tenant;
 
@@ -79,6 +80,38 @@ impl Context {
             bindings,
             http,
         })
+    }
+}
+
+/// A change filter for the mappers of secondary watches (`Controller::watches`): an
+/// object passes only when the part of it the reconciler reads (its `key`, a hash)
+/// differs from the last one seen for the same object. It is the predicate filter of
+/// kube-runtime without its unstable `watches_stream`, and it keeps status writes that
+/// do not matter to a controller (a count in a message, a rollout's progress) from
+/// requeueing it: one Subprocessor status patch used to reconcile every ChannelBinding.
+#[derive(Clone, Default)]
+pub struct Changed(Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>);
+
+impl Changed {
+    /// Whether `obj` passes: first seen, `key` changed, or on its way out (then it is
+    /// forgotten, so the map does not keep deleted objects).
+    pub fn passes<K: kube::Resource>(&self, obj: &K, key: impl std::hash::Hash) -> bool {
+        use std::hash::{DefaultHasher, Hasher};
+        let meta = obj.meta();
+        let Some(uid) = meta.uid.clone() else {
+            return true;
+        };
+        let Ok(mut seen) = self.0.lock() else {
+            return true;
+        };
+        if meta.deletion_timestamp.is_some() {
+            seen.remove(&uid);
+            return true;
+        }
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        let hash = h.finish();
+        seen.insert(uid, hash) != Some(hash)
     }
 }
 

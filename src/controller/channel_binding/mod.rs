@@ -24,12 +24,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Config as WatcherConfig;
-use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
 use self::decide::{
@@ -39,12 +39,11 @@ use self::decide::{
 use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
-use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
-use crate::api::v1alpha1::conditions::{self as types, reason};
+use super::{Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
+use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
     ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
 };
-use crate::conditions::transitions;
 use crate::provider::ProviderClient;
 
 /// The controller label value in metrics.
@@ -120,6 +119,10 @@ pub async fn run(
             .map(|b| ObjectRef::from_obj(b.as_ref()))
             .collect()
     }
+    // Only what the reconcile reads may requeue it: a Subprocessor's spec and its notice
+    // records (not the counts in its conditions, which change with every new tenant and
+    // used to reconcile every binding each time), a Tenant's spec (not its status).
+    let (sp_changed, tenant_changed) = (Changed::default(), Changed::default());
     let (by_sp, by_tenant, by_secret, by_deploy) = (
         ctx.bindings.clone(),
         ctx.bindings.clone(),
@@ -135,6 +138,16 @@ pub async fn run(
         Api::<Subprocessor>::all(client.clone()),
         WatcherConfig::default(),
         move |sp| {
+            let status = sp.status.as_ref();
+            let key = (
+                sp.metadata.generation,
+                status.and_then(|s| s.material_hash.clone()),
+                status.and_then(|s| s.material_changed_at.as_ref().map(|t| t.0.as_second())),
+                status.and_then(|s| serde_json::to_string(&s.notices).ok()),
+            );
+            if !sp_changed.passes(&sp, key) {
+                return Vec::new();
+            }
             let name = sp.name_any();
             refs(&by_sp, |b| b.spec.subprocessor_ref.name == name)
         },
@@ -143,6 +156,9 @@ pub async fn run(
         Api::<Tenant>::all(client.clone()),
         WatcherConfig::default(),
         move |t| {
+            if !tenant_changed.passes(&t, t.metadata.generation) {
+                return Vec::new();
+            }
             let name = t.name_any();
             refs(&by_tenant, |b| b.spec.tenant_ref.name == name)
         },
@@ -847,60 +863,20 @@ async fn publish_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let before = b.status.clone().unwrap_or_default();
-    if before == status {
-        return Ok(());
-    }
     let api: Api<ChannelBinding> =
         Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    let name = b.name_any();
-    let patch = serde_json::json!({
-        "apiVersion": "herald.dev/v1alpha1",
-        "kind": "ChannelBinding",
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    crate::controller::status::publish(
+        ctx,
+        CONTROLLER,
+        &api,
+        b,
+        (&before, &before.conditions),
+        (&status, &status.conditions),
     )
     .await
-    .map_err(Error::kube(format!(
-        "patch status of ChannelBinding {name}"
-    )))?;
-    ctx.metrics.wrote(CONTROLLER, "ChannelBinding/status");
-    for c in transitions(&before.conditions, &status.conditions) {
-        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
-            continue;
-        }
-        let kind = if c.status == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        event(
-            ctx,
-            b,
-            kind,
-            &c.reason,
-            format!("{} is {}: {}", c.type_, c.status, c.message),
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// Publishes an event on the binding; failures are logged, never fatal.
 async fn event(ctx: &Context, b: &ChannelBinding, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &b.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    } else {
-        ctx.metrics.wrote(CONTROLLER, "Event");
-    }
+    crate::controller::status::event(ctx, CONTROLLER, b, type_, reason, reason, note).await;
 }

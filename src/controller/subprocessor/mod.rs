@@ -18,20 +18,18 @@ use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::Config as WatcherConfig;
-use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION};
-use crate::api::v1alpha1::conditions::{self as types};
+use super::{Changed, Context, Error, PAUSED_ANNOTATION};
 use crate::api::v1alpha1::{
     ChannelBinding, Subprocessor, SubprocessorStatus, Tenant, TenantNotice,
 };
-use crate::conditions::transitions;
 
 /// The controller label value in metrics.
 const CONTROLLER: &str = "subprocessor";
@@ -57,6 +55,10 @@ pub async fn run(
         WatcherConfig::default(),
     );
     let all = controller.store();
+    // Only what the reconcile reads may requeue it: tenants' spec (contract, objections,
+    // notifications; a deletion bumps the generation too) and bindings' spec, not their
+    // status writes, each of which used to cost a list of every Tenant.
+    let (tenants_changed, bindings_changed) = (Changed::default(), Changed::default());
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         // A new tenant, an objection, a notification endpoint: every Subprocessor may
@@ -64,7 +66,10 @@ pub async fn run(
         .watches(
             Api::<Tenant>::all(client.clone()),
             WatcherConfig::default(),
-            move |_| {
+            move |t| {
+                if !tenants_changed.passes(&t, t.metadata.generation) {
+                    return Vec::new();
+                }
                 all.state()
                     .iter()
                     .map(|s| ObjectRef::from_obj(s.as_ref()))
@@ -75,7 +80,11 @@ pub async fn run(
         .watches(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
             WatcherConfig::default(),
-            |b| Some(ObjectRef::new(&b.spec.subprocessor_ref.name)),
+            move |b| {
+                bindings_changed
+                    .passes(&b, b.metadata.generation)
+                    .then(|| ObjectRef::new(&b.spec.subprocessor_ref.name))
+            },
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -333,57 +342,19 @@ async fn publish_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let before = sp.status.clone().unwrap_or_default();
-    if before == status {
-        return Ok(());
-    }
     let api: Api<Subprocessor> = Api::all(ctx.client.clone());
-    let name = sp.name_any();
-    let patch = serde_json::json!({
-        "apiVersion": "herald.dev/v1alpha1",
-        "kind": "Subprocessor",
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    crate::controller::status::publish(
+        ctx,
+        CONTROLLER,
+        &api,
+        sp,
+        (&before, &before.conditions),
+        (&status, &status.conditions),
     )
     .await
-    .map_err(Error::kube(format!("patch status of Subprocessor {name}")))?;
-    ctx.metrics.wrote(CONTROLLER, "Subprocessor/status");
-    for c in transitions(&before.conditions, &status.conditions) {
-        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
-            continue;
-        }
-        let kind = if c.status == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        event(
-            ctx,
-            sp,
-            kind,
-            &c.reason,
-            format!("{} is {}: {}", c.type_, c.status, c.message),
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// Publishes an event on the Subprocessor; failures are logged, never fatal.
 async fn event(ctx: &Context, sp: &Subprocessor, type_: EventType, reason: &str, note: String) {
-    let ev = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Announce".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &sp.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    } else {
-        ctx.metrics.wrote(CONTROLLER, "Event");
-    }
+    crate::controller::status::event(ctx, CONTROLLER, sp, type_, reason, reason, note).await;
 }

@@ -25,10 +25,10 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
@@ -41,10 +41,10 @@ use self::build::{APP_LABEL, Children, SENDER, namespace_name};
 use self::decide::Decision;
 use self::status::{Observed, PurgeObserved, SendersObserved, Violation};
 use super::apply::apply_if_changed;
-use super::{Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
+use super::{Context, Error, PAUSED_ANNOTATION, TENANT_LABEL};
 use crate::api::v1alpha1::conditions::{self as types, reason};
 use crate::api::v1alpha1::{ChannelBinding, RetentionPolicy, Tenant, TenantStatus};
-use crate::conditions::{Desired, merge, transitions};
+use crate::conditions::{Desired, merge};
 use crate::retention::Periods;
 
 /// The controller label value in metrics.
@@ -94,6 +94,7 @@ pub async fn run(
     let controller = Controller::new(Api::<Tenant>::all(client.clone()), tenant_watch);
     let tenants = controller.store();
     let by_policy = tenants.clone();
+    let pods_changed = super::Changed::default();
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches(
@@ -148,10 +149,19 @@ pub async fn run(
             children.clone(),
             by_label,
         )
+        // Residency needs a pod's node only; its readiness reaches us through the
+        // Deployment's status. Pod status updates (several per pod) do not requeue.
         .watches(
             Api::<Pod>::all(client.clone()),
             WatcherConfig::default().labels(&format!("{APP_LABEL}={SENDER},{TENANT_LABEL}")),
-            by_label,
+            move |p: Pod| {
+                let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+                if pods_changed.passes(&p, node) {
+                    by_label(p)
+                } else {
+                    None
+                }
+            },
         )
         .watches(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
@@ -594,50 +604,19 @@ async fn evict(pods: &Api<Pod>, pod: &str, ctx: &Context) -> Result<(), Error> {
     Ok(())
 }
 
-/// Patches the status when it differs from what is stored, and publishes an event for
-/// each condition that changed.
+/// Patches the status when it changed; events on transitions.
 async fn publish_status(tenant: &Tenant, status: TenantStatus, ctx: &Context) -> Result<(), Error> {
     let before = tenant.status.clone().unwrap_or_default();
-    if before == status {
-        return Ok(());
-    }
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let name = tenant.name_any();
-    let patch = serde_json::json!({
-        "apiVersion": "herald.dev/v1alpha1",
-        "kind": "Tenant",
-        "status": status,
-    });
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    crate::controller::status::publish(
+        ctx,
+        CONTROLLER,
+        &api,
+        tenant,
+        (&before, &before.conditions),
+        (&status, &status.conditions),
     )
     .await
-    .map_err(Error::kube(format!("patch status of Tenant {name}")))?;
-    ctx.metrics.wrote(CONTROLLER, "Tenant/status");
-    for c in transitions(&before.conditions, &status.conditions) {
-        // Transitions of the summary and of anything that went wrong are news;
-        // Reconciling flapping during a rollout is not.
-        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
-            continue;
-        }
-        let kind = if c.status == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        };
-        event(
-            ctx,
-            tenant,
-            kind,
-            &c.reason,
-            &format!("Set{}", c.type_),
-            format!("{} is {}: {}", c.type_, c.status, c.message),
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// A paused tenant: nothing is touched; status says so, once.
@@ -687,8 +666,6 @@ async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.
-/// `action` tells events apart: the recorder folds events of one object with the same
-/// type, reason and action into a series that keeps only the first note.
 async fn event(
     ctx: &Context,
     tenant: &Tenant,
@@ -697,16 +674,5 @@ async fn event(
     action: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &tenant.object_ref(&())).await {
-        warn!(error = %e, "cannot publish event");
-    } else {
-        ctx.metrics.wrote(CONTROLLER, "Event");
-    }
+    crate::controller::status::event(ctx, CONTROLLER, tenant, type_, reason, action, note).await;
 }

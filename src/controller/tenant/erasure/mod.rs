@@ -269,10 +269,12 @@ pub async fn advance(
             .map_err(Error::kube(format!("get Namespace {ns}")))?
             .is_some();
         if ns_left || !remaining.is_empty() {
+            // The namespace's (and every labelled child's) deletion wakes the tenant
+            // through its watches; polling every 2 s cost two sweeps of every type.
             let mut p = progress(
                 es,
                 false,
-                Duration::from_secs(2),
+                Duration::from_secs(10),
                 format!(
                     "deleting: {} labelled objects left",
                     remaining.len() + usize::from(ns_left)
@@ -495,7 +497,30 @@ async fn run_job(
 /// Resource types erasure looks at: everything listable and deletable, but events
 /// (never labelled by Herald, and they age out) and Herald's own kinds (the Tenant
 /// itself and user-owned references to it).
+///
+/// Discovery costs a request per API group and version (about 30 on a plain cluster)
+/// and every erasure pass needs it two or three times, so one result serves all
+/// erasures for [`DISCOVERY_TTL`]: a type installed meanwhile is seen at most that late.
 async fn deletable_types(ctx: &Context) -> Result<Vec<(ApiResource, bool)>, Error> {
+    type Cached = Option<(std::time::Instant, Vec<(ApiResource, bool)>)>;
+    static CACHE: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
+    if let Ok(cache) = CACHE.lock()
+        && let Some((at, types)) = cache.as_ref()
+        && at.elapsed() < DISCOVERY_TTL
+    {
+        return Ok(types.clone());
+    }
+    let types = discover_deletable_types(ctx).await?;
+    if let Ok(mut cache) = CACHE.lock() {
+        *cache = Some((std::time::Instant::now(), types.clone()));
+    }
+    Ok(types)
+}
+
+/// How long one API discovery serves erasure (see [`deletable_types`]).
+const DISCOVERY_TTL: Duration = Duration::from_secs(60);
+
+async fn discover_deletable_types(ctx: &Context) -> Result<Vec<(ApiResource, bool)>, Error> {
     let discovery = Discovery::new(ctx.client.clone())
         .run()
         .await
