@@ -138,7 +138,7 @@ IDLE ?= 600
 ERASE ?= 100
 CONCURRENCY ?= 16
 bench:
-	cargo build --release --bin herald
+	cargo build --release --features bench --bin herald
 	@if [ "$${HERALD_USE_KUBECONFIG:-0}" = 1 ]; then \
 	  N=$(N) IDLE=$(IDLE) ERASE=$(ERASE) CONCURRENCY=$(CONCURRENCY) cargo bench --features bench --bench fleet; \
 	else \

@@ -129,6 +129,11 @@ async fn run() -> R<()> {
         "fleet bench: N={} IDLE={}s ERASE={} CONCURRENCY={} PARALLEL={}",
         o.n, o.idle, o.erase, o.concurrency, o.parallel
     ));
+    // What is measured: the commit the operator binary was built from (make bench builds
+    // it just before), taken now, as other work may commit meanwhile.
+    let commit = git(&["rev-parse", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let tail = Tail::start(&o.audit_log, &["herald-admin", OPERATOR_USER])?;
     setup(&client).await?;
     cleanup(&client).await?;
     let policy = apply_fixtures(&client).await?;
@@ -215,7 +220,7 @@ async fn run() -> R<()> {
     let applied = start.elapsed();
     available.await??;
     let floor_ready = start.elapsed();
-    let floor_ready_requests = audit(&o.audit_log, "herald-admin", mark, Timestamp::now())?;
+    let floor_ready_requests = tail.count("herald-admin", mark, Timestamp::now())?;
     say(&format!(
         "floor: applied in {:.1}s, all Available after {:.1}s",
         applied.as_secs_f64(),
@@ -286,12 +291,12 @@ async fn run() -> R<()> {
         ready.as_secs_f64(),
         settled.as_secs_f64()
     ));
-    let ready_requests = audit(&o.audit_log, OPERATOR_USER, mark, mark_ready)?;
+    let ready_requests = tail.count(OPERATOR_USER, mark, mark_ready)?;
 
     say(&format!("herald: idle for {}s", o.idle));
     tokio::time::sleep(Duration::from_secs(o.idle)).await;
     let mark_idle = Timestamp::now();
-    let idle_requests = audit(&o.audit_log, OPERATOR_USER, mark_ready, mark_idle)?;
+    let idle_requests = tail.count(OPERATOR_USER, mark_ready, mark_idle)?;
     let cpu_idle = operator.cpu_seconds()? - cpu_ready;
     let rss_ready = operator.peak_rss_mib()?;
     say(&format!(
@@ -317,7 +322,7 @@ async fn run() -> R<()> {
     .await?;
     let erasure = erased.await??;
     let mark_erased = Timestamp::now();
-    let erase_requests = audit(&o.audit_log, OPERATOR_USER, mark, mark_erased)?;
+    let erase_requests = tail.count(OPERATOR_USER, mark, mark_erased)?;
     say(&format!(
         "erasure: {} tenants Erased after {:.1}s",
         o.erase,
@@ -358,7 +363,7 @@ async fn run() -> R<()> {
         Row::new(
             "read requests / tenant (to Ready)",
             ready_requests.reads as f64 / n,
-            Some(floor_ready_requests.reads as f64 / n),
+            None,
             "",
             true,
         ),
@@ -431,8 +436,6 @@ async fn run() -> R<()> {
             }
         );
     }
-    let commit = git(&["rev-parse", "HEAD"]);
-    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
     let report = json!({
         "bench": "fleet",
         "commit": commit,
@@ -1191,53 +1194,106 @@ struct ObjRef {
     subresource: String,
 }
 
-/// Counts the completed requests of `user` between `from` and `to` (by the time they
-/// completed), over the log and its rotated backups.
-fn audit(log: &Path, user: &str, from: Timestamp, to: Timestamp) -> R<Requests> {
-    // The log backend writes as requests complete; give the last ones a moment.
-    std::thread::sleep(Duration::from_millis(1500));
-    let dir = log.parent().ok_or("audit log has no directory")?;
-    let stem = log
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("audit")
-        .to_owned();
-    let mut out = Requests::default();
-    let needle = format!("\"username\":\"{user}\"");
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !name.starts_with(&stem) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)?;
-        for line in text.lines().filter(|l| l.contains(&needle)) {
-            let Ok(e) = serde_json::from_str::<Entry>(line) else {
-                continue;
-            };
-            if e.stage != "ResponseComplete" || e.user.username != user {
-                continue;
+/// Per second, user, verb and target (`verb resource[/subresource]`): how many requests
+/// completed. Filled by [`Tail`] as the apiserver writes its audit log, so that the log's
+/// rotation (at 200 MB, one backup) loses nothing, whatever N.
+type Buckets = BTreeMap<(i64, String, String, String), u64>;
+
+/// Follows the audit log from its current end, across rotations, counting the requests
+/// of the users of interest into [`Buckets`].
+struct Tail {
+    buckets: std::sync::Arc<std::sync::Mutex<Buckets>>,
+}
+
+impl Tail {
+    fn start(log: &Path, users: &[&str]) -> R<Self> {
+        use std::io::{BufRead, Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        let buckets = std::sync::Arc::new(std::sync::Mutex::new(Buckets::new()));
+        let needles: Vec<(String, String)> = users
+            .iter()
+            .map(|u| ((*u).to_owned(), format!("\"username\":\"{u}\"")))
+            .collect();
+        let path = log.to_owned();
+        let mut file = std::fs::File::open(&path)?;
+        file.seek(SeekFrom::End(0))?;
+        let out = buckets.clone();
+        std::thread::spawn(move || {
+            let mut reader = std::io::BufReader::new(file);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) => {
+                        // At the end: rotated (a new file under the name) or just idle.
+                        let rotated = match (std::fs::metadata(&path), reader.get_ref().metadata())
+                        {
+                            (Ok(now), Ok(ours)) => now.ino() != ours.ino(),
+                            _ => false,
+                        };
+                        if rotated && let Ok(f) = std::fs::File::open(&path) {
+                            reader = std::io::BufReader::new(f);
+                            continue;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    Ok(_) if !line.ends_with('\n') => {
+                        // A line being written: wait for its end.
+                        let len = line.len() as i64;
+                        let _ = reader.seek_relative(-len);
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Ok(_) => {
+                        let Some((user, _)) =
+                            needles.iter().find(|(_, n)| line.contains(n.as_str()))
+                        else {
+                            continue;
+                        };
+                        let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+                            continue;
+                        };
+                        if e.stage != "ResponseComplete" || e.user.username != *user {
+                            continue;
+                        }
+                        let Ok(at) = e.stage_timestamp.parse::<Timestamp>() else {
+                            continue;
+                        };
+                        let r = e.object_ref.unwrap_or_default();
+                        let target = if r.subresource.is_empty() {
+                            format!("{} {}", e.verb, r.resource)
+                        } else {
+                            format!("{} {}/{}", e.verb, r.resource, r.subresource)
+                        };
+                        if let Ok(mut b) = out.lock() {
+                            *b.entry((at.as_second(), user.clone(), e.verb, target))
+                                .or_default() += 1;
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
             }
-            let Ok(at) = e.stage_timestamp.parse::<Timestamp>() else {
-                continue;
-            };
-            if at < from || at >= to {
-                continue;
-            }
-            *out.by_verb.entry(e.verb.clone()).or_default() += 1;
-            let r = e.object_ref.unwrap_or_default();
-            let target = if r.subresource.is_empty() {
-                format!("{} {}", e.verb, r.resource)
-            } else {
-                format!("{} {}/{}", e.verb, r.resource, r.subresource)
-            };
-            *out.by_target.entry(target).or_default() += 1;
-            if MUTATING.contains(&e.verb.as_str()) {
-                out.mutating += 1;
-            } else if READS.contains(&e.verb.as_str()) {
-                out.reads += 1;
-            }
-        }
+        });
+        Ok(Self { buckets })
     }
-    Ok(out)
+
+    /// The requests of `user` that completed in [`from`, `to`) (whole seconds).
+    fn count(&self, user: &str, from: Timestamp, to: Timestamp) -> R<Requests> {
+        // The log backend writes as requests complete; give the last ones a moment.
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut out = Requests::default();
+        let b = self.buckets.lock().map_err(|_| "audit tail poisoned")?;
+        for ((sec, u, verb, target), n) in b.iter() {
+            if u != user || *sec < from.as_second() || *sec >= to.as_second() {
+                continue;
+            }
+            *out.by_verb.entry(verb.clone()).or_default() += n;
+            *out.by_target.entry(target.clone()).or_default() += n;
+            if MUTATING.contains(&verb.as_str()) {
+                out.mutating += n;
+            } else if READS.contains(&verb.as_str()) {
+                out.reads += n;
+            }
+        }
+        Ok(out)
+    }
 }
