@@ -333,8 +333,6 @@ async fn run() -> R<()> {
     let metrics = operator.metrics().await.unwrap_or_default();
     operator.stop();
 
-    cleanup(&client).await?;
-
     // ---------------------------------------------------------------- 4. report
     let n = o.n as f64;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
@@ -477,6 +475,7 @@ async fn run() -> R<()> {
         serde_json::to_string_pretty(&report)?,
     )?;
     println!("\nwritten: {}", path.display());
+    cleanup(&client).await?;
     Ok(())
 }
 
@@ -1194,7 +1193,7 @@ struct ObjRef {
     subresource: String,
 }
 
-/// Per second, user, verb and target (`verb resource[/subresource]`): how many requests
+/// Per tenth of a second, user, verb and target (`verb resource[/subresource]`): how many requests
 /// completed. Filled by [`Tail`] as the apiserver writes its audit log, so that the log's
 /// rotation (at 200 MB, one backup) loses nothing, whatever N.
 type Buckets = BTreeMap<(i64, String, String, String), u64>;
@@ -1265,7 +1264,7 @@ impl Tail {
                             format!("{} {}/{}", e.verb, r.resource, r.subresource)
                         };
                         if let Ok(mut b) = out.lock() {
-                            *b.entry((at.as_second(), user.clone(), e.verb, target))
+                            *b.entry((at.as_millisecond() / 100, user.clone(), e.verb, target))
                                 .or_default() += 1;
                         }
                     }
@@ -1276,14 +1275,15 @@ impl Tail {
         Ok(Self { buckets })
     }
 
-    /// The requests of `user` that completed in [`from`, `to`) (whole seconds).
+    /// The requests of `user` that completed in [`from`, `to`) (to a tenth of a second).
     fn count(&self, user: &str, from: Timestamp, to: Timestamp) -> R<Requests> {
         // The log backend writes as requests complete; give the last ones a moment.
         std::thread::sleep(Duration::from_millis(1500));
         let mut out = Requests::default();
         let b = self.buckets.lock().map_err(|_| "audit tail poisoned")?;
         for ((sec, u, verb, target), n) in b.iter() {
-            if u != user || *sec < from.as_second() || *sec >= to.as_second() {
+            if u != user || *sec < from.as_millisecond() / 100 || *sec >= to.as_millisecond() / 100
+            {
                 continue;
             }
             *out.by_verb.entry(verb.clone()).or_default() += n;
