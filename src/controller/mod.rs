@@ -84,19 +84,27 @@ impl Context {
 }
 
 /// A change filter for the mappers of secondary watches (`Controller::watches`): an
-/// object passes only when the part of it the reconciler reads (its `key`, a hash)
-/// differs from the last one seen for the same object. It is the predicate filter of
+/// object passes only when the part of it the reconciler reads (its `key`, hashed)
+/// changed since the last event for the same object. It is the predicate filter of
 /// kube-runtime without its unstable `watches_stream`, and it keeps status writes that
 /// do not matter to a controller (a count in a message, a rollout's progress) from
 /// requeueing it: one Subprocessor status patch used to reconcile every ChannelBinding.
+///
+/// A mapper cannot tell a deletion from an update, and an object deleted without
+/// finalizers arrives exactly as last seen. So an event whose object is unchanged but
+/// for its resourceVersion always passes (a deletion, or a relist), as does one on its
+/// way out (`deletionTimestamp`); only a change outside `key` is filtered out.
 #[derive(Clone, Default)]
-pub struct Changed(Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>);
+pub struct Changed(Arc<std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>>);
 
 impl Changed {
-    /// Whether `obj` passes: first seen, `key` changed, or on its way out (then it is
-    /// forgotten, so the map does not keep deleted objects).
-    pub fn passes<K: kube::Resource>(&self, obj: &K, key: impl std::hash::Hash) -> bool {
-        use std::hash::{DefaultHasher, Hasher};
+    /// Whether `obj` passes: first seen, `key` changed, deleted (unchanged) or being
+    /// deleted. A passing deletion forgets the object, so the map keeps no dead ones.
+    pub fn passes<K>(&self, obj: &K, key: impl std::hash::Hash) -> bool
+    where
+        K: kube::Resource + Clone + serde::Serialize,
+    {
+        use std::hash::{DefaultHasher, Hash, Hasher};
         let meta = obj.meta();
         let Some(uid) = meta.uid.clone() else {
             return true;
@@ -110,8 +118,56 @@ impl Changed {
         }
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        let hash = h.finish();
-        seen.insert(uid, hash) != Some(hash)
+        let key = h.finish();
+        // The whole object but what changes on every write (or on deletion).
+        let mut whole = obj.clone();
+        whole.meta_mut().resource_version = None;
+        whole.meta_mut().managed_fields = None;
+        let mut h = DefaultHasher::new();
+        serde_json::to_string(&whole)
+            .unwrap_or_default()
+            .hash(&mut h);
+        let whole = h.finish();
+        match seen.insert(uid.clone(), (key, whole)) {
+            None => true,
+            Some((_, w)) if w == whole => {
+                seen.remove(&uid);
+                true
+            }
+            Some((k, _)) => k != key,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Changed;
+    use k8s_openapi::api::core::v1::Pod;
+
+    fn pod(rv: &str, node: Option<&str>, phase: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "uid": "u1", "resourceVersion": rv},
+            "spec": {"containers": [], "nodeName": node},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_key_changes_and_deletions_pass() {
+        let c = Changed::default();
+        let key = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.clone());
+        let created = pod("1", None, "Pending");
+        assert!(c.passes(&created, key(&created)), "first seen");
+        let bound = pod("2", Some("n1"), "Pending");
+        assert!(c.passes(&bound, key(&bound)), "key changed");
+        let running = pod("3", Some("n1"), "Running");
+        assert!(!c.passes(&running, key(&running)), "only status changed");
+        let deleted = pod("4", Some("n1"), "Running");
+        assert!(
+            c.passes(&deleted, key(&deleted)),
+            "unchanged but for the resourceVersion: a deletion (or a relist)"
+        );
     }
 }
 
