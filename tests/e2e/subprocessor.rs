@@ -137,6 +137,27 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
     })
     .await;
 
+    // Creation times have one-second resolution, and terms that took effect in the
+    // same second as a tenant's creation count as already in place for it (so that a
+    // manifest set applied at once works). Make this Subprocessor visibly newer: a wait
+    // for the wall clock, not for the cluster.
+    let tenants: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
+    let mut newest = 0;
+    for t in [&objecting, &waiting] {
+        let created = tenants
+            .get(t)
+            .await
+            .unwrap()
+            .metadata
+            .creation_timestamp
+            .unwrap();
+        newest = newest.max(created.0.as_second());
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
+    if wait_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
+    }
     create_subprocessor(&client, &sp, 30).await;
     let s = wait_sp(&sp, "both notices delivered", |s| {
         s.status.as_ref().is_some_and(|st| {
