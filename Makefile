@@ -28,7 +28,7 @@ clippy:
 	cargo clippy --all-targets --all-features -- -D warnings
 
 unit:
-	cargo test --lib --bins
+	cargo test --lib
 
 ## crds: regenerate crds/ (and the chart's copy) from the Rust types.
 crds:
