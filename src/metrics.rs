@@ -269,6 +269,30 @@ impl Metrics {
         }
     }
 
+    /// Runs one reconcile of `controller`, counting it and timing it.
+    pub async fn reconcile<F: Future>(&self, controller: &str, reconcile: F) -> F::Output {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        let started = std::time::Instant::now();
+        let result = reconcile.await;
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Counts one failed reconcile of `controller` by error category.
+    pub fn reconcile_failed(&self, controller: &str, category: &str) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                controller: controller.to_owned(),
+                category: category.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts one mutating request.
     pub fn wrote(&self, controller: &str, kind: &str) {
         self.writes

@@ -205,27 +205,13 @@ pub async fn run(
 
 async fn reconcile(b: Arc<ChannelBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, binding = %b.name_any(), tenant = %b.spec.tenant_ref.name);
-    let labels = crate::metrics::ControllerLabels {
-        controller: CONTROLLER.into(),
-    };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let started = Instant::now();
-    let result = reconcile_inner(&b, &ctx).instrument(span).await;
     ctx.metrics
-        .reconcile_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+        .reconcile(CONTROLLER, reconcile_inner(&b, &ctx).instrument(span))
+        .await
 }
 
 fn error_policy(b: Arc<ChannelBinding>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&crate::metrics::ErrorLabels {
-            controller: CONTROLLER.into(),
-            category: error.category().into(),
-        })
-        .inc();
+    ctx.metrics.reconcile_failed(CONTROLLER, error.category());
     warn!(binding = %b.name_any(), tenant = %b.spec.tenant_ref.name, category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
     Action::requeue(REQUEUE_ERROR)
 }

@@ -12,7 +12,7 @@ pub mod effective;
 pub mod notice;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
@@ -94,27 +94,13 @@ pub async fn run(
 
 async fn reconcile(sp: Arc<Subprocessor>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, subprocessor = %sp.name_any());
-    let labels = crate::metrics::ControllerLabels {
-        controller: CONTROLLER.into(),
-    };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let started = Instant::now();
-    let result = reconcile_inner(&sp, &ctx).instrument(span).await;
     ctx.metrics
-        .reconcile_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+        .reconcile(CONTROLLER, reconcile_inner(&sp, &ctx).instrument(span))
+        .await
 }
 
 fn error_policy(sp: Arc<Subprocessor>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&crate::metrics::ErrorLabels {
-            controller: CONTROLLER.into(),
-            category: error.category().into(),
-        })
-        .inc();
+    ctx.metrics.reconcile_failed(CONTROLLER, error.category());
     warn!(subprocessor = %sp.name_any(), category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
     Action::requeue(REQUEUE_ERROR)
 }

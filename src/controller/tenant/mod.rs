@@ -13,7 +13,7 @@ pub mod erasure;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -199,27 +199,13 @@ fn is_paused(tenant: &Tenant) -> bool {
 async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = tenant.name_any();
     let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
-    let labels = crate::metrics::ControllerLabels {
-        controller: CONTROLLER.into(),
-    };
-    ctx.metrics.reconciles.get_or_create(&labels).inc();
-    let started = Instant::now();
-    let result = reconcile_inner(&tenant, &ctx).instrument(span).await;
     ctx.metrics
-        .reconcile_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    result
+        .reconcile(CONTROLLER, reconcile_inner(&tenant, &ctx).instrument(span))
+        .await
 }
 
 fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&crate::metrics::ErrorLabels {
-            controller: CONTROLLER.into(),
-            category: error.category().into(),
-        })
-        .inc();
+    ctx.metrics.reconcile_failed(CONTROLLER, error.category());
     warn!(tenant = %tenant.name_any(), category = error.category(), error = %crate::error_chain(error), "reconcile failed; retrying");
     Action::requeue(REQUEUE_ERROR)
 }
