@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, future};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 
 use crate::api::v1alpha1::ChannelBinding;
 use tokio::sync::watch;
@@ -150,17 +150,31 @@ pub async fn run(
     let (bindings, bindings_writer) = reflector::store();
     let binding_api =
         Api::<ChannelBinding>::namespaced(client.clone(), &operator_config.control_namespace);
-    let binding_watch = reflector::reflector(
+    // The bindings, cached once (without managedFields) for both the Tenant controller
+    // (which mounts their credentials) and the ChannelBinding controller (which consumes
+    // this watch when it runs; otherwise it is drained here to keep the cache filled).
+    let binding_events = reflector::reflector(
         bindings_writer,
-        watcher::watcher(binding_api, watcher::Config::default()),
+        watcher::watcher(binding_api, watcher::Config::default())
+            .modify(|b| b.managed_fields_mut().clear()),
     )
     .default_backoff()
-    .for_each(|event| {
-        if let Err(e) = event {
-            tracing::warn!(error = %e, "ChannelBinding watch failed; retrying");
-        }
-        future::ready(())
-    });
+    .applied_objects()
+    .boxed();
+    let (binding_events, binding_watch) = if config.controllers.channel_binding {
+        (
+            Some(binding_events),
+            future::FutureExt::boxed(future::pending()),
+        )
+    } else {
+        let drain = binding_events.for_each(|event| {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "ChannelBinding watch failed; retrying");
+            }
+            future::ready(())
+        });
+        (None, future::FutureExt::boxed(drain))
+    };
     let http = crate::provider::http_client().map_err(RunError::Http)?;
     let ctx = Context::new(client, operator_config, metrics, nodes, bindings, http);
     let enabled = config.controllers;
@@ -171,8 +185,14 @@ pub async fn run(
         config.tenant_selector.clone(),
         stopped(stop_rx.clone()),
     );
-    let channel_bindings =
-        controller::channel_binding::run(ctx.clone(), config.concurrency, stopped(stop_rx.clone()));
+    let channel_bindings = binding_events.map(|events| {
+        controller::channel_binding::run(
+            ctx.clone(),
+            events,
+            config.concurrency,
+            stopped(stop_rx.clone()),
+        )
+    });
     let subprocessors =
         controller::subprocessor::run(ctx, config.concurrency, stopped(stop_rx.clone()));
     // A disabled controller is never polled: it makes no watch and no request.
@@ -182,8 +202,8 @@ pub async fn run(
         }
     };
     let channel_bindings = async move {
-        if enabled.channel_binding {
-            channel_bindings.await
+        if let Some(c) = channel_bindings {
+            c.await
         }
     };
     let subprocessors = async move {

@@ -37,12 +37,13 @@ pub fn is_subset(desired: &Value, actual: &Value) -> bool {
 }
 
 /// Applies `desired` with Herald's field manager unless `current` already holds it.
-/// Returns whether a write was made.
+/// Returns the object as the API server holds it after the write (the apply's answer,
+/// so no read-back is needed), or `None` when no write was made.
 pub async fn apply_if_changed<K>(
     api: &Api<K>,
     current: Option<&K>,
     desired: &K,
-) -> Result<bool, Error>
+) -> Result<Option<K>, Error>
 where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
     K::DynamicType: Default,
@@ -58,7 +59,7 @@ where
             source,
         })?;
         if is_subset(&desired_json, &current_json) {
-            return Ok(false);
+            return Ok(None);
         }
     }
     // force: Herald is the only manager of these fields; take them back from whoever
@@ -69,11 +70,11 @@ where
         &Patch::Apply(&desired_json),
     )
     .await
+    .map(Some)
     .map_err(Error::kube(format!(
         "apply {} {name}",
         K::kind(&Default::default())
-    )))?;
-    Ok(true)
+    )))
 }
 
 #[cfg(test)]

@@ -83,6 +83,43 @@ impl Context {
     }
 }
 
+/// The trigger hash of a primary object for `predicate_filter`: everything but its
+/// status (which the controller writes itself; reconciling again on each of its own
+/// patches would double the work) and the bookkeeping that changes with every write.
+/// The uid is part of it, so an object deleted and created again under the same name is
+/// new.
+pub fn metadata_trigger(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    (
+        &m.uid,
+        m.generation,
+        &m.labels,
+        &m.annotations,
+        &m.finalizers,
+        m.deletion_timestamp.as_ref().map(|t| t.0.as_second()),
+    )
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// For a controller's output stream: logs what broke its watches (reconcile errors are
+/// logged by the error policies); everything else is dropped.
+pub fn log_queue_errors<T, E: std::error::Error + 'static>(
+    controller: &'static str,
+) -> impl FnMut(
+    Result<T, kube::runtime::controller::Error<E, kube::runtime::watcher::Error>>,
+) -> std::future::Ready<()> {
+    move |r| {
+        if let Err(kube::runtime::controller::Error::QueueError(e)) = r {
+            tracing::warn!(controller, error = %crate::error_chain(&e), "watch failed; retrying");
+        }
+        std::future::ready(())
+    }
+}
+
 /// A change filter for the mappers of secondary watches (`Controller::watches`): an
 /// object passes only when the part of it the reconciler reads (its `key`, hashed)
 /// changed since the last event for the same object. It is the predicate filter of

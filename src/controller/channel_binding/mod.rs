@@ -18,18 +18,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, future};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::Config as WatcherConfig;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
 use self::decide::{
@@ -101,8 +104,11 @@ static PACING: std::sync::LazyLock<ProviderPacing> =
     std::sync::LazyLock::new(ProviderPacing::default);
 
 /// Runs the ChannelBinding controller until `shutdown` resolves.
+/// `bindings` is the watch that fills `ctx.bindings` (one cache of the bindings, shared
+/// with the Tenant controller).
 pub async fn run(
     ctx: Arc<Context>,
+    bindings: BoxStream<'static, Result<ChannelBinding, watcher::Error>>,
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -123,15 +129,18 @@ pub async fn run(
     // records (not the counts in its conditions, which change with every new tenant and
     // used to reconcile every binding each time), a Tenant's spec (not its status).
     let (sp_changed, tenant_changed) = (Changed::default(), Changed::default());
-    let (by_sp, by_tenant, by_secret, by_deploy) = (
+    let (by_sp, by_tenant, by_secret, by_deploy, by_namespace) = (
+        ctx.bindings.clone(),
         ctx.bindings.clone(),
         ctx.bindings.clone(),
         ctx.bindings.clone(),
         ctx.bindings.clone(),
     );
-    Controller::new(
-        Api::<ChannelBinding>::namespaced(client.clone(), &ns),
-        WatcherConfig::default(),
+    let deploy_changed = Changed::default();
+    // A binding's own status patches do not requeue it; its spec, metadata and deletion do.
+    Controller::for_stream(
+        bindings.predicate_filter(binding_trigger, Default::default()),
+        ctx.bindings.clone(),
     )
     .with_config(ControllerConfig::default().concurrency(concurrency))
     .watches(
@@ -183,12 +192,13 @@ pub async fn run(
             })
         },
     )
-    // A sender rollout finishing is what lets a rotation complete.
+    // A sender rollout finishing is what lets a rotation complete: only a change of the
+    // rolled-out credential versions passes, not every step of a rollout.
     .watches(
         Api::<Deployment>::all(client.clone()),
         WatcherConfig::default().labels(TENANT_LABEL),
         move |d| {
-            if d.name_any() != SENDER {
+            if d.name_any() != SENDER || !deploy_changed.passes(&d, rolled_out_versions(&d)) {
                 return Vec::new();
             }
             let Some(tenant) = d.labels().get(TENANT_LABEL).cloned() else {
@@ -197,10 +207,28 @@ pub async fn run(
             refs(&by_deploy, |b| b.spec.tenant_ref.name == tenant)
         },
     )
+    // The first credential goes into the tenant's namespace: its creation (by the
+    // Tenant controller) is what a new binding waits for.
+    .watches(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        WatcherConfig::default().labels(TENANT_LABEL),
+        move |n| {
+            let Some(tenant) = n.labels().get(TENANT_LABEL).cloned() else {
+                return Vec::new();
+            };
+            refs(&by_namespace, |b| b.spec.tenant_ref.name == tenant)
+        },
+    )
     .graceful_shutdown_on(shutdown)
     .run(reconcile, error_policy, ctx)
-    .for_each(|_| future::ready(()))
+    .for_each(super::log_queue_errors(CONTROLLER))
     .await;
+}
+
+/// What of a ChannelBinding triggers its reconcile: everything but its status (which
+/// Herald writes) and the bookkeeping that changes with every write.
+fn binding_trigger(b: &ChannelBinding) -> Option<u64> {
+    super::metadata_trigger(b.meta())
 }
 
 async fn reconcile(b: Arc<ChannelBinding>, ctx: Arc<Context>) -> Result<Action, Error> {

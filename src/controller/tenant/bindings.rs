@@ -10,7 +10,7 @@ use kube::ResourceExt;
 
 use super::build::CREDENTIAL_VERSIONS_ANNOTATION;
 use crate::api::v1alpha1::ChannelBinding;
-use crate::api::v1alpha1::conditions::SUBPROCESSOR_EFFECTIVE;
+use crate::api::v1alpha1::conditions::{CREDENTIAL_CURRENT, SUBPROCESSOR_EFFECTIVE, reason};
 
 /// Where a credential is mounted in the sender pods: one directory per channel.
 pub const CREDENTIALS_DIR: &str = "/var/run/herald/credentials";
@@ -61,6 +61,39 @@ pub fn mounts<'a>(
     out.sort_by(|a, b| a.channel.cmp(&b.channel));
     // Two bindings for one channel would fight over a mount path: keep the first.
     out.dedup_by(|a, b| a.channel == b.channel);
+    out
+}
+
+/// The tenant's bindings whose first credential is on its way: eligible as for
+/// [`mounts`], without a credential yet, and neither blocked (SubprocessorEffective
+/// False) nor failed (CredentialCurrent with any reason but Pending) as reported by the
+/// ChannelBinding controller. A new tenant's first sender rollout waits for these, so
+/// its senders start once with every channel instead of rolling once per channel.
+/// Sorted by name.
+pub fn awaiting<'a>(
+    tenant: &str,
+    namespace: &str,
+    bindings: impl IntoIterator<Item = &'a ChannelBinding>,
+) -> Vec<String> {
+    let mut out: Vec<String> = bindings
+        .into_iter()
+        .filter(|b| b.spec.tenant_ref.name == tenant && b.namespace().as_deref() == Some(namespace))
+        .filter(|b| b.metadata.deletion_timestamp.is_none() && b.spec.suspend != Some(true))
+        .filter(|b| {
+            let Some(status) = b.status.as_ref() else {
+                return true;
+            };
+            if status.credential_version.is_some() {
+                return false;
+            }
+            !status.conditions.iter().any(|c| {
+                (c.type_ == SUBPROCESSOR_EFFECTIVE && c.status == "False")
+                    || (c.type_ == CREDENTIAL_CURRENT && c.reason != reason::PENDING)
+            })
+        })
+        .map(|b| b.name_any())
+        .collect();
+    out.sort();
     out
 }
 
@@ -148,6 +181,31 @@ mod tests {
         let m = mounts("acme", "herald-system", &bs);
         assert_eq!(versions_annotation(&m), "email=2,whatsapp=3");
         assert_eq!(m[1].secret, "herald-cred-whatsapp-v3");
+    }
+
+    #[test]
+    fn only_bindings_still_expecting_a_first_credential_are_awaited() {
+        let mut failed = binding("acme", "push", None, true);
+        failed.status.as_mut().unwrap().conditions.push(
+            serde_json::from_value(json!({"type": "CredentialCurrent", "status": "False",
+                "reason": "ProviderFailed", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+            .unwrap(),
+        );
+        let mut unseen = binding("acme", "voice", None, true);
+        unseen.status = None;
+        let bs = [
+            binding("acme", "whatsapp", Some(1), true),
+            binding("acme", "sms", None, false),
+            binding("acme", "email", None, true),
+            failed,
+            unseen,
+            binding("other", "rcs", None, true),
+        ];
+        assert_eq!(
+            awaiting("acme", "herald-system", &bs),
+            ["acme-email", "acme-voice"],
+            "delivered, blocked, failed and other tenants' bindings are not awaited"
+        );
     }
 
     #[test]

@@ -57,6 +57,10 @@ const REGION_LABEL: &str = "topology.kubernetes.io/region";
 const REQUEUE_READY: Duration = Duration::from_secs(600);
 const REQUEUE_CONVERGING: Duration = Duration::from_secs(30);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
+/// How long a new tenant's first sender rollout waits for its channels' first
+/// credentials (see [`bindings::awaiting`]); after that the senders start without them.
+const FIRST_START_WAIT: k8s_openapi::jiff::SignedDuration =
+    k8s_openapi::jiff::SignedDuration::from_secs(300);
 
 /// Runs the Tenant controller until `shutdown` resolves.
 pub async fn run(
@@ -91,63 +95,94 @@ pub async fn run(
         Some(s) => WatcherConfig::default().labels(s),
         None => WatcherConfig::default(),
     };
-    let controller = Controller::new(Api::<Tenant>::all(client.clone()), tenant_watch);
-    let tenants = controller.store();
-    let by_policy = tenants.clone();
-    let pods_changed = super::Changed::default();
+    // The Tenants, cached without managedFields (half of each object, never read). A
+    // reconcile is triggered by what it acts on (spec, metadata, deletion), not by the
+    // status it writes itself: that would be one more reconcile per status patch.
+    let (tenants, tenants_writer) = reflector::store();
+    let tenant_events = reflector::reflector(
+        tenants_writer,
+        watcher(Api::<Tenant>::all(client.clone()), tenant_watch)
+            .modify(|t| t.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(tenant_trigger, Default::default());
+    let controller = Controller::for_stream(tenant_events, tenants.clone());
+    let by_policy = tenants;
+    let changed = super::Changed::default();
+    // Children without a status: any event means something changed (our own apply, a
+    // hand edit to correct, a deletion), and metadata is all the mapper needs (an
+    // `Api<PartialObjectMeta<_>>` watches metadata only).
+    fn meta<K: Resource<DynamicType = ()>>(client: &kube::Client) -> Api<PartialObjectMeta<K>> {
+        Api::all(client.clone())
+    }
+    // Children with a status written by Kubernetes (a quota's usage, a budget's healthy
+    // count, a rollout's progress): only a change of what the reconcile reads passes.
+    fn spec_changes<K>(changed: super::Changed) -> impl Fn(K) -> Option<ObjectRef<Tenant>>
+    where
+        K: Resource + Clone + Serialize,
+    {
+        move |obj: K| {
+            let key = without_status(&obj);
+            if changed.passes(&obj, key) {
+                by_label(obj)
+            } else {
+                None
+            }
+        }
+    }
+    let deployments_changed = changed.clone();
+    let cronjobs_changed = changed.clone();
+    let pods_changed = changed.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
-        .watches(
-            Api::<Deployment>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
-        .watches(
-            Api::<ConfigMap>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
-        .watches(
-            Api::<ServiceAccount>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
-        .watches(Api::<Role>::all(client.clone()), children.clone(), by_label)
-        .watches(
-            Api::<RoleBinding>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
-        .watches(
-            Api::<NetworkPolicy>::all(client.clone()),
-            children.clone(),
-            by_label,
-        )
+        .watches(meta::<Namespace>(&client), children.clone(), by_label)
+        .watches(meta::<ConfigMap>(&client), children.clone(), by_label)
+        .watches(meta::<ServiceAccount>(&client), children.clone(), by_label)
+        .watches(meta::<Role>(&client), children.clone(), by_label)
+        .watches(meta::<RoleBinding>(&client), children.clone(), by_label)
+        .watches(meta::<NetworkPolicy>(&client), children.clone(), by_label)
+        .watches(meta::<LimitRange>(&client), children.clone(), by_label)
         .watches(
             Api::<ResourceQuota>::all(client.clone()),
             children.clone(),
-            by_label,
-        )
-        .watches(
-            Api::<LimitRange>::all(client.clone()),
-            children.clone(),
-            by_label,
+            spec_changes(changed.clone()),
         )
         .watches(
             Api::<PodDisruptionBudget>::all(client.clone()),
             children.clone(),
-            by_label,
+            spec_changes(changed.clone()),
         )
-        // A purge CronJob's status (lastSuccessfulTime) is the tenant's purge record.
+        // What the reconcile reads of the Deployment: its spec and the rollout counts
+        // (not the conditions' heartbeat times).
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            children.clone(),
+            move |d: Deployment| {
+                let key = (without_status(&d), observe_senders(&d));
+                if deployments_changed.passes(&d, key) {
+                    by_label(d)
+                } else {
+                    None
+                }
+            },
+        )
+        // A purge CronJob's lastSuccessfulTime is the tenant's purge record.
         .watches(
             Api::<CronJob>::all(client.clone()),
             children.clone(),
-            by_label,
+            move |cj: CronJob| {
+                let success = cj
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_successful_time.as_ref())
+                    .map(|t| t.0.as_second());
+                if cronjobs_changed.passes(&cj, (without_status(&cj), success)) {
+                    by_label(cj)
+                } else {
+                    None
+                }
+            },
         )
         // Residency needs a pod's node only; its readiness reaches us through the
         // Deployment's status. Pod status updates (several per pod) do not requeue.
@@ -184,8 +219,27 @@ pub async fn run(
         .reconcile_all_on(nodes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| future::ready(()))
+        .for_each(super::log_queue_errors(CONTROLLER))
         .await;
+}
+
+/// What of a Tenant triggers its reconcile: see [`super::metadata_trigger`].
+fn tenant_trigger(t: &Tenant) -> Option<u64> {
+    super::metadata_trigger(t.meta())
+}
+
+/// An object as JSON without its status and the metadata that changes on every write:
+/// the part a spec or metadata change shows in.
+fn without_status<K: Serialize>(obj: &K) -> String {
+    let mut v = serde_json::to_value(obj).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+        if let Some(m) = o.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+    }
+    v.to_string()
 }
 
 /// The annotation says pause (present, and not "false").
@@ -235,6 +289,19 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         &ctx.config.control_namespace,
         all_bindings.iter().map(AsRef::as_ref),
     );
+    // A new tenant's senders start once every channel has its first credential (one
+    // rollout instead of one per channel), but never wait longer than FIRST_START_WAIT.
+    let awaiting = bindings::awaiting(
+        &name,
+        &ctx.config.control_namespace,
+        all_bindings.iter().map(AsRef::as_ref),
+    );
+    let hold_first_start = !awaiting.is_empty()
+        && tenant
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| Timestamp::now().duration_since(t.0) < FIRST_START_WAIT);
 
     // A terminated or deleted tenant: the erasure pipeline decides what happens.
     let now = Timestamp::now();
@@ -259,15 +326,31 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             config: &ctx.config,
             mounts: &mounts,
         })?;
-        let deployment = apply_children(ctx, &name, &children).await?;
-        (deployment, enforce_residency(tenant, &decision, ctx).await?)
+        let applied = apply_children(ctx, &name, &children, hold_first_start).await?;
+        (
+            Some(applied),
+            enforce_residency(tenant, &decision, ctx).await?,
+        )
     } else {
         (None, Vec::new())
     };
     let observed = Observed {
-        senders: deployment.as_ref().map(observe_senders),
+        senders: deployment
+            .as_ref()
+            .and_then(|a| a.deployment.as_ref())
+            .map(observe_senders),
         violations,
-        purges: observe_purges(ctx, &name, &decision).await?,
+        purges: match &deployment {
+            Some(a) if decision.hold != Some(decide::Hold::Terminated) => {
+                observe_purges(&a.purge_jobs)
+            }
+            _ => Vec::new(),
+        },
+        awaiting: if hold_first_start {
+            awaiting
+        } else {
+            Vec::new()
+        },
     };
     let mut status = status::compute(tenant, &decision, &observed, now);
     if let (Some(t), Some(p)) = (&timing, &progress) {
@@ -339,65 +422,120 @@ fn phase_name(p: crate::api::v1alpha1::TenantPhase) -> &'static str {
     }
 }
 
-/// Applies every child that differs from what the cluster holds; returns the sender
-/// Deployment as the cluster holds it afterwards.
+/// The children as the cluster holds them after [`apply_children`], for observing.
+struct Applied {
+    /// The sender Deployment (`None`: not created yet).
+    deployment: Option<Deployment>,
+    /// The purge CronJobs that exist.
+    purge_jobs: Vec<CronJob>,
+}
+
+/// Applies every child that differs from what the cluster holds; returns the
+/// Deployment and purge CronJobs as the cluster holds them afterwards. With
+/// `hold_first_start`, a sender Deployment that does not exist yet is not created.
 async fn apply_children(
     ctx: &Context,
     tenant: &str,
     c: &Children,
-) -> Result<Option<Deployment>, Error> {
+    hold_first_start: bool,
+) -> Result<Applied, Error> {
     let client = &ctx.client;
     let ns = namespace_name(tenant);
     // The namespace first: everything else lives in it.
-    apply_one(ctx, Api::<Namespace>::all(client.clone()), &c.namespace).await?;
+    apply_one(
+        ctx,
+        Api::<Namespace>::all(client.clone()),
+        &c.namespace,
+        true,
+    )
+    .await?;
     let mut writes = vec![
         apply_one(
             ctx,
             Api::namespaced(client.clone(), &ns),
             &c.service_account,
+            true,
         )
         .map(|r| r.map(drop))
         .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role)
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role, true)
             .map(|r| r.map(drop))
             .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role_binding)
-            .map(|r| r.map(drop))
-            .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.resource_quota)
-            .map(|r| r.map(drop))
-            .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.limit_range)
-            .map(|r| r.map(drop))
-            .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.config_map)
-            .map(|r| r.map(drop))
-            .boxed(),
-        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.pdb)
+        apply_one(
+            ctx,
+            Api::namespaced(client.clone(), &ns),
+            &c.role_binding,
+            true,
+        )
+        .map(|r| r.map(drop))
+        .boxed(),
+        apply_one(
+            ctx,
+            Api::namespaced(client.clone(), &ns),
+            &c.resource_quota,
+            true,
+        )
+        .map(|r| r.map(drop))
+        .boxed(),
+        apply_one(
+            ctx,
+            Api::namespaced(client.clone(), &ns),
+            &c.limit_range,
+            true,
+        )
+        .map(|r| r.map(drop))
+        .boxed(),
+        apply_one(
+            ctx,
+            Api::namespaced(client.clone(), &ns),
+            &c.config_map,
+            true,
+        )
+        .map(|r| r.map(drop))
+        .boxed(),
+        apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.pdb, true)
             .map(|r| r.map(drop))
             .boxed(),
     ];
     for np in &c.network_policies {
         writes.push(
-            apply_one(ctx, Api::namespaced(client.clone(), &ns), np)
+            apply_one(ctx, Api::namespaced(client.clone(), &ns), np, true)
                 .map(|r| r.map(drop))
                 .boxed(),
         );
     }
-    for cj in &c.purge_jobs {
-        writes.push(
-            apply_one(ctx, Api::namespaced(client.clone(), &ns), cj)
-                .map(|r| r.map(drop))
-                .boxed(),
-        );
-    }
-    future::try_join_all(writes).await?;
+    let purge_jobs = future::try_join_all(
+        c.purge_jobs
+            .iter()
+            .map(|cj| apply_one(ctx, Api::namespaced(client.clone(), &ns), cj, true)),
+    );
+    let ((), purge_jobs) = future::try_join(
+        future::try_join_all(writes).map(|r| r.map(drop)),
+        purge_jobs,
+    )
+    .await?;
     // The Deployment last: its pods need the config, the service account and the quota.
-    apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.deployment).await
+    let deployment = apply_one(
+        ctx,
+        Api::namespaced(client.clone(), &ns),
+        &c.deployment,
+        !hold_first_start,
+    )
+    .await?;
+    Ok(Applied {
+        deployment,
+        purge_jobs: purge_jobs.into_iter().flatten().collect(),
+    })
 }
 
-/// Reads one child and applies it if it differs; returns the object as it now is.
-async fn apply_one<K>(ctx: &Context, api: Api<K>, desired: &K) -> Result<Option<K>, Error>
+/// Reads one child and applies it if it differs (creates it only if `create`); returns
+/// the object as it now is.
+async fn apply_one<K>(
+    ctx: &Context,
+    api: Api<K>,
+    desired: &K,
+    create: bool,
+) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
 {
@@ -407,40 +545,29 @@ where
         .get_opt(&name)
         .await
         .map_err(Error::kube(format!("get {kind} {name}")))?;
-    if apply_if_changed(&api, current.as_ref(), desired).await? {
-        ctx.metrics.wrote(CONTROLLER, &kind);
-        if current.is_some() {
-            info!(kind = %kind, child = %name, "corrected drift or applied a change");
-        }
-        // Read back so the caller sees the applied spec (e.g. the new generation).
-        return api
-            .get_opt(&name)
-            .await
-            .map_err(Error::kube(format!("get {kind} {name}")));
+    if current.is_none() && !create {
+        return Ok(None);
     }
-    Ok(current)
+    match apply_if_changed(&api, current.as_ref(), desired).await? {
+        Some(applied) => {
+            ctx.metrics.wrote(CONTROLLER, &kind);
+            if current.is_some() {
+                info!(kind = %kind, child = %name, "corrected drift or applied a change");
+            }
+            // The apply's answer: the caller sees the applied spec (e.g. the new generation).
+            Ok(Some(applied))
+        }
+        None => Ok(current),
+    }
 }
 
-/// The tenant's purge CronJobs as the cluster holds them (none are looked for once the
-/// contract is terminated: erasure takes over).
-async fn observe_purges(
-    ctx: &Context,
-    tenant: &str,
-    decision: &Decision,
-) -> Result<Vec<PurgeObserved>, Error> {
-    if decision.hold == Some(decide::Hold::Terminated) {
-        return Ok(Vec::new());
-    }
-    let ns = namespace_name(tenant);
-    let list = Api::<CronJob>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(build::PURGE_CATEGORY_LABEL))
-        .await
-        .map_err(Error::kube(format!("list purge CronJobs in {ns}")))?;
-    Ok(crate::retention::Category::PURGED
+/// What the tenant's purge CronJobs (as the cluster holds them) say about each purged
+/// category.
+fn observe_purges(jobs: &[CronJob]) -> Vec<PurgeObserved> {
+    crate::retention::Category::PURGED
         .into_iter()
         .filter_map(|category| {
-            let cj = list
-                .items
+            let cj = jobs
                 .iter()
                 .find(|j| j.metadata.name.as_deref() == Some(&build::purge_name(category)))?;
             Some(PurgeObserved {
@@ -453,7 +580,7 @@ async fn observe_purges(
                     .map(|t| t.0),
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Exports each category's last purge success and whether it is overdue; removes the

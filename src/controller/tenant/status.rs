@@ -14,7 +14,7 @@ use crate::conditions::{Desired, merge};
 use crate::retention::Category;
 
 /// What the reconcile saw of the sender Deployment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SendersObserved {
     /// Replicas the Deployment wants (its spec).
     pub desired: i32,
@@ -69,6 +69,8 @@ pub struct Observed {
     pub violations: Vec<Violation>,
     /// The purge CronJobs found (none for a terminated tenant).
     pub purges: Vec<PurgeObserved>,
+    /// The ChannelBindings whose first credential the first sender start waits for.
+    pub awaiting: Vec<String>,
 }
 
 /// The purge of a category that is overdue: since when its clock runs.
@@ -258,6 +260,15 @@ pub fn compute(
             reason::RECONCILED,
             format!("{}/{} senders ready", senders.ready, decision.replicas),
         )
+    } else if observed.senders.is_none() && !observed.awaiting.is_empty() {
+        Desired::no(
+            types::SENDERS_AVAILABLE,
+            reason::PROGRESSING,
+            format!(
+                "waiting for the first credential of ChannelBinding {}: the senders start once with every channel",
+                observed.awaiting.join(", ")
+            ),
+        )
     } else {
         Desired::no(
             types::SENDERS_AVAILABLE,
@@ -446,7 +457,30 @@ mod tests {
             }),
             violations: vec![],
             purges: vec![],
+            awaiting: vec![],
         }
+    }
+
+    #[test]
+    fn a_first_start_waiting_for_credentials_says_which() {
+        let mut o = rolled(2);
+        o.senders = None;
+        o.awaiting = vec!["acme-sms".into(), "acme-whatsapp".into()];
+        let s = status(fixtures::ACTIVE, &o, true);
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == types::SENDERS_AVAILABLE)
+            .unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::PROGRESSING)
+        );
+        assert!(
+            c.message.contains("acme-sms, acme-whatsapp"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]
