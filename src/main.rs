@@ -32,6 +32,11 @@ enum Command {
         /// Reconciles of one controller that may run at once.
         #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
+        /// Requests to the Kubernetes API that may be in flight at once, over all
+        /// controllers (watches count only until their response starts). Bounds the
+        /// connections, and so the memory, of a large fleet's first reconcile.
+        #[arg(long, env = "HERALD_API_IN_FLIGHT", default_value_t = 32)]
+        api_in_flight: u16,
         /// Reconcile only the Tenants matching this label selector (shard a fleet
         /// over several operators). Default: every Tenant.
         #[arg(long, env = "HERALD_TENANT_SELECTOR")]
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
             http_addr,
             config,
             concurrency,
+            api_in_flight,
             log_format,
             tenant_selector,
             controllers,
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
                 http_addr,
                 config_path: config,
                 concurrency,
+                api_in_flight,
                 leader_election: leader_election.then(|| {
                     herald::leader::LeaseConfig::new(
                         lease_name,

@@ -28,6 +28,8 @@ pub struct RunConfig {
     pub config_path: Option<PathBuf>,
     /// Reconciles of one controller that may run at once.
     pub concurrency: u16,
+    /// API requests in flight at once, over all controllers (at least 1).
+    pub api_in_flight: u16,
     /// Leader election on this Lease (`None`: this process always reconciles).
     pub leader_election: Option<LeaseConfig>,
     /// Reconcile only the Tenants matching this label selector (shards a fleet over
@@ -118,7 +120,9 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let client = client(config.api_in_flight)
+        .await
+        .map_err(RunError::Client)?;
     preflight::check_crds(&client).await?;
     let version = client.apiserver_version().await.ok().map(|v| v.git_version);
     tracing::info!(
@@ -238,6 +242,20 @@ pub async fn run(
         e.release().await;
     }
     finish(server, config.http_addr).await
+}
+
+/// The API client (KUBECONFIG or the in-cluster service account) with at most
+/// `in_flight` requests on the wire at once: concurrent reconciles queue for a slot
+/// instead of each opening a connection of its own.
+async fn client(in_flight: u16) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            usize::from(in_flight).max(1),
+        ))
+        .build())
 }
 
 /// How long in-flight reconciles may run on after the shutdown signal.

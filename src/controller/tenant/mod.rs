@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Node, Pod, ResourceQuota, ServiceAccount,
 };
@@ -134,6 +134,7 @@ pub async fn run(
     let deployments_changed = changed.clone();
     let cronjobs_changed = changed.clone();
     let pods_changed = changed.clone();
+    let jobs_changed = changed.clone();
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches(meta::<Namespace>(&client), children.clone(), by_label)
@@ -179,6 +180,30 @@ pub async fn run(
                     .map(|t| t.0.as_second());
                 if cronjobs_changed.passes(&cj, (without_status(&cj), success)) {
                     by_label(cj)
+                } else {
+                    None
+                }
+            },
+        )
+        // Erasure and export Jobs: their outcome (a condition turning True) is what the
+        // erasure waits for, not each pod's progress.
+        .watches(
+            Api::<Job>::all(client.clone()),
+            children.clone(),
+            move |j: Job| {
+                let outcome: Vec<String> = j
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .map(|cs| {
+                        cs.iter()
+                            .filter(|c| c.status == "True")
+                            .map(|c| c.type_.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if jobs_changed.passes(&j, (without_status(&j), outcome)) {
+                    by_label(j)
                 } else {
                     None
                 }

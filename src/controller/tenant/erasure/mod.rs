@@ -242,7 +242,8 @@ pub async fn advance(
             return Ok(progress(
                 es,
                 false,
-                Duration::from_secs(3),
+                // The Jobs' outcome wakes the tenant through its Job watch.
+                Duration::from_secs(15),
                 "waiting for the external purges".into(),
             ));
         }
@@ -260,25 +261,34 @@ pub async fn advance(
     }
 
     if es.verified_at.is_none() {
-        delete_everything(ctx, &name, &ns).await?;
-        let (remaining, unverified) = labelled_objects(ctx, &name).await?;
+        // While the namespace is being deleted, everything outside it has been deleted
+        // already (below): wait for it, without sweeping every type again. Its deletion
+        // (and its children's) wakes the tenant through the watches.
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-        let ns_left = ns_api
+        let ns_obj = ns_api
             .get_opt(&ns)
             .await
-            .map_err(Error::kube(format!("get Namespace {ns}")))?
-            .is_some();
-        if ns_left || !remaining.is_empty() {
-            // The namespace's (and every labelled child's) deletion wakes the tenant
-            // through its watches; polling every 2 s cost two sweeps of every type.
+            .map_err(Error::kube(format!("get Namespace {ns}")))?;
+        if ns_obj
+            .as_ref()
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+        {
+            return Ok(progress(
+                es,
+                false,
+                Duration::from_secs(10),
+                format!("deleting: waiting for namespace {ns} to be gone"),
+            ));
+        }
+        let (remaining, unverified) = labelled_objects(ctx, &name).await?;
+        if ns_obj.is_some() || !remaining.is_empty() {
+            let left = remaining.len() + usize::from(ns_obj.is_some());
+            delete_everything(ctx, &ns, remaining, ns_obj.is_some()).await?;
             let mut p = progress(
                 es,
                 false,
                 Duration::from_secs(10),
-                format!(
-                    "deleting: {} labelled objects left",
-                    remaining.len() + usize::from(ns_left)
-                ),
+                format!("deleting: {left} labelled objects left"),
             );
             p.unverified = unverified;
             return Ok(p);
@@ -609,10 +619,15 @@ async fn inventory(
     Ok((inventory, unverified))
 }
 
-/// Deletes every labelled object outside the tenant namespace, then the namespace
-/// (which takes everything in it). Idempotent: what is gone is skipped.
-async fn delete_everything(ctx: &Context, tenant: &str, ns: &str) -> Result<(), Error> {
-    let (labelled, _) = labelled_objects(ctx, tenant).await?;
+/// Deletes the `labelled` objects outside the tenant namespace, then the namespace if
+/// `namespace_exists` (which takes everything in it). Idempotent: what is gone or going
+/// is skipped.
+async fn delete_everything(
+    ctx: &Context,
+    ns: &str,
+    labelled: Vec<(ApiResource, DynamicObject)>,
+    namespace_exists: bool,
+) -> Result<(), Error> {
     for (ar, o) in labelled {
         if o.metadata.deletion_timestamp.is_some() || o.metadata.namespace.as_deref() == Some(ns) {
             continue;
@@ -631,12 +646,8 @@ async fn delete_everything(ctx: &Context, tenant: &str, ns: &str) -> Result<(), 
             Err(e) => return Err(Error::kube(format!("delete {} {name}", ar.kind))(e)),
         }
     }
-    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    let current = ns_api
-        .get_opt(ns)
-        .await
-        .map_err(Error::kube(format!("get Namespace {ns}")))?;
-    if current.is_some_and(|n| n.metadata.deletion_timestamp.is_none()) {
+    if namespace_exists {
+        let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
         match ns_api.delete(ns, &DeleteParams::background()).await {
             Ok(_) => ctx.metrics.wrote("tenant", "Namespace"),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
