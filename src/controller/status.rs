@@ -16,9 +16,21 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::api::v1alpha1::conditions as types;
 use crate::conditions::transitions;
 
+/// Reasons of progress that finishes by itself: a condition turning False with one of
+/// these is no news (a new tenant would otherwise start with a burst of Warnings, and
+/// every event is a write).
+const QUIET_REASONS: &[&str] = &[
+    types::reason::PENDING,
+    types::reason::PROGRESSING,
+    types::reason::ROTATING,
+    types::reason::ERASURE_SCHEDULED,
+    types::reason::ERASURE_IN_PROGRESS,
+];
+
 /// Applies `after` as `obj`'s status unless it equals `before`, then publishes an event
 /// per condition transition (the summary `Ready` either way, the others when they turn
-/// False; `Reconciling` flapping during a rollout is not news).
+/// False; `Reconciling` flapping during a rollout, and progress with a
+/// [`QUIET_REASONS`] reason, are not news).
 pub async fn publish<K, S>(
     ctx: &Context,
     controller: &str,
@@ -50,7 +62,10 @@ where
     .map_err(Error::kube(format!("patch status of {kind} {name}")))?;
     ctx.metrics.wrote(controller, &format!("{kind}/status"));
     for c in transitions(before_conditions, after_conditions) {
-        if c.type_ == types::RECONCILING || (c.type_ != types::READY && c.status == "True") {
+        if c.type_ == types::RECONCILING
+            || (c.type_ != types::READY && c.status == "True")
+            || QUIET_REASONS.contains(&c.reason.as_str())
+        {
             continue;
         }
         let type_ = if c.status == "True" {

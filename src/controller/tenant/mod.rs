@@ -108,7 +108,21 @@ pub async fn run(
     .applied_objects()
     .predicate_filter(tenant_trigger, Default::default());
     let controller = Controller::for_stream(tenant_events, tenants.clone());
-    let by_policy = tenants;
+    let by_policy = tenants.clone();
+    // The stack's objects matter to a tenant until its erasure starts; after that, the
+    // namespace's deletion takes each of them with it, and their deletion events (two
+    // dozen per tenant) would each reconcile it for nothing. The namespace itself and
+    // the erasure Jobs still wake it.
+    let stack = move |r: Option<ObjectRef<Tenant>>| {
+        r.filter(|r| {
+            !tenants.get(r).is_some_and(|t| {
+                t.status
+                    .as_ref()
+                    .and_then(|s| s.erasure.as_ref())
+                    .is_some_and(|e| e.erasing_since.is_some())
+            })
+        })
+    };
     let changed = super::Changed::default();
     // Children without a status: any event means something changed (our own apply, a
     // hand edit to correct, a deletion), and metadata is all the mapper needs (an
@@ -118,14 +132,17 @@ pub async fn run(
     }
     // Children with a status written by Kubernetes (a quota's usage, a budget's healthy
     // count, a rollout's progress): only a change of what the reconcile reads passes.
-    fn spec_changes<K>(changed: super::Changed) -> impl Fn(K) -> Option<ObjectRef<Tenant>>
+    fn spec_changes<K>(
+        changed: super::Changed,
+        stack: impl Fn(Option<ObjectRef<Tenant>>) -> Option<ObjectRef<Tenant>>,
+    ) -> impl Fn(K) -> Option<ObjectRef<Tenant>>
     where
         K: Resource + Clone + Serialize,
     {
         move |obj: K| {
             let key = without_status(&obj);
             if changed.passes(&obj, key) {
-                by_label(obj)
+                stack(by_label(obj))
             } else {
                 None
             }
@@ -135,24 +152,44 @@ pub async fn run(
     let cronjobs_changed = changed.clone();
     let pods_changed = changed.clone();
     let jobs_changed = changed.clone();
+    let (deployment_stack, cronjob_stack, pod_stack) =
+        (stack.clone(), stack.clone(), stack.clone());
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches(meta::<Namespace>(&client), children.clone(), by_label)
-        .watches(meta::<ConfigMap>(&client), children.clone(), by_label)
-        .watches(meta::<ServiceAccount>(&client), children.clone(), by_label)
-        .watches(meta::<Role>(&client), children.clone(), by_label)
-        .watches(meta::<RoleBinding>(&client), children.clone(), by_label)
-        .watches(meta::<NetworkPolicy>(&client), children.clone(), by_label)
-        .watches(meta::<LimitRange>(&client), children.clone(), by_label)
+        .watches(meta::<ConfigMap>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
+        .watches(meta::<ServiceAccount>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
+        .watches(meta::<Role>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
+        .watches(meta::<RoleBinding>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
+        .watches(meta::<NetworkPolicy>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
+        .watches(meta::<LimitRange>(&client), children.clone(), {
+            let stack = stack.clone();
+            move |o| stack(by_label(o))
+        })
         .watches(
             Api::<ResourceQuota>::all(client.clone()),
             children.clone(),
-            spec_changes(changed.clone()),
+            spec_changes(changed.clone(), stack.clone()),
         )
         .watches(
             Api::<PodDisruptionBudget>::all(client.clone()),
             children.clone(),
-            spec_changes(changed.clone()),
+            spec_changes(changed.clone(), stack.clone()),
         )
         // What the reconcile reads of the Deployment: its spec and the rollout counts
         // (not the conditions' heartbeat times).
@@ -162,7 +199,7 @@ pub async fn run(
             move |d: Deployment| {
                 let key = (without_status(&d), observe_senders(&d));
                 if deployments_changed.passes(&d, key) {
-                    by_label(d)
+                    deployment_stack(by_label(d))
                 } else {
                     None
                 }
@@ -179,7 +216,7 @@ pub async fn run(
                     .and_then(|s| s.last_successful_time.as_ref())
                     .map(|t| t.0.as_second());
                 if cronjobs_changed.passes(&cj, (without_status(&cj), success)) {
-                    by_label(cj)
+                    cronjob_stack(by_label(cj))
                 } else {
                     None
                 }
@@ -217,7 +254,7 @@ pub async fn run(
             move |p: Pod| {
                 let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
                 if pods_changed.passes(&p, node) {
-                    by_label(p)
+                    pod_stack(by_label(p))
                 } else {
                     None
                 }

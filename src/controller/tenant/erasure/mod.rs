@@ -14,6 +14,7 @@ pub mod plan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::{StreamExt, stream};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -560,11 +561,24 @@ async fn labelled_objects(
     tenant: &str,
 ) -> Result<(Vec<(ApiResource, DynamicObject)>, Vec<String>), Error> {
     let selector = format!("{TENANT_LABEL}={tenant}");
+    // A few lists at a time: a sweep is about 50 lists, and one after the other they
+    // made each erasure step wait on the slowest of them in turn.
+    let lists = stream::iter(deletable_types(ctx).await?)
+        .map(|(ar, _)| {
+            let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+            let params = ListParams::default().labels(&selector);
+            async move {
+                let result = api.list(&params).await;
+                (ar, result)
+            }
+        })
+        .buffered(SWEEP_PARALLELISM)
+        .collect::<Vec<_>>()
+        .await;
     let mut found = Vec::new();
     let mut unverified = Vec::new();
-    for (ar, _) in deletable_types(ctx).await? {
-        let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
-        match api.list(&ListParams::default().labels(&selector)).await {
+    for (ar, result) in lists {
+        match result {
             Ok(list) => found.extend(list.items.into_iter().map(|o| (ar.clone(), o))),
             Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
                 unverified.push(format!("{}.{}", ar.plural, ar.group));
@@ -574,6 +588,9 @@ async fn labelled_objects(
     }
     Ok((found, unverified))
 }
+
+/// Lists of one sweep in flight at once.
+const SWEEP_PARALLELISM: usize = 8;
 
 /// The inventory: everything labelled for the tenant and everything in its namespace.
 async fn inventory(
@@ -594,12 +611,20 @@ async fn inventory(
     for (ar, o) in &labelled {
         add(ar, o);
     }
-    for (ar, namespaced) in deletable_types(ctx).await? {
-        if !namespaced {
-            continue;
-        }
-        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
-        if let Ok(list) = api.list(&ListParams::default()).await {
+    let in_namespace = stream::iter(deletable_types(ctx).await?)
+        .filter(|(_, namespaced)| futures::future::ready(*namespaced))
+        .map(|(ar, _)| {
+            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+            async move {
+                let list = api.list(&ListParams::default()).await;
+                (ar, list)
+            }
+        })
+        .buffered(SWEEP_PARALLELISM)
+        .collect::<Vec<_>>()
+        .await;
+    for (ar, list) in in_namespace {
+        if let Ok(list) = list {
             for o in &list.items {
                 add(&ar, o);
             }
