@@ -16,16 +16,36 @@ use super::{Context, Error, FIELD_MANAGER};
 use crate::api::v1alpha1::conditions as types;
 use crate::conditions::transitions;
 
-/// Reasons of progress that finishes by itself: a condition turning False with one of
-/// these is no news (a new tenant would otherwise start with a burst of Warnings, and
-/// every event is a write).
+/// Reasons of progress that finishes by itself, or of a state a person chose (a
+/// suspended or terminated contract): a condition turning False with one of these is no
+/// news. A new tenant would otherwise start with a burst of Warnings, and every event
+/// is a write.
 const QUIET_REASONS: &[&str] = &[
     types::reason::PENDING,
     types::reason::PROGRESSING,
     types::reason::ROTATING,
     types::reason::ERASURE_SCHEDULED,
     types::reason::ERASURE_IN_PROGRESS,
+    types::reason::CONTRACT_SUSPENDED,
+    types::reason::CONTRACT_TERMINATED,
+    types::reason::TENANT_TERMINATED,
 ];
+
+/// Whether a condition that just changed is worth an event, and of which type. `Ready`
+/// always is (Normal when True); `Stalled` and `DeletionOverdue` are bad news when True;
+/// any other condition when it turns False, unless for a [`QUIET_REASONS`] reason.
+/// `Reconciling` and `Paused` never are (kstatus bookkeeping; a person set the pause).
+pub fn newsworthy(c: &Condition) -> Option<EventType> {
+    let is_true = c.status == "True";
+    let quiet = QUIET_REASONS.contains(&c.reason.as_str());
+    match c.type_.as_str() {
+        types::RECONCILING | types::PAUSED => None,
+        types::STALLED | types::DELETION_OVERDUE => is_true.then_some(EventType::Warning),
+        types::READY if is_true => Some(EventType::Normal),
+        _ if is_true || quiet => None,
+        _ => Some(EventType::Warning),
+    }
+}
 
 /// Applies `after` as `obj`'s status unless it equals `before`, then publishes an event
 /// per condition transition (the summary `Ready` either way, the others when they turn
@@ -62,16 +82,8 @@ where
     .map_err(Error::kube(format!("patch status of {kind} {name}")))?;
     ctx.metrics.wrote(controller, &format!("{kind}/status"));
     for c in transitions(before_conditions, after_conditions) {
-        if c.type_ == types::RECONCILING
-            || (c.type_ != types::READY && c.status == "True")
-            || QUIET_REASONS.contains(&c.reason.as_str())
-        {
+        let Some(type_) = newsworthy(c) else {
             continue;
-        }
-        let type_ = if c.status == "True" {
-            EventType::Normal
-        } else {
-            EventType::Warning
         };
         let note = format!("{} is {}: {}", c.type_, c.status, c.message);
         event(
@@ -113,5 +125,89 @@ pub async fn event<K>(
         warn!(error = %e, "cannot publish event");
     } else {
         ctx.metrics.wrote(controller, "Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::v1alpha1::conditions::reason;
+
+    fn c(type_: &str, status: bool, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: if status { "True" } else { "False" }.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn only_news_makes_an_event() {
+        let cases = [
+            (
+                c(types::READY, true, reason::RECONCILED),
+                Some(EventType::Normal),
+            ),
+            (
+                c(types::READY, false, reason::DPA_MISSING),
+                Some(EventType::Warning),
+            ),
+            (c(types::READY, false, reason::PROGRESSING), None),
+            (
+                c(types::SENDERS_AVAILABLE, false, reason::PROGRESSING),
+                None,
+            ),
+            (
+                c(types::SENDERS_AVAILABLE, false, reason::CONTRACT_SUSPENDED),
+                None,
+            ),
+            (
+                c(
+                    types::RESIDENCY_COMPLIANT,
+                    false,
+                    reason::REGION_NOT_ALLOWED,
+                ),
+                Some(EventType::Warning),
+            ),
+            (
+                c(types::RESIDENCY_COMPLIANT, true, reason::RECONCILED),
+                None,
+            ),
+            (
+                c(types::CREDENTIAL_CURRENT, false, reason::PROVIDER_FAILED),
+                Some(EventType::Warning),
+            ),
+            (c(types::CREDENTIAL_CURRENT, false, reason::ROTATING), None),
+            (
+                c(types::STALLED, true, reason::DPA_MISSING),
+                Some(EventType::Warning),
+            ),
+            (c(types::STALLED, false, reason::RECONCILED), None),
+            (
+                c(types::DELETION_OVERDUE, false, reason::WITHIN_DEADLINE),
+                None,
+            ),
+            (
+                c(types::DELETION_OVERDUE, true, reason::ERASURE_OVERDUE),
+                Some(EventType::Warning),
+            ),
+            (c(types::RECONCILING, true, reason::PROGRESSING), None),
+            (c(types::PAUSED, true, reason::PAUSED), None),
+        ];
+        for (cond, want) in cases {
+            assert_eq!(
+                newsworthy(&cond),
+                want,
+                "{} {} {}",
+                cond.type_,
+                cond.status,
+                cond.reason
+            );
+        }
     }
 }

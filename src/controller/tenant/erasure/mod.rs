@@ -198,43 +198,43 @@ pub async fn advance(
         ));
     }
 
-    // External purges: one Job per channel and one for the platform's stores, run in the
-    // tenant namespace before it goes.
+    // External purges: one Job purges every channel's provider and the platform's
+    // stores (one pod per tenant, not one per target: the Job controller's pace bounds
+    // a fleet's erasure), run in the tenant namespace before it goes.
     if es.verified_at.is_none() && es.inventory.is_empty() {
         let targets = purge_targets(&name, ctx);
+        let confirmed = |target: &str| {
+            es.external_purges
+                .iter()
+                .any(|p| p.target == target && p.confirmed_at.is_some())
+        };
+        let job_done = if targets.iter().all(|t| confirmed(t)) {
+            true
+        } else {
+            let mut args = vec!["purge".to_owned(), "--all".to_owned()];
+            for target in &targets {
+                args.extend(["--target".to_owned(), target.clone()]);
+            }
+            run_job(ctx, tenant, &ns, ERASE_JOB, args).await?
+        };
         let mut all_done = true;
         let mut records = Vec::new();
         for target in targets {
-            let prior = es
+            if let Some(p) = es
                 .external_purges
                 .iter()
-                .find(|p| p.target == target)
-                .cloned();
-            if let Some(p) = prior.as_ref().filter(|p| p.confirmed_at.is_some()) {
+                .find(|p| p.target == target && p.confirmed_at.is_some())
+            {
                 records.push(p.clone());
                 continue;
             }
-            let job = format!("herald-erase-{target}");
-            let done = run_job(
-                ctx,
-                tenant,
-                &ns,
-                &job,
-                vec![
-                    "purge".into(),
-                    "--all".into(),
-                    "--target".into(),
-                    target.clone(),
-                ],
-            )
-            .await?;
             // A channel's purge counts once its provider credentials are revoked too
             // (the ChannelBinding controller records credentialsRevokedAt).
-            let done = done && credentials_revoked(ctx, &name, &target);
+            let done = job_done && credentials_revoked(ctx, &name, &target);
             all_done &= done;
             records.push(PurgeRecord {
                 target,
-                job,
+                job: ERASE_JOB.to_owned(),
                 confirmed_at: done.then_some(Time(now)),
             });
         }
@@ -588,6 +588,9 @@ async fn labelled_objects(
     }
     Ok((found, unverified))
 }
+
+/// The Job that purges the tenant's data at every provider and in the platform's stores.
+const ERASE_JOB: &str = "herald-erase";
 
 /// Lists of one sweep in flight at once.
 const SWEEP_PARALLELISM: usize = 8;
