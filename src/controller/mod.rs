@@ -50,6 +50,8 @@ pub struct Context {
     /// HTTP client (rustls on ring, timeouts, no redirects) for provider APIs and
     /// customer webhooks; see [`crate::provider::http_client`].
     pub http: reqwest::Client,
+    /// The last status written per object; see [`status::publish`].
+    pub written: status::Written,
 }
 
 impl Context {
@@ -79,6 +81,7 @@ impl Context {
             nodes,
             bindings,
             http,
+            written: Default::default(),
         })
     }
 }
@@ -118,6 +121,18 @@ pub fn log_queue_errors<T, E: std::error::Error + 'static>(
         }
         std::future::ready(())
     }
+}
+
+/// How soon a converged object is looked at again without a watch event: a safety net
+/// (every input is watched; times that matter, like a rotation or a notice window,
+/// requeue for themselves), about an hour, spread by ±10 % by `key` so that a fleet
+/// that converged together is not re-read in one burst.
+pub fn resync(key: &str) -> std::time::Duration {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    let spread = h.finish() % 721; // 0..=720 s
+    std::time::Duration::from_secs(3600 - 360 + spread)
 }
 
 /// A change filter for the mappers of secondary watches (`Controller::watches`): an
@@ -178,7 +193,17 @@ impl Changed {
 
 #[cfg(test)]
 mod tests {
-    use super::Changed;
+    use super::{Changed, resync};
+
+    #[test]
+    fn resync_is_about_an_hour_and_spread() {
+        let all: std::collections::BTreeSet<u64> = (0..100)
+            .map(|i| resync(&format!("tenant-{i}")).as_secs())
+            .collect();
+        assert!(all.iter().all(|s| (3240..=3960).contains(s)), "{all:?}");
+        assert!(all.len() > 50, "spread: {all:?}");
+        assert_eq!(resync("acme"), resync("acme"), "deterministic");
+    }
     use k8s_openapi::api::core::v1::Pod;
 
     fn pod(rv: &str, node: Option<&str>, phase: &str) -> Pod {

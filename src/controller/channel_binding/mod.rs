@@ -52,7 +52,6 @@ use crate::provider::ProviderClient;
 /// The controller label value in metrics.
 const CONTROLLER: &str = "channelbinding";
 
-const REQUEUE_READY: Duration = Duration::from_secs(600);
 const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 /// Provider retries back off from the first to the last, by how long the provider has
@@ -304,7 +303,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
             now,
         );
         publish_status(b, status, ctx).await?;
-        return Ok(Action::requeue(REQUEUE_READY));
+        return Ok(Action::requeue(super::resync(&name)));
     };
     // A terminated tenant (or one being deleted, which erases it the same way): revoke
     // and stop, whatever the Subprocessor or the rotation state says.
@@ -323,7 +322,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     );
     let tenant_ns = namespace_name(tenant_name);
     let mut problem: Option<Problem> = None;
-    let mut wait = REQUEUE_READY;
+    let mut wait = super::resync(&b.name_any());
 
     let source = match read_source(ctx, b).await? {
         Ok(s) => Some(s),
@@ -574,7 +573,7 @@ async fn terminate(
             channel: channel.clone(),
         });
     let mut problem: Option<Problem> = None;
-    let mut wait = REQUEUE_READY;
+    let mut wait = super::resync(&b.name_any());
     if state.credentials_revoked_at.is_none() {
         let uid = b.metadata.uid.clone().unwrap_or_default();
         let revoked = if b.spec.credential.provider_api.is_none() {

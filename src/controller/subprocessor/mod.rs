@@ -36,7 +36,6 @@ const CONTROLLER: &str = "subprocessor";
 /// Event reason of a delivered notice.
 const NOTICE_DELIVERED: &str = "NoticeDelivered";
 
-const REQUEUE_READY: Duration = Duration::from_secs(600);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 /// Retry of undelivered notices: doubles from the first to the last, by how long the
 /// current terms have been waiting (persisted), so a restart does not reset it.
@@ -293,7 +292,7 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
     let status = notice::status(&outcome, now);
     publish_status(sp, status, ctx).await?;
 
-    let mut wait = REQUEUE_READY;
+    let mut wait = super::resync(&name);
     if undelivered {
         let waiting = now.duration_since(changed_at).unsigned_abs();
         wait = wait.min(waiting.clamp(RETRY_MIN, RETRY_MAX));

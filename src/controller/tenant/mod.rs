@@ -54,7 +54,6 @@ const REGION_LABEL: &str = "topology.kubernetes.io/region";
 
 /// How soon to look again. Watches wake us on every relevant change; the periodic
 /// requeue is only a safety net, so it is long for a converged tenant.
-const REQUEUE_READY: Duration = Duration::from_secs(600);
 const REQUEUE_CONVERGING: Duration = Duration::from_secs(30);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 /// How long a new tenant's first sender rollout waits for its channels' first
@@ -458,6 +457,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             .is_some_and(|t| erasure::plan::overdue(t, now));
         if p.done && (delivered || late) && tenant.metadata.deletion_timestamp.is_some() {
             erasure::release(tenant, ctx).await?;
+            ctx.written
+                .forget(tenant.metadata.uid.as_deref().unwrap_or_default());
             ctx.metrics.set_tenant_phase(&name, None);
             ctx.metrics.set_deletion_deadline(&name, None, false);
         }
@@ -465,7 +466,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
     let ready = crate::conditions::is_true(&status.conditions, types::READY);
     Ok(Action::requeue(if ready {
-        REQUEUE_READY
+        super::resync(&name)
     } else {
         REQUEUE_CONVERGING
     }))
