@@ -7,10 +7,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use herald::telemetry::{self, LogFormat};
 
-/// mimalloc, in the musl image and in glibc builds alike (see Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "herald",
