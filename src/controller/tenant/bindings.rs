@@ -34,6 +34,21 @@ pub fn channel_name(binding: &ChannelBinding) -> String {
         .unwrap_or_default()
 }
 
+/// `tenant`'s bindings (in `namespace`) that may serve it: not being deleted, not
+/// suspended.
+fn eligible<'a>(
+    tenant: &str,
+    namespace: &str,
+    bindings: impl IntoIterator<Item = &'a ChannelBinding>,
+) -> impl Iterator<Item = &'a ChannelBinding> {
+    bindings.into_iter().filter(move |b| {
+        b.spec.tenant_ref.name == tenant
+            && b.namespace().as_deref() == Some(namespace)
+            && b.metadata.deletion_timestamp.is_none()
+            && b.spec.suspend != Some(true)
+    })
+}
+
 /// The mounts of `tenant`'s bindings (in `namespace`) that may reach the senders: not
 /// suspended, carried by a Subprocessor effective for the tenant, with a credential.
 /// Sorted by channel, so the result (and the pod template) is deterministic.
@@ -42,10 +57,7 @@ pub fn mounts<'a>(
     namespace: &str,
     bindings: impl IntoIterator<Item = &'a ChannelBinding>,
 ) -> Vec<Mount> {
-    let mut out: Vec<Mount> = bindings
-        .into_iter()
-        .filter(|b| b.spec.tenant_ref.name == tenant && b.namespace().as_deref() == Some(namespace))
-        .filter(|b| b.metadata.deletion_timestamp.is_none() && b.spec.suspend != Some(true))
+    let mut out: Vec<Mount> = eligible(tenant, namespace, bindings)
         .filter_map(|b| {
             let status = b.status.as_ref()?;
             if !crate::conditions::is_true(&status.conditions, SUBPROCESSOR_EFFECTIVE) {
@@ -75,10 +87,7 @@ pub fn awaiting<'a>(
     namespace: &str,
     bindings: impl IntoIterator<Item = &'a ChannelBinding>,
 ) -> Vec<String> {
-    let mut out: Vec<String> = bindings
-        .into_iter()
-        .filter(|b| b.spec.tenant_ref.name == tenant && b.namespace().as_deref() == Some(namespace))
-        .filter(|b| b.metadata.deletion_timestamp.is_none() && b.spec.suspend != Some(true))
+    let mut out: Vec<String> = eligible(tenant, namespace, bindings)
         .filter(|b| {
             let Some(status) = b.status.as_ref() else {
                 return true;

@@ -129,104 +129,108 @@ pub async fn run(
     fn meta<K: Resource<DynamicType = ()>>(client: &kube::Client) -> Api<PartialObjectMeta<K>> {
         Api::all(client.clone())
     }
+    fn every_change<K, S>(stack: &S) -> impl Fn(K) -> Option<ObjectRef<Tenant>> + use<K, S>
+    where
+        K: Resource,
+        S: Fn(Option<ObjectRef<Tenant>>) -> Option<ObjectRef<Tenant>> + Clone,
+    {
+        let stack = stack.clone();
+        move |obj| stack(by_label(obj))
+    }
     // Children with a status written by Kubernetes (a quota's usage, a budget's healthy
-    // count, a rollout's progress): only a change of what the reconcile reads passes.
-    fn spec_changes<K>(
-        changed: super::Changed,
-        stack: impl Fn(Option<ObjectRef<Tenant>>) -> Option<ObjectRef<Tenant>>,
-    ) -> impl Fn(K) -> Option<ObjectRef<Tenant>>
+    // count, a rollout's progress): an event passes only when `key`, what the reconcile
+    // reads of the child, changed (see `Changed`).
+    fn key_change<K, S, F, H>(
+        changed: &super::Changed,
+        stack: &S,
+        key: F,
+    ) -> impl Fn(K) -> Option<ObjectRef<Tenant>> + use<K, S, F, H>
     where
         K: Resource + Clone + Serialize,
+        S: Fn(Option<ObjectRef<Tenant>>) -> Option<ObjectRef<Tenant>> + Clone,
+        F: Fn(&K) -> H,
+        H: std::hash::Hash,
     {
-        move |obj: K| {
-            let key = without_status(&obj);
-            if changed.passes(&obj, key) {
+        let (changed, stack) = (changed.clone(), stack.clone());
+        move |obj| {
+            if changed.passes(&obj, key(&obj)) {
                 stack(by_label(obj))
             } else {
                 None
             }
         }
     }
-    let deployments_changed = changed.clone();
-    let cronjobs_changed = changed.clone();
-    let pods_changed = changed.clone();
-    let jobs_changed = changed.clone();
-    let (deployment_stack, cronjob_stack, pod_stack) =
-        (stack.clone(), stack.clone(), stack.clone());
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .watches(meta::<Namespace>(&client), children.clone(), by_label)
-        .watches(meta::<ConfigMap>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
-        .watches(meta::<ServiceAccount>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
-        .watches(meta::<Role>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
-        .watches(meta::<RoleBinding>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
-        .watches(meta::<NetworkPolicy>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
-        .watches(meta::<LimitRange>(&client), children.clone(), {
-            let stack = stack.clone();
-            move |o| stack(by_label(o))
-        })
+        .watches(
+            meta::<ConfigMap>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
+        .watches(
+            meta::<ServiceAccount>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
+        .watches(
+            meta::<Role>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
+        .watches(
+            meta::<RoleBinding>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
+        .watches(
+            meta::<NetworkPolicy>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
+        .watches(
+            meta::<LimitRange>(&client),
+            children.clone(),
+            every_change(&stack),
+        )
         .watches(
             Api::<ResourceQuota>::all(client.clone()),
             children.clone(),
-            spec_changes(changed.clone(), stack.clone()),
+            key_change(&changed, &stack, without_status),
         )
         .watches(
             Api::<PodDisruptionBudget>::all(client.clone()),
             children.clone(),
-            spec_changes(changed.clone(), stack.clone()),
+            key_change(&changed, &stack, without_status),
         )
         // What the reconcile reads of the Deployment: its spec and the rollout counts
         // (not the conditions' heartbeat times).
         .watches(
             Api::<Deployment>::all(client.clone()),
             children.clone(),
-            move |d: Deployment| {
-                let key = (without_status(&d), observe_senders(&d));
-                if deployments_changed.passes(&d, key) {
-                    deployment_stack(by_label(d))
-                } else {
-                    None
-                }
-            },
+            key_change(&changed, &stack, |d: &Deployment| {
+                (without_status(d), observe_senders(d))
+            }),
         )
         // A purge CronJob's lastSuccessfulTime is the tenant's purge record.
         .watches(
             Api::<CronJob>::all(client.clone()),
             children.clone(),
-            move |cj: CronJob| {
+            key_change(&changed, &stack, |cj: &CronJob| {
                 let success = cj
                     .status
                     .as_ref()
                     .and_then(|s| s.last_successful_time.as_ref())
                     .map(|t| t.0.as_second());
-                if cronjobs_changed.passes(&cj, (without_status(&cj), success)) {
-                    cronjob_stack(by_label(cj))
-                } else {
-                    None
-                }
-            },
+                (without_status(cj), success)
+            }),
         )
         // Erasure and export Jobs: their outcome (a condition turning True) is what the
-        // erasure waits for, not each pod's progress.
+        // erasure waits for, not each pod's progress (during erasure too).
         .watches(
             Api::<Job>::all(client.clone()),
             children.clone(),
-            move |j: Job| {
+            key_change(&changed, &|r: Option<ObjectRef<Tenant>>| r, |j: &Job| {
                 let outcome: Vec<String> = j
                     .status
                     .as_ref()
@@ -238,26 +242,17 @@ pub async fn run(
                             .collect()
                     })
                     .unwrap_or_default();
-                if jobs_changed.passes(&j, (without_status(&j), outcome)) {
-                    by_label(j)
-                } else {
-                    None
-                }
-            },
+                (without_status(j), outcome)
+            }),
         )
         // Residency needs a pod's node only; its readiness reaches us through the
         // Deployment's status. Pod status updates (several per pod) do not requeue.
         .watches(
             Api::<Pod>::all(client.clone()),
             WatcherConfig::default().labels(&format!("{APP_LABEL}={SENDER},{TENANT_LABEL}")),
-            move |p: Pod| {
-                let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
-                if pods_changed.passes(&p, node) {
-                    pod_stack(by_label(p))
-                } else {
-                    None
-                }
-            },
+            key_change(&changed, &stack, |p: &Pod| {
+                p.spec.as_ref().and_then(|s| s.node_name.clone())
+            }),
         )
         .watches(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
@@ -512,6 +507,10 @@ async fn apply_children(
         true,
     )
     .await?;
+    // Each write's result is only its success: the caller observes none of these.
+    fn done<K>(r: Result<Option<K>, Error>) -> Result<(), Error> {
+        r.map(drop)
+    }
     let mut writes = vec![
         apply_one(
             ctx,
@@ -519,10 +518,10 @@ async fn apply_children(
             &c.service_account,
             true,
         )
-        .map(|r| r.map(drop))
+        .map(done)
         .boxed(),
         apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.role, true)
-            .map(|r| r.map(drop))
+            .map(done)
             .boxed(),
         apply_one(
             ctx,
@@ -530,7 +529,7 @@ async fn apply_children(
             &c.role_binding,
             true,
         )
-        .map(|r| r.map(drop))
+        .map(done)
         .boxed(),
         apply_one(
             ctx,
@@ -538,7 +537,7 @@ async fn apply_children(
             &c.resource_quota,
             true,
         )
-        .map(|r| r.map(drop))
+        .map(done)
         .boxed(),
         apply_one(
             ctx,
@@ -546,7 +545,7 @@ async fn apply_children(
             &c.limit_range,
             true,
         )
-        .map(|r| r.map(drop))
+        .map(done)
         .boxed(),
         apply_one(
             ctx,
@@ -554,16 +553,16 @@ async fn apply_children(
             &c.config_map,
             true,
         )
-        .map(|r| r.map(drop))
+        .map(done)
         .boxed(),
         apply_one(ctx, Api::namespaced(client.clone(), &ns), &c.pdb, true)
-            .map(|r| r.map(drop))
+            .map(done)
             .boxed(),
     ];
     for np in &c.network_policies {
         writes.push(
             apply_one(ctx, Api::namespaced(client.clone(), &ns), np, true)
-                .map(|r| r.map(drop))
+                .map(done)
                 .boxed(),
         );
     }
