@@ -20,7 +20,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CONTROL_NAMESPACE, E2E_LABEL, WAIT, client, kubectl, operator, repo_root, unique,
+    CONTROL_NAMESPACE, E2E_LABEL, WAIT, apply_manifests, client, operator, repo_root, unique,
 };
 
 /// The condition of `type_` on a binding: (status, reason).
@@ -71,19 +71,7 @@ pub async fn wait_rolled_out(client: &Client, tenant: &str, channel: &str, versi
 
 /// The retention policies the tenants reference (examples/20), applied once per call.
 pub fn apply_retention_policies() {
-    let file = repo_root().join("examples/20-retention-policies.yaml");
-    let out = kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager=herald-e2e",
-        "-f",
-        &file.to_string_lossy(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_manifests(&repo_root().join("examples/20-retention-policies.yaml"));
 }
 
 /// Creates an active tenant with one sender, labelled for cleanup; `extra` is merged

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test module uses a different subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -62,6 +62,32 @@ pub fn kubectl(args: &[&str]) -> Output {
         })
 }
 
+/// Server-side applies the manifests at `path` (a file or a directory) as the e2e
+/// field manager. Server-side, because parallel tests apply the same examples: a
+/// client-side `kubectl apply` reads, finds nothing and creates, so two at once fail
+/// with AlreadyExists; the API server's apply creates-or-updates in one step.
+pub fn apply_manifests(path: &Path) {
+    let out = kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=herald-e2e",
+        "-f",
+        &path.to_string_lossy(),
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl apply -f {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Applies examples/ (control namespace, retention policies, subprocessors, tenants …).
+pub fn apply_examples() {
+    apply_manifests(&repo_root().join("examples"));
+}
+
 /// Server-side applies Herald's CRDs (generated from the types, as `herald crds`
 /// does) and waits until each is Established. Idempotent; safe from parallel tests.
 pub async fn install_crds(client: &Client) {
@@ -88,20 +114,7 @@ pub async fn install_crds(client: &Client) {
 async fn install_admission_policies(client: &Client) {
     use herald::api::v1alpha1::Tenant;
     use kube::api::DeleteParams;
-    let dir = repo_root().join("deploy/admission");
-    let out = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=herald-e2e",
-        "-f",
-        &dir.to_string_lossy(),
-    ]);
-    assert!(
-        out.status.success(),
-        "apply deploy/admission: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_manifests(&repo_root().join("deploy/admission"));
     // A protected canary tenant: its dry-run deletion is refused once the policy is live.
     let tenants: Api<Tenant> = Api::all(client.clone());
     let canary: Tenant = serde_json::from_value(serde_json::json!({

@@ -20,8 +20,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, client, ensure_namespace, http_get, kubectl,
-    operator, repo_root, unique,
+    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, ensure_namespace,
+    http_get, kubectl, operator, repo_root, unique,
 };
 
 /// What the customer's webhook received.
@@ -93,16 +93,6 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (b, p) => *b = p,
     }
-}
-
-fn apply_examples() {
-    let dir = repo_root().join("examples");
-    let out = kubectl(&["apply", "-f", &dir.to_string_lossy()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn condition_is(

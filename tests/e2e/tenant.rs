@@ -17,7 +17,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::audit;
-use crate::common::{E2E_LABEL, WAIT, client, kubectl, operator, repo_root, unique};
+use crate::common::{E2E_LABEL, WAIT, apply_examples, client, kubectl, operator, unique};
 
 const REGION: &str = "topology.kubernetes.io/region";
 
@@ -53,17 +53,6 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (b, p) => *b = p,
     }
-}
-
-/// Applies the examples (retention policies, subprocessors, tenants …); idempotent.
-fn apply_examples() {
-    let dir = repo_root().join("examples");
-    let out = kubectl(&["apply", "-f", &dir.to_string_lossy()]);
-    assert!(
-        out.status.success(),
-        "kubectl apply -f examples/: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The condition `type_` has `status` (and `reason`, when given), for the current generation.
