@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod channel_binding;
+pub mod finalizer;
 pub mod status;
 pub mod subprocessor;
 pub mod tenant;

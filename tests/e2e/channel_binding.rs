@@ -633,3 +633,110 @@ async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_bi
     .unwrap_or_else(|_| panic!("tenant-{tenant}: senders not at 0"))
     .unwrap();
 }
+
+#[tokio::test]
+async fn deleting_a_binding_revokes_its_provider_credential_before_it_goes() {
+    let client = client().await;
+    let op = operator().await;
+    let (tenant, sp, binding, token_secret) = (
+        unique("cb-del"),
+        unique("cb-del-sp"),
+        unique("cb-del-b"),
+        unique("cb-del-tok"),
+    );
+    let token = format!("token-{}", unique("t"));
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
+    put_secret(&client, &token_secret, &[("token", &token)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+    )
+    .await;
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+    assert!(
+        b.finalizers().iter().any(|f| f == "herald.dev/credentials"),
+        "a live binding carries the revocation finalizer: {:?}",
+        b.finalizers()
+    );
+    let series = format!("binding=\"{binding}\"");
+    assert!(
+        op.metrics().await.contains(&series),
+        "the binding has metric series"
+    );
+
+    // The provider is down: the binding stays, says why, and the senders drop the channel.
+    provider.down.store(true, Ordering::SeqCst);
+    let api: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let uid = b.uid().unwrap();
+    api.delete(&binding, &Default::default()).await.unwrap();
+    let b = wait_binding(
+        &client,
+        &binding,
+        "held for revocation: Ready=False ProviderFailed, Reconciling=True Deleting",
+        |b| {
+            b.metadata.deletion_timestamp.is_some()
+                && condition(b, "Ready") == Some(("False".into(), "ProviderFailed".into()))
+                && condition(b, "Reconciling") == Some(("True".into(), "Deleting".into()))
+        },
+    )
+    .await;
+    let ready = b
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        ready.contains("herald.dev/credentials"),
+        "the message names the finalizer to remove to give up: {ready}"
+    );
+    wait_rolled_out(&client, &tenant, "sms", None).await;
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v1")
+            .await
+            .is_some(),
+        "nothing is deleted before the credential is revoked"
+    );
+
+    // The provider is back: revoked, Secret deleted, binding gone, its series dropped.
+    provider.down.store(false, Ordering::SeqCst);
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            api,
+            &binding,
+            kube::runtime::wait::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("binding {binding} still exists after {WAIT:?}"))
+    .unwrap();
+    let calls = provider.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::Revoke { id, .. } if id == "cred-1")),
+        "cred-1 not revoked: {calls:?}"
+    );
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v1")
+            .await
+            .is_none(),
+        "the credential Secret is deleted"
+    );
+    assert!(
+        !op.metrics().await.contains(&series),
+        "a deleted binding's metric series are dropped"
+    );
+    let log = op.log();
+    assert!(
+        !log.contains(&token),
+        "the provider token appears in the log"
+    );
+}

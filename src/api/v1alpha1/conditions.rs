@@ -135,6 +135,11 @@ pub mod reason {
     pub const PROVIDER_FAILED: &str = "ProviderFailed";
     /// ChannelBinding: `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
+    /// ChannelBinding: being deleted; its credentials are revoked before it goes.
+    pub const DELETING: &str = "Deleting";
+    /// ChannelBinding (event): its credentials were revoked at the provider (tenant
+    /// terminated, or the binding deleted).
+    pub const CREDENTIALS_REVOKED: &str = "CredentialsRevoked";
     /// Subprocessor: a notice could not be delivered to a tenant's endpoint (retried).
     pub const NOTICE_FAILED: &str = "NoticeFailed";
     /// The Subprocessor's safeguard does not cover its locations (e.g. Adequacy claimed
@@ -179,6 +184,8 @@ pub mod reason {
         ROTATING,
         PROVIDER_FAILED,
         SUSPENDED,
+        DELETING,
+        CREDENTIALS_REVOKED,
         NOTICE_FAILED,
         SAFEGUARD_INSUFFICIENT,
         NOTICE_PENDING,

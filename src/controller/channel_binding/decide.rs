@@ -537,6 +537,52 @@ pub fn terminated_status(
     state
 }
 
+/// The status of a binding being deleted whose credentials cannot be revoked yet
+/// (`problem` says why): it stays until they are, and says how to give up instead.
+pub fn deleting_status(
+    b: &ChannelBinding,
+    mut state: ChannelBindingStatus,
+    problem: &Problem,
+    now: Timestamp,
+) -> ChannelBindingStatus {
+    let current = b.status.clone().unwrap_or_default();
+    state.next_rotation = None;
+    let desired = vec![
+        Desired::no(
+            types::READY,
+            problem.reason,
+            format!(
+                "being deleted, but {}; it stays until its credentials are revoked (removing the finalizer {} deletes it without revoking them)",
+                problem.message,
+                super::FINALIZER
+            ),
+        ),
+        Desired::no(
+            types::STALLED,
+            reason::RECONCILED,
+            "retrying the revocation",
+        ),
+        Desired::yes(
+            types::RECONCILING,
+            reason::DELETING,
+            "revoking the credentials before the binding is deleted",
+        ),
+        Desired::no(
+            types::SUBPROCESSOR_EFFECTIVE,
+            reason::DELETING,
+            "the binding is being deleted: no channel runs through it",
+        ),
+        Desired::no(
+            types::CREDENTIAL_CURRENT,
+            problem.reason,
+            problem.message.clone(),
+        ),
+    ];
+    state.observed_generation = b.metadata.generation;
+    state.conditions = merge(&current.conditions, &desired, b.metadata.generation, now);
+    state
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -802,5 +848,45 @@ mod tests {
         assert_eq!(c.reason, reason::OBJECTED);
         assert!(crate::conditions::is_true(&s.conditions, types::STALLED));
         assert!(!crate::conditions::is_true(&s.conditions, types::READY));
+    }
+
+    #[test]
+    fn a_binding_held_for_revocation_says_why_and_how_to_give_up() {
+        let b = binding(
+            serde_json::json!({"credentialVersion": 1, "nextRotation": "2026-03-01T00:00:00Z"}),
+            serde_json::json!({}),
+        );
+        let problem = Problem {
+            reason: reason::PROVIDER_FAILED,
+            message: "cannot revoke its credentials at the provider: HTTP 500".into(),
+        };
+        let s = deleting_status(
+            &b,
+            b.status.clone().unwrap(),
+            &problem,
+            ts("2026-02-02T00:00:00Z"),
+        );
+        assert_eq!(s.next_rotation, None, "a deleting binding is never rotated");
+        assert_eq!(s.credential_version, Some(1), "its state is kept");
+        let ready = crate::conditions::find(&s.conditions, types::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason::PROVIDER_FAILED)
+        );
+        assert!(ready.message.contains("HTTP 500"), "{}", ready.message);
+        assert!(
+            ready.message.contains(super::super::FINALIZER),
+            "{}",
+            ready.message
+        );
+        let reconciling = crate::conditions::find(&s.conditions, types::RECONCILING).unwrap();
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("True", reason::DELETING)
+        );
+        assert!(!crate::conditions::is_true(
+            &s.conditions,
+            types::SUBPROCESSOR_EFFECTIVE
+        ));
     }
 }

@@ -42,7 +42,7 @@ use self::decide::{
 use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
-use super::{Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL};
+use super::{Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer};
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
     ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
@@ -51,6 +51,9 @@ use crate::provider::ProviderClient;
 
 /// The controller label value in metrics.
 const CONTROLLER: &str = "channelbinding";
+/// The finalizer that makes deleting a ChannelBinding revoke its credentials at the
+/// provider and delete its Secrets before the binding disappears.
+pub const FINALIZER: &str = "herald.dev/credentials";
 
 const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
@@ -272,6 +275,12 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
+    if b.metadata.deletion_timestamp.is_some() {
+        return remove(b, ctx, now).await;
+    }
+    let api: Api<ChannelBinding> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    finalizer::ensure(&api, b, FINALIZER, ctx, CONTROLLER).await?;
     let tenant_name = &b.spec.tenant_ref.name;
     let sp_name = &b.spec.subprocessor_ref.name;
     let channel = channel_name(b);
@@ -575,61 +584,12 @@ async fn terminate(
     let mut problem: Option<Problem> = None;
     let mut wait = super::resync(&b.name_any());
     if state.credentials_revoked_at.is_none() {
-        let uid = b.metadata.uid.clone().unwrap_or_default();
-        let revoked = if b.spec.credential.provider_api.is_none() {
-            true
-        } else if let Some((p, remaining)) = PACING.gate(&uid) {
-            problem = Some(p);
-            wait = remaining;
-            false
-        } else {
-            let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
-            let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
-            let leftovers: Vec<&str> = versions
-                .iter()
-                .filter(|v| v.ours)
-                .filter_map(|v| v.provider_id.as_deref())
-                .collect();
-            let ids = decide::ids_to_revoke(&state, leftovers);
-            match read_source(ctx, b).await? {
-                _ if ids.is_empty() => true,
-                Ok(Source::Provider { url, token }) => {
-                    let provider = ProviderClient::new(ctx.http.clone());
-                    let mut failed = None;
-                    for id in &ids {
-                        if let Err(e) = provider.revoke(&url, &token, id).await {
-                            warn!(category = e.category(), error = %e, "cannot revoke a credential of the terminated tenant; retrying");
-                            failed = Some(Problem {
-                                reason: reason::PROVIDER_FAILED,
-                                message: format!(
-                                    "cannot revoke its credentials at the provider: {e}"
-                                ),
-                            });
-                            break;
-                        }
-                    }
-                    match failed {
-                        Some(p) => {
-                            wait = PACING.failed(&uid, &p);
-                            problem = Some(p);
-                            false
-                        }
-                        None => {
-                            PACING.succeeded(&uid);
-                            true
-                        }
-                    }
-                }
-                // The spec names no provider now: nothing Herald can call.
-                Ok(Source::Secret { .. }) => true,
-                Err(p) => {
-                    wait = REQUEUE_WAITING;
-                    problem = Some(Problem {
-                        reason: p.reason,
-                        message: format!("cannot revoke its credentials: {}", p.message),
-                    });
-                    false
-                }
+        let revoked = match revoke_all(b, ctx, &state).await? {
+            Ok(_) => true,
+            Err((p, retry)) => {
+                problem = Some(p);
+                wait = retry;
+                false
             }
         };
         if revoked {
@@ -643,7 +603,7 @@ async fn terminate(
                 ctx,
                 b,
                 EventType::Normal,
-                "CredentialsRevoked",
+                reason::CREDENTIALS_REVOKED,
                 format!(
                     "Tenant {} is terminated: every credential of the channel is revoked",
                     b.spec.tenant_ref.name
@@ -655,6 +615,139 @@ async fn terminate(
     let status = decide::terminated_status(b, state, problem, now);
     publish_status(b, status, ctx).await?;
     Ok(Action::requeue(wait))
+}
+
+/// Revokes at the provider every credential Herald issued for the binding (current,
+/// previous, leftover versions in the tenant namespace). `Ok(Ok(n))`: all revoked, `n`
+/// of them now; a secretRef binding has nothing Herald could revoke (revoking the source
+/// is up to whoever issued it), so it answers at once. `Ok(Err((problem, retry)))`: not
+/// yet, and when to try again. Idempotent: a repeated revocation answers 404, which
+/// counts as revoked.
+async fn revoke_all(
+    b: &ChannelBinding,
+    ctx: &Context,
+    state: &ChannelBindingStatus,
+) -> Result<Result<usize, (Problem, Duration)>, Error> {
+    if b.spec.credential.provider_api.is_none() {
+        return Ok(Ok(0));
+    }
+    let uid = b.metadata.uid.clone().unwrap_or_default();
+    if let Some(gated) = PACING.gate(&uid) {
+        return Ok(Err(gated));
+    }
+    let channel = channel_name(b);
+    let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
+    let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
+    let leftovers: Vec<&str> = versions
+        .iter()
+        .filter(|v| v.ours)
+        .filter_map(|v| v.provider_id.as_deref())
+        .collect();
+    let ids = decide::ids_to_revoke(state, leftovers);
+    if ids.is_empty() {
+        return Ok(Ok(0));
+    }
+    match read_source(ctx, b).await? {
+        Ok(Source::Provider { url, token }) => {
+            let provider = ProviderClient::new(ctx.http.clone());
+            for id in &ids {
+                if let Err(e) = provider.revoke(&url, &token, id).await {
+                    warn!(category = e.category(), error = %e, "cannot revoke a credential of the channel; retrying");
+                    let p = Problem {
+                        reason: reason::PROVIDER_FAILED,
+                        message: format!("cannot revoke its credentials at the provider: {e}"),
+                    };
+                    let retry = PACING.failed(&uid, &p);
+                    return Ok(Err((p, retry)));
+                }
+            }
+            PACING.succeeded(&uid);
+            Ok(Ok(ids.len()))
+        }
+        // The spec names no provider now: nothing Herald can call.
+        Ok(Source::Secret { .. }) => Ok(Ok(0)),
+        Err(p) => Ok(Err((
+            Problem {
+                reason: p.reason,
+                message: format!("cannot revoke its credentials: {}", p.message),
+            },
+            REQUEUE_WAITING,
+        ))),
+    }
+}
+
+/// The binding is being deleted: revokes what Herald issued at the provider (unless the
+/// tenant's termination already did), deletes the binding's credential Secrets in the
+/// tenant namespace, drops its metric series, then releases [`FINALIZER`]. The Tenant
+/// controller has already stopped mounting it (a deleting binding is not eligible).
+/// Until the provider answers, the binding stays, with the reason in its status: a
+/// deleted channel must not leave a live credential behind. Removing the finalizer by
+/// hand gives the revocation up.
+async fn remove(b: &ChannelBinding, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
+    if !finalizer::has(b, FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let state = b.status.clone().unwrap_or_default();
+    let channel = channel_name(b);
+    let revoked = match state.credentials_revoked_at {
+        Some(_) => 0,
+        None => match revoke_all(b, ctx, &state).await? {
+            Ok(n) => n,
+            Err((problem, retry)) => {
+                let status = decide::deleting_status(b, state, &problem, now);
+                publish_status(b, status, ctx).await?;
+                return Ok(Action::requeue(retry));
+            }
+        },
+    };
+    let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
+    let mut deleted = 0;
+    // A terminating namespace takes its Secrets with it.
+    if namespace_ready(ctx, &tenant_ns).await? {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant_ns);
+        for v in list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await? {
+            if v.ours {
+                delete_secret(ctx, &secrets, &v.name).await?;
+                deleted += 1;
+            }
+        }
+    }
+    forget_metrics(ctx, b, &channel);
+    // News only when something was still live: a binding swept by the tenant's erasure
+    // (revoked already, namespace gone) goes quietly.
+    if revoked + deleted > 0 {
+        info!(
+            revoked,
+            secrets = deleted,
+            "binding deleted: its credentials revoked and its Secrets deleted"
+        );
+        event(
+            ctx,
+            b,
+            EventType::Normal,
+            reason::CREDENTIALS_REVOKED,
+            format!(
+                "ChannelBinding deleted: {revoked} credential(s) revoked at the provider, {deleted} credential Secret(s) deleted from {tenant_ns}"
+            ),
+        )
+        .await;
+    }
+    let api: Api<ChannelBinding> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    finalizer::release(&api, b, FINALIZER, ctx, CONTROLLER).await?;
+    PACING.succeeded(b.metadata.uid.as_deref().unwrap_or_default());
+    Ok(Action::await_change())
+}
+
+/// Drops the binding's metric series, so a deleted binding raises no rotation alert.
+fn forget_metrics(ctx: &Context, b: &ChannelBinding, channel: &str) {
+    let labels = crate::metrics::BindingLabels {
+        binding: b.name_any(),
+        tenant: b.spec.tenant_ref.name.clone(),
+        channel: channel.to_owned(),
+    };
+    ctx.metrics.credential_last_rotation.remove(&labels);
+    ctx.metrics.credential_next_rotation.remove(&labels);
 }
 
 /// The time from `now` to `at`, at least a second (a due deadline is not a hot loop).

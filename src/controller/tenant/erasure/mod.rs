@@ -19,7 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::core::{ApiResource, DynamicObject};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::{Resource, ResourceExt};
@@ -33,7 +33,7 @@ use super::build::{SENDER, namespace_name};
 use crate::api::v1alpha1::{
     ErasureStatus, ExportStatus, PurgeRecord, RecordRetention, Tenant, TerminationAction,
 };
-use crate::controller::{Context, Error, TENANT_LABEL};
+use crate::controller::{Context, Error, TENANT_LABEL, finalizer};
 use crate::retention::Periods;
 
 /// The finalizer that makes deleting a Tenant run erasure (and write its receipt)
@@ -63,49 +63,16 @@ pub struct Progress {
     pub delivery: Delivery,
 }
 
-/// The field manager that owns only Herald's finalizer on Tenants: server-side apply
-/// adds it to (or removes it from) the set without touching anyone else's, and needs no
-/// resourceVersion, so it never conflicts with a concurrent status update.
-const FINALIZER_MANAGER: &str = "herald-finalizer";
-
 /// Adds the erasure finalizer to a live Tenant that lacks it (a write only once).
 pub async fn ensure_finalizer(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
-    if tenant.metadata.deletion_timestamp.is_some()
-        || tenant.finalizers().iter().any(|f| f == FINALIZER)
-    {
-        return Ok(());
-    }
-    apply_finalizers(tenant, ctx, &[FINALIZER]).await
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    finalizer::ensure(&api, tenant, FINALIZER, ctx, "tenant").await
 }
 
 /// Removes the erasure finalizer (the Tenant then disappears).
 pub async fn release(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
-    if !tenant.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
-    }
-    apply_finalizers(tenant, ctx, &[]).await
-}
-
-async fn apply_finalizers(
-    tenant: &Tenant,
-    ctx: &Context,
-    finalizers: &[&str],
-) -> Result<(), Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
-    let name = tenant.name_any();
-    let patch = json!({
-        "apiVersion": "herald.dev/v1alpha1", "kind": "Tenant",
-        "metadata": {"name": name, "finalizers": finalizers}
-    });
-    api.patch(
-        &name,
-        &PatchParams::apply(FINALIZER_MANAGER),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube(format!("update finalizers of Tenant {name}")))?;
-    ctx.metrics.wrote("tenant", "Tenant/finalizers");
-    Ok(())
+    finalizer::release(&api, tenant, FINALIZER, ctx, "tenant").await
 }
 
 /// Runs the next steps of the pipeline for a terminated or deleted tenant.
