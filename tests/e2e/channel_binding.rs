@@ -740,3 +740,61 @@ async fn deleting_a_binding_revokes_its_provider_credential_before_it_goes() {
         "the provider token appears in the log"
     );
 }
+
+#[tokio::test]
+async fn a_binding_applied_before_its_tenant_starts_the_senders_once_with_its_channel() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, source) = (
+        unique("cb-early"),
+        unique("cb-early-sp"),
+        unique("cb-early-b"),
+        unique("cb-early-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    put_secret(&client, &source, &[("apiKey", "not-a-real-key")]).await;
+    // GitOps applies a tenant's manifests together, in no particular order: here the
+    // binding is reconciled first and reports that its Tenant does not exist.
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "TenantNotFound", |b| {
+        condition(b, "SubprocessorEffective") == Some(("False".into(), "TenantNotFound".into()))
+    })
+    .await;
+
+    create_tenant(&client, &tenant, json!({})).await;
+    wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+    // One ReplicaSet per pod template: the senders started once, already with the
+    // channel, instead of starting without it and rolling again when it arrived.
+    let sets = Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(
+        client.clone(),
+        &format!("tenant-{tenant}"),
+    )
+    .list(&ListParams::default())
+    .await
+    .unwrap();
+    let templates: Vec<Option<String>> = sets
+        .items
+        .iter()
+        .map(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get("herald.dev/credential-versions").cloned())
+        })
+        .collect();
+    assert_eq!(
+        templates,
+        [Some("sms=1".to_owned())],
+        "the senders' pod templates (credential versions of each ReplicaSet)"
+    );
+}

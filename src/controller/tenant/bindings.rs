@@ -78,8 +78,9 @@ pub fn mounts<'a>(
 
 /// The tenant's bindings whose first credential is on its way: eligible as for
 /// [`mounts`], without a credential yet, and neither blocked (SubprocessorEffective
-/// False) nor failed (CredentialCurrent with any reason but Pending) as reported by the
-/// ChannelBinding controller. A new tenant's first sender rollout waits for these, so
+/// False, unless only because the Tenant did not exist yet) nor failed
+/// (CredentialCurrent with any reason but Pending) as reported by the ChannelBinding
+/// controller. A new tenant's first sender rollout waits for these, so
 /// its senders start once with every channel instead of rolling once per channel.
 /// Sorted by name.
 pub fn awaiting<'a>(
@@ -95,8 +96,13 @@ pub fn awaiting<'a>(
             if status.credential_version.is_some() {
                 return false;
             }
+            // TenantNotFound is stale here: the tenant being reconciled exists. A binding
+            // applied before its Tenant (GitOps applies them together) reported it, and
+            // is woken by the Tenant's creation to deliver the first credential.
             !status.conditions.iter().any(|c| {
-                (c.type_ == SUBPROCESSOR_EFFECTIVE && c.status == "False")
+                (c.type_ == SUBPROCESSOR_EFFECTIVE
+                    && c.status == "False"
+                    && c.reason != reason::TENANT_NOT_FOUND)
                     || (c.type_ == CREDENTIAL_CURRENT && c.reason != reason::PENDING)
             })
         })
@@ -202,17 +208,21 @@ mod tests {
         );
         let mut unseen = binding("acme", "voice", None, true);
         unseen.status = None;
+        // Reconciled before its Tenant existed: still on its way.
+        let mut early = binding("acme", "viber", None, false);
+        early.status.as_mut().unwrap().conditions[0].reason = "TenantNotFound".into();
         let bs = [
             binding("acme", "whatsapp", Some(1), true),
             binding("acme", "sms", None, false),
             binding("acme", "email", None, true),
             failed,
             unseen,
+            early,
             binding("other", "rcs", None, true),
         ];
         assert_eq!(
             awaiting("acme", "herald-system", &bs),
-            ["acme-email", "acme-voice"],
+            ["acme-email", "acme-viber", "acme-voice"],
             "delivered, blocked, failed and other tenants' bindings are not awaited"
         );
     }
