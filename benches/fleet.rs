@@ -992,36 +992,22 @@ async fn delete_namespaces(
     Ok(start.elapsed())
 }
 
-/// Removes every bench object (an earlier run's too): Tenants (finalizers dropped: no
-/// operator runs now), bindings, Secrets and receipts in the control namespace, and
+/// Removes every bench object (an earlier run's too): Tenants and bindings (finalizers
+/// dropped: no operator runs now), Secrets and receipts in the control namespace, and
 /// the tenant namespaces, waiting until they are gone.
 async fn cleanup(client: &Client) -> R<()> {
-    let tenants: Api<Tenant> = Api::all(client.clone());
     let lp = ListParams::default().labels(BENCH_LABEL);
-    let list = tenants.list_metadata(&lp).await?;
-    if !list.items.is_empty() {
-        say(&format!("cleanup: {} bench Tenants", list.items.len()));
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let n = drop_finalizers(&tenants, &lp).await?;
+    if n > 0 {
+        say(&format!("cleanup: {n} bench Tenants"));
     }
-    stream::iter(list.items.iter().map(|t| {
-        let tenants = tenants.clone();
-        let name = t.name_any();
-        let has_finalizers = !t.finalizers().is_empty();
-        async move {
-            if has_finalizers {
-                let patch = json!({"metadata": {"finalizers": null}});
-                let _ = tenants
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await;
-            }
-        }
-    }))
-    .buffer_unordered(32)
-    .collect::<Vec<()>>()
-    .await;
     tenants
         .delete_collection(&DeleteParams::background(), &lp)
         .await?;
-    Api::<ChannelBinding>::namespaced(client.clone(), CONTROL_NS)
+    let bindings: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NS);
+    drop_finalizers(&bindings, &lp).await?;
+    bindings
         .delete_collection(&DeleteParams::background(), &lp)
         .await?;
     Api::<Secret>::namespaced(client.clone(), CONTROL_NS)
@@ -1058,6 +1044,33 @@ async fn cleanup(client: &Client) -> R<()> {
         delete_namespaces(client, 64, &left, Duration::from_secs(1800)).await?;
     }
     Ok(())
+}
+
+/// Removes every finalizer from the objects `lp` selects (Herald's included: no operator
+/// runs to release them); returns how many objects there are.
+async fn drop_finalizers<K>(api: &Api<K>, lp: &ListParams) -> R<usize>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api.list_metadata(lp).await?;
+    stream::iter(
+        list.items
+            .iter()
+            .filter(|o| !o.finalizers().is_empty())
+            .map(|o| {
+                let name = o.name_any();
+                async move {
+                    let patch = json!({"metadata": {"finalizers": null}});
+                    let _ = api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await;
+                }
+            }),
+    )
+    .buffer_unordered(32)
+    .collect::<Vec<()>>()
+    .await;
+    Ok(list.items.len())
 }
 
 // ------------------------------------------------------------------------ operator
