@@ -139,7 +139,7 @@ pub fn resync(key: &str) -> std::time::Duration {
 /// A change filter for the mappers of secondary watches (`Controller::watches`): an
 /// object passes only when the part of it the reconciler reads (its `key`, hashed)
 /// changed since the last event for the same object. It is the predicate filter of
-/// kube-runtime without its unstable `watches_stream`, and it keeps status writes that
+/// kube-runtime, applied in the mapper (one per watch), and it keeps status writes that
 /// do not matter to a controller (a count in a message, a rollout's progress) from
 /// requeueing it: one Subprocessor status patch used to reconcile every ChannelBinding.
 ///

@@ -174,9 +174,12 @@ pub async fn run(
             refs(&by_tenant, |b| b.spec.tenant_ref.name == name)
         },
     )
-    // The source Secrets and provider tokens live in the control namespace.
+    // The source Secrets and provider tokens live in the control namespace. Metadata
+    // only (`Api<PartialObjectMeta<_>>` makes metadata requests): a change of a
+    // Secret's data is an event all the same, and no value streams through the
+    // operator (the reconcile reads the one source it needs).
     .watches(
-        Api::<Secret>::namespaced(client.clone(), &ns),
+        Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
         WatcherConfig::default(),
         move |s| {
             let name = s.name_any();
