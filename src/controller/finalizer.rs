@@ -19,20 +19,23 @@ pub fn has<K: Resource>(obj: &K, finalizer: &str) -> bool {
 }
 
 /// Adds `finalizer` to a live object that lacks it (a write only once per object).
+/// Returns whether it wrote: the write is itself a watch event that reconciles the
+/// object again, so a caller returns at once instead of doing the work twice.
 pub async fn ensure<K>(
     api: &Api<K>,
     obj: &K,
     finalizer: &str,
     ctx: &Context,
     controller: &str,
-) -> Result<(), Error>
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     if obj.meta().deletion_timestamp.is_some() || has(obj, finalizer) {
-        return Ok(());
+        return Ok(false);
     }
-    apply(api, obj, &[finalizer], ctx, controller).await
+    apply(api, obj, &[finalizer], ctx, controller).await?;
+    Ok(true)
 }
 
 /// Removes Herald's finalizer (the object then disappears unless others hold it).

@@ -283,7 +283,11 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     }
     let api: Api<ChannelBinding> =
         Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    finalizer::ensure(&api, b, FINALIZER, ctx, CONTROLLER).await?;
+    // Adding it is an event that reconciles the binding again at once: the work is
+    // done then, not twice (the retry is only a safety net).
+    if finalizer::ensure(&api, b, FINALIZER, ctx, CONTROLLER).await? {
+        return Ok(Action::requeue(REQUEUE_WAITING));
+    }
     let tenant_name = &b.spec.tenant_ref.name;
     let sp_name = &b.spec.subprocessor_ref.name;
     let channel = channel_name(b);

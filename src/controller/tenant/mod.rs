@@ -327,8 +327,12 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
 
     // Every live Tenant carries the erasure finalizer, so that deleting one erases it
-    // with a receipt before it disappears (written once; quiet afterwards).
-    erasure::ensure_finalizer(tenant, ctx).await?;
+    // with a receipt before it disappears (written once; quiet afterwards). Adding it
+    // is an event that reconciles the Tenant again at once: the work is done then, not
+    // twice (the retry is only a safety net).
+    if erasure::ensure_finalizer(tenant, ctx).await? {
+        return Ok(Action::requeue(REQUEUE_CONVERGING));
+    }
 
     // Resolve what the decision needs from other objects.
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());

@@ -63,8 +63,9 @@ pub struct Progress {
     pub delivery: Delivery,
 }
 
-/// Adds the erasure finalizer to a live Tenant that lacks it (a write only once).
-pub async fn ensure_finalizer(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
+/// Adds the erasure finalizer to a live Tenant that lacks it (a write only once);
+/// whether it wrote (see [`finalizer::ensure`]).
+pub async fn ensure_finalizer(tenant: &Tenant, ctx: &Context) -> Result<bool, Error> {
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     finalizer::ensure(&api, tenant, FINALIZER, ctx, "tenant").await
 }
