@@ -56,6 +56,7 @@ const CONTROLLER: &str = "channelbinding";
 pub const FINALIZER: &str = "herald.dev/credentials";
 
 const REQUEUE_WAITING: Duration = Duration::from_secs(30);
+const REQUEUE_NAMESPACE: Duration = Duration::from_secs(120);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 /// Provider retries back off from the first to the last, by how long the provider has
 /// been failing (the condition's lastTransitionTime, persisted).
@@ -511,7 +512,10 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
             Err(p) => problem = Some(p),
         }
     } else if trigger.is_some() && verdict.effective && problem.is_none() {
-        wait = wait.min(REQUEUE_WAITING); // the tenant namespace is not there yet
+        // The tenant namespace is not there yet: its creation wakes us (namespace
+        // watch); the requeue is only a safety net. A 30 s poll of 2,000 waiting
+        // bindings used to fill the queue that the woken ones wait in.
+        wait = wait.min(REQUEUE_NAMESPACE);
     }
 
     // 3. Versions older than the current one that no rotation still needs are leftovers
