@@ -136,6 +136,17 @@ pub fn resync(key: &str) -> std::time::Duration {
     std::time::Duration::from_secs(3600 - 360 + spread)
 }
 
+/// The time from `now` to `at`, at least a second (a due deadline is not a hot loop).
+pub fn until(
+    now: k8s_openapi::jiff::Timestamp,
+    at: k8s_openapi::jiff::Timestamp,
+) -> std::time::Duration {
+    if at <= now {
+        return std::time::Duration::from_secs(1);
+    }
+    at.duration_since(now).unsigned_abs() + std::time::Duration::from_secs(1)
+}
+
 /// A change filter for the mappers of secondary watches (`Controller::watches`): an
 /// object passes only when the part of it the reconciler reads (its `key`, hashed)
 /// changed since the last event for the same object. It is the predicate filter of

@@ -437,29 +437,36 @@ async fn revoke(
     StatusCode::NO_CONTENT
 }
 
-#[tokio::test]
-async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage() {
-    let client = client().await;
-    operator().await;
+/// A new tenant with one SMS binding whose credential a [`FakeProvider`] mints (names
+/// from `prefix`): (tenant, binding, provider, provider token).
+async fn provider_binding(client: &Client, prefix: &str) -> (String, String, FakeProvider, String) {
     let (tenant, sp, binding, token_secret) = (
-        unique("cb-prov"),
-        unique("cb-prov-sp"),
-        unique("cb-prov-b"),
-        unique("cb-prov-tok"),
+        unique(prefix),
+        unique(&format!("{prefix}-sp")),
+        unique(&format!("{prefix}-b")),
+        unique(&format!("{prefix}-tok")),
     );
     let token = format!("token-{}", unique("t"));
-    create_subprocessor(&client, &sp, 30).await;
-    create_tenant(&client, &tenant, json!({})).await;
+    create_subprocessor(client, &sp, 30).await;
+    create_tenant(client, &tenant, json!({})).await;
     let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
-    put_secret(&client, &token_secret, &[("token", &token)]).await;
+    put_secret(client, &token_secret, &[("token", &token)]).await;
     create_binding(
-        &client,
+        client,
         &binding,
         &tenant,
         &sp,
         json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
     )
     .await;
+    (tenant, binding, provider, token)
+}
+
+#[tokio::test]
+async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage() {
+    let client = client().await;
+    operator().await;
+    let (tenant, binding, provider, token) = provider_binding(&client, "cb-prov").await;
 
     let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
     assert_eq!(
@@ -550,25 +557,7 @@ async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage
 async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_binding() {
     let client = client().await;
     operator().await;
-    let (tenant, sp, binding, token_secret) = (
-        unique("cb-term"),
-        unique("cb-term-sp"),
-        unique("cb-term-b"),
-        unique("cb-term-tok"),
-    );
-    let token = format!("token-{}", unique("t"));
-    create_subprocessor(&client, &sp, 30).await;
-    create_tenant(&client, &tenant, json!({})).await;
-    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
-    put_secret(&client, &token_secret, &[("token", &token)]).await;
-    create_binding(
-        &client,
-        &binding,
-        &tenant,
-        &sp,
-        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
-    )
-    .await;
+    let (tenant, binding, provider, _) = provider_binding(&client, "cb-term").await;
     wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
     wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
 
@@ -638,25 +627,7 @@ async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_bi
 async fn deleting_a_binding_revokes_its_provider_credential_before_it_goes() {
     let client = client().await;
     let op = operator().await;
-    let (tenant, sp, binding, token_secret) = (
-        unique("cb-del"),
-        unique("cb-del-sp"),
-        unique("cb-del-b"),
-        unique("cb-del-tok"),
-    );
-    let token = format!("token-{}", unique("t"));
-    create_subprocessor(&client, &sp, 30).await;
-    create_tenant(&client, &tenant, json!({})).await;
-    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
-    put_secret(&client, &token_secret, &[("token", &token)]).await;
-    create_binding(
-        &client,
-        &binding,
-        &tenant,
-        &sp,
-        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
-    )
-    .await;
+    let (tenant, binding, provider, token) = provider_binding(&client, "cb-del").await;
     let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
     wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
     assert!(

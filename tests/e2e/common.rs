@@ -62,19 +62,21 @@ pub fn kubectl(args: &[&str]) -> Output {
         })
 }
 
+/// `kubectl apply` as the e2e field manager, server-side, taking over fields others
+/// set; the manifests follow (`-f …`).
+pub const APPLY: &[&str] = &[
+    "apply",
+    "--server-side",
+    "--force-conflicts",
+    "--field-manager=herald-e2e",
+];
+
 /// Server-side applies the manifests at `path` (a file or a directory) as the e2e
 /// field manager. Server-side, because parallel tests apply the same examples: a
 /// client-side `kubectl apply` reads, finds nothing and creates, so two at once fail
 /// with AlreadyExists; the API server's apply creates-or-updates in one step.
 pub fn apply_manifests(path: &Path) {
-    let out = kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=herald-e2e",
-        "-f",
-        &path.to_string_lossy(),
-    ]);
+    let out = kubectl(&[APPLY, &["-f", &path.to_string_lossy()]].concat());
     assert!(
         out.status.success(),
         "kubectl apply -f {}: {}",

@@ -91,14 +91,7 @@ pub fn kubectl_stdin(args: &[&str], input: &str) -> std::process::Output {
 pub fn apply(objects: &[Value]) {
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
     let out = kubectl_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=herald-e2e",
-            "-f",
-            "-",
-        ],
+        &[crate::common::APPLY, &["-f", "-"]].concat(),
         &list.to_string(),
     );
     assert!(

@@ -42,7 +42,9 @@ use self::decide::{
 use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
-use super::{Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer};
+use super::{
+    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, until,
+};
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
     ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
@@ -282,11 +284,9 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     if b.metadata.deletion_timestamp.is_some() {
         return remove(b, ctx, now).await;
     }
-    let api: Api<ChannelBinding> =
-        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
     // Adding it is an event that reconciles the binding again at once: the work is
     // done then, not twice (the retry is only a safety net).
-    if finalizer::ensure(&api, b, FINALIZER, ctx, CONTROLLER).await? {
+    if finalizer::ensure(&bindings_api(ctx), b, FINALIZER, ctx, CONTROLLER).await? {
         return Ok(Action::requeue(REQUEUE_WAITING));
     }
     let tenant_name = &b.spec.tenant_ref.name;
@@ -587,15 +587,13 @@ async fn terminate(
     // No next rotation any more: drop its series so no rotation alert fires.
     ctx.metrics
         .credential_next_rotation
-        .remove(&crate::metrics::BindingLabels {
-            binding: b.name_any(),
-            tenant: b.spec.tenant_ref.name.clone(),
-            channel: channel.clone(),
-        });
+        .remove(&metric_labels(b, &channel));
     let mut problem: Option<Problem> = None;
     let mut wait = super::resync(&b.name_any());
     if state.credentials_revoked_at.is_none() {
-        let revoked = match revoke_all(b, ctx, &state).await? {
+        let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
+        let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
+        let revoked = match revoke_all(b, ctx, &state, &versions).await? {
             Ok(_) => true,
             Err((p, retry)) => {
                 problem = Some(p);
@@ -629,7 +627,8 @@ async fn terminate(
 }
 
 /// Revokes at the provider every credential Herald issued for the binding (current,
-/// previous, leftover versions in the tenant namespace). `Ok(Ok(n))`: all revoked, `n`
+/// previous, and the leftovers among `versions`, the channel's Secrets in the tenant
+/// namespace). `Ok(Ok(n))`: all revoked, `n`
 /// of them now; a secretRef binding has nothing Herald could revoke (revoking the source
 /// is up to whoever issued it), so it answers at once. `Ok(Err((problem, retry)))`: not
 /// yet, and when to try again. Idempotent: a repeated revocation answers 404, which
@@ -638,6 +637,7 @@ async fn revoke_all(
     b: &ChannelBinding,
     ctx: &Context,
     state: &ChannelBindingStatus,
+    versions: &[Version],
 ) -> Result<Result<usize, (Problem, Duration)>, Error> {
     if b.spec.credential.provider_api.is_none() {
         return Ok(Ok(0));
@@ -646,9 +646,6 @@ async fn revoke_all(
     if let Some(gated) = PACING.gate(&uid) {
         return Ok(Err(gated));
     }
-    let channel = channel_name(b);
-    let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
-    let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
     let leftovers: Vec<&str> = versions
         .iter()
         .filter(|v| v.ours)
@@ -700,9 +697,11 @@ async fn remove(b: &ChannelBinding, ctx: &Context, now: Timestamp) -> Result<Act
     }
     let state = b.status.clone().unwrap_or_default();
     let channel = channel_name(b);
+    let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
+    let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
     let revoked = match state.credentials_revoked_at {
         Some(_) => 0,
-        None => match revoke_all(b, ctx, &state).await? {
+        None => match revoke_all(b, ctx, &state, &versions).await? {
             Ok(n) => n,
             Err((problem, retry)) => {
                 let status = decide::deleting_status(b, state, &problem, now);
@@ -711,16 +710,13 @@ async fn remove(b: &ChannelBinding, ctx: &Context, now: Timestamp) -> Result<Act
             }
         },
     };
-    let tenant_ns = namespace_name(&b.spec.tenant_ref.name);
     let mut deleted = 0;
     // A terminating namespace takes its Secrets with it.
     if namespace_ready(ctx, &tenant_ns).await? {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &tenant_ns);
-        for v in list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await? {
-            if v.ours {
-                delete_secret(ctx, &secrets, &v.name).await?;
-                deleted += 1;
-            }
+        for v in versions.iter().filter(|v| v.ours) {
+            delete_secret(ctx, &secrets, &v.name).await?;
+            deleted += 1;
         }
     }
     forget_metrics(ctx, b, &channel);
@@ -743,30 +739,16 @@ async fn remove(b: &ChannelBinding, ctx: &Context, now: Timestamp) -> Result<Act
         )
         .await;
     }
-    let api: Api<ChannelBinding> =
-        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    finalizer::release(&api, b, FINALIZER, ctx, CONTROLLER).await?;
+    finalizer::release(&bindings_api(ctx), b, FINALIZER, ctx, CONTROLLER).await?;
     PACING.succeeded(b.metadata.uid.as_deref().unwrap_or_default());
     Ok(Action::await_change())
 }
 
 /// Drops the binding's metric series, so a deleted binding raises no rotation alert.
 fn forget_metrics(ctx: &Context, b: &ChannelBinding, channel: &str) {
-    let labels = crate::metrics::BindingLabels {
-        binding: b.name_any(),
-        tenant: b.spec.tenant_ref.name.clone(),
-        channel: channel.to_owned(),
-    };
+    let labels = metric_labels(b, channel);
     ctx.metrics.credential_last_rotation.remove(&labels);
     ctx.metrics.credential_next_rotation.remove(&labels);
-}
-
-/// The time from `now` to `at`, at least a second (a due deadline is not a hot loop).
-fn until(now: Timestamp, at: Timestamp) -> Duration {
-    if at <= now {
-        return Duration::from_secs(1);
-    }
-    at.duration_since(now).unsigned_abs() + Duration::from_secs(1)
 }
 
 /// Reads the source: the Secret to copy, or the provider's URL and token. `Ok(Err)` when
@@ -953,12 +935,17 @@ async fn delete_secret(ctx: &Context, api: &Api<Secret>, name: &str) -> Result<(
     }
 }
 
-fn record_metrics(ctx: &Context, b: &ChannelBinding, channel: &str, s: &ChannelBindingStatus) {
-    let labels = crate::metrics::BindingLabels {
+/// The binding's metric labels.
+fn metric_labels(b: &ChannelBinding, channel: &str) -> crate::metrics::BindingLabels {
+    crate::metrics::BindingLabels {
         binding: b.name_any(),
         tenant: b.spec.tenant_ref.name.clone(),
         channel: channel.to_owned(),
-    };
+    }
+}
+
+fn record_metrics(ctx: &Context, b: &ChannelBinding, channel: &str, s: &ChannelBindingStatus) {
+    let labels = metric_labels(b, channel);
     if let Some(t) = &s.last_rotation {
         ctx.metrics
             .credential_last_rotation
@@ -973,6 +960,11 @@ fn record_metrics(ctx: &Context, b: &ChannelBinding, channel: &str, s: &ChannelB
     }
 }
 
+/// The ChannelBindings (all in the control namespace).
+fn bindings_api(ctx: &Context) -> Api<ChannelBinding> {
+    Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace)
+}
+
 /// Patches the status when it differs from what is stored; events on transitions.
 async fn publish_status(
     b: &ChannelBinding,
@@ -980,12 +972,10 @@ async fn publish_status(
     ctx: &Context,
 ) -> Result<(), Error> {
     let before = b.status.clone().unwrap_or_default();
-    let api: Api<ChannelBinding> =
-        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
     crate::controller::status::publish(
         ctx,
         CONTROLLER,
-        &api,
+        &bindings_api(ctx),
         b,
         (&before, &before.conditions),
         (&status, &status.conditions),

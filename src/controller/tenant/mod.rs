@@ -472,12 +472,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         super::resync(&name)
     } else if let Some(deadline) = first_start_deadline.filter(|_| hold_first_start) {
         // The first start stops waiting at the deadline, event or not.
-        REQUEUE_CONVERGING.min(
-            Timestamp::now()
-                .duration_until(deadline)
-                .unsigned_abs()
-                .saturating_add(Duration::from_secs(1)),
-        )
+        REQUEUE_CONVERGING.min(super::until(now, deadline))
     } else {
         REQUEUE_CONVERGING
     }))
