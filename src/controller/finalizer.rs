@@ -1,8 +1,11 @@
-//! Herald's finalizers, added and removed with server-side apply under a field manager
-//! that owns nothing else: the apply changes only Herald's entry in the set (never
-//! another controller's), needs no resourceVersion, so it never conflicts with a
-//! concurrent status write, and cannot create an object that is already gone (the
-//! kinds it is used on require a spec, which the patch does not carry).
+//! Herald's finalizers. Added with server-side apply under a field manager that owns
+//! nothing else: the apply adds only Herald's entry to the set (never touching another
+//! controller's), needs no resourceVersion, so it never conflicts with a concurrent
+//! status write, and cannot create an object that is already gone (the kinds it is used
+//! on require a spec, which the patch does not carry). Removed with a JSON patch that
+//! tests the entry at its index and removes it: an apply could only drop what its
+//! manager owns, and the entry may have been written by someone else (a manifest that
+//! carries it, a restore from a backup), which must not hold the object forever.
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -34,7 +37,20 @@ where
     if obj.meta().deletion_timestamp.is_some() || has(obj, finalizer) {
         return Ok(false);
     }
-    apply(api, obj, &[finalizer], ctx, controller).await?;
+    let name = obj.name_any();
+    let kind = K::kind(&());
+    let patch = json!({
+        "apiVersion": K::api_version(&()), "kind": kind,
+        "metadata": {"name": name, "finalizers": [finalizer]}
+    });
+    api.patch(
+        &name,
+        &PatchParams::apply(FINALIZER_MANAGER),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("add the finalizer of {kind} {name}")))?;
+    ctx.metrics.wrote(controller, &format!("{kind}/finalizers"));
     Ok(true)
 }
 
@@ -49,35 +65,35 @@ pub async fn release<K>(
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    if !has(obj, finalizer) {
+    let Some(index) = obj.finalizers().iter().position(|f| f == finalizer) else {
         return Ok(());
-    }
-    apply(api, obj, &[], ctx, controller).await
-}
-
-async fn apply<K>(
-    api: &Api<K>,
-    obj: &K,
-    finalizers: &[&str],
-    ctx: &Context,
-    controller: &str,
-) -> Result<(), Error>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+    };
     let name = obj.name_any();
     let kind = K::kind(&());
-    let patch = json!({
-        "apiVersion": K::api_version(&()), "kind": kind,
-        "metadata": {"name": name, "finalizers": finalizers}
-    });
-    api.patch(
-        &name,
-        &PatchParams::apply(FINALIZER_MANAGER),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::kube(format!("update finalizers of {kind} {name}")))?;
+    // The test makes a stale index fail (422) instead of removing another entry; the
+    // retry then sees the current list.
+    let path = format!("/metadata/finalizers/{index}");
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": path, "value": finalizer},
+        {"op": "remove", "path": path}
+    ]))
+    .map_err(|source| Error::Build {
+        what: "finalizer patch",
+        source,
+    })?;
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => {}
+        // Gone already: nothing holds it.
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => {
+            return Err(Error::kube(format!(
+                "remove the finalizer of {kind} {name}"
+            ))(e));
+        }
+    }
     ctx.metrics.wrote(controller, &format!("{kind}/finalizers"));
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! erased within a minute with a verifiable receipt and a signed certificate; one
 //! terminated today waits with its senders stopped; ReturnThenDelete exports first; a
 //! SIGKILLed operator resumes an erasure and writes exactly one receipt; deleting a
-//! terminated tenant erases it and leaves a receipt.
+//! terminated tenant erases it and leaves a receipt; a tenant deleted before its
+//! namespace existed is still purged and goes; a failed purge Job is run again.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use axum::http::HeaderMap;
 use herald::api::v1alpha1::Tenant;
 use herald::api::v1alpha1::conditions as types;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -668,4 +670,175 @@ async fn an_operator_killed_mid_erasure_resumes_and_writes_one_receipt() {
         .delete(&other_ns, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// A Tenant deleted before Herald ever built its namespace (deleted right after it
+/// was created, restored from a backup with the finalizer, or its namespace removed by
+/// hand) is still purged at its providers and stores, erased and let go: the erasure
+/// Job needs a namespace to run in, so erasure brings one back for it.
+#[tokio::test]
+async fn a_tenant_deleted_before_its_namespace_exists_is_still_purged_and_goes() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-delnew");
+    let ns = format!("tenant-{name}");
+    let api: Api<Tenant> = Api::all(client.clone());
+    // Paused, Herald leaves it alone: it never builds the namespace. The finalizer is
+    // in the manifest, as in a Tenant restored from a backup.
+    api.create(
+        &PostParams::default(),
+        &tenant(
+            &name,
+            None,
+            json!({"metadata": {
+                "annotations": {"herald.dev/paused": "true"},
+                "finalizers": ["herald.dev/erasure"]
+            }}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        &api,
+        &name,
+        condition_is(types::PAUSED, "True", "Paused"),
+        "Paused",
+        WAIT,
+    )
+    .await;
+    assert!(
+        namespace_gone(&client, &ns).await,
+        "paused, yet {ns} exists"
+    );
+    let t = api.get(&name).await.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"herald.dev/paused": null}}})),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            api.clone(),
+            &name,
+            conditions::is_deleted(&t.uid().unwrap()),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let out = kubectl(&["get", "tenant", &name, "-o", "jsonpath={.status}"]);
+        panic!(
+            "the deleted tenant was not erased in {WAIT:?}; status: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+    .unwrap();
+    assert!(namespace_gone(&client, &ns).await, "{ns} left behind");
+    let receipts = receipts(&client, &name).await;
+    assert_eq!(receipts.len(), 1);
+    // The receipt records the platform's purge as confirmed: the erasure Job ran, in
+    // the namespace erasure built for it.
+    let body = &receipts[0].data.as_ref().unwrap()["receipt.json"];
+    let r: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(r["tenantUid"], t.uid().unwrap());
+    assert!(
+        r["externalPurges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[0] == "platform" && !p[1].is_null()),
+        "{body}"
+    );
+}
+
+/// A purge Job out of retries does not stall erasure: the status says it failed, a new
+/// Job replaces it, and the tenant is erased once that one succeeds.
+#[tokio::test]
+async fn a_failed_purge_job_is_reported_and_run_again() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-purgefail");
+    let ns = format!("tenant-{name}");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    // The purge Job, there before erasure looks for it, and out of retries: suspended
+    // (no pod), its status as the Job controller writes it for BackoffLimitExceeded.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let failed: Job = serde_json::from_value(json!({
+        "metadata": {"name": "herald-erase", "labels": {E2E_LABEL: "erasure"}},
+        "spec": {"suspend": true, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "job", "image": "registry.invalid/purge"}]
+        }}}
+    }))
+    .unwrap();
+    let failed_uid = jobs
+        .create(&PostParams::default(), &failed)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let now = Timestamp::now().to_string();
+    let condition = |type_: &str| json!({"type": type_, "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": now});
+    jobs.patch_status(
+        "herald-erase",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"startTime": now,
+            "conditions": [condition("FailureTarget"), condition("Failed")]}})),
+    )
+    .await
+    .unwrap();
+
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let said = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+            s.conditions.iter().any(|c| {
+                c.type_ == types::READY
+                    && c.status == "False"
+                    && c.message.contains("purge Job herald-erase failed")
+            })
+        })
+    };
+    wait_for(&api, &name, said, "the failed purge reported", WAIT).await;
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(types::ERASED, "True", "Erased"),
+        "Erased",
+        WAIT,
+    )
+    .await;
+    // Confirmed by a Job of Herald's, not by the failed one.
+    let es = t.status.unwrap().erasure.unwrap();
+    let platform = es
+        .external_purges
+        .iter()
+        .find(|p| p.target == "platform")
+        .expect("no platform purge recorded");
+    assert!(platform.confirmed_at.is_some(), "{es:?}");
+    // The Jobs erasure deleted are the replacement, not the failed one.
+    let job_uids = &es
+        .inventory
+        .iter()
+        .find(|k| k.kind == "Job")
+        .unwrap_or_else(|| panic!("no Job in the inventory: {es:?}"))
+        .uids;
+    assert!(
+        !job_uids.is_empty() && !job_uids.contains(&failed_uid),
+        "the failed Job was not replaced: {job_uids:?}"
+    );
 }

@@ -106,7 +106,13 @@ async fn delete_and_wait(client: &Client, name: &str) {
             await_condition(api.clone(), name, conditions::is_deleted(&t.uid().unwrap())),
         )
         .await
-        .expect("tenant not deleted")
+        .unwrap_or_else(|_| {
+            let status = kubectl(&["get", "tenant", name, "-o", "jsonpath={.status}"]);
+            panic!(
+                "tenant {name} not gone {WAIT:?} after its deletion; status: {}",
+                String::from_utf8_lossy(&status.stdout)
+            )
+        })
         .unwrap();
     }
     let ns_api: Api<Namespace> = Api::all(client.clone());

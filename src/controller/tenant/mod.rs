@@ -367,6 +367,13 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     let hold_first_start =
         !awaiting.is_empty() && first_start_deadline.is_some_and(|d| Timestamp::now() < d);
 
+    let children = build::children(&build::Inputs {
+        tenant,
+        decision: &decision,
+        config: &ctx.config,
+        mounts: &mounts,
+    })?;
+
     // A terminated or deleted tenant: the erasure pipeline decides what happens.
     let now = Timestamp::now();
     let timing = erasure::plan::timing(
@@ -377,19 +384,17 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     let progress = match &timing {
         Some(t) => {
             let records = policy.as_ref().and_then(|p| p.spec.records.as_ref());
-            Some(erasure::advance(tenant, t, &decision.periods, records, ctx, now).await?)
+            let home = erasure::JobHome {
+                namespace: &children.namespace,
+                service_account: &children.service_account,
+            };
+            Some(erasure::advance(tenant, t, &decision.periods, records, &home, ctx, now).await?)
         }
         None => None,
     };
 
     // Until erasure begins, the stack is applied (a terminated one with no senders).
     let (deployment, violations) = if progress.as_ref().is_none_or(|p| p.keep_stack) {
-        let children = build::children(&build::Inputs {
-            tenant,
-            decision: &decision,
-            config: &ctx.config,
-            mounts: &mounts,
-        })?;
         let applied = apply_children(ctx, &name, &children, hold_first_start).await?;
         (
             Some(applied),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -76,12 +76,34 @@ pub async fn release(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
     finalizer::release(&api, tenant, FINALIZER, ctx, "tenant").await
 }
 
+/// What erasure's Jobs need to run in: the tenant namespace and the ServiceAccount of
+/// their pods, as the stack builds them. Erasure rebuilds them when they are missing (a
+/// Tenant deleted before Herald built its stack, or its namespace deleted by hand): the
+/// purge at the providers and in the stores runs whatever became of the stack.
+pub struct JobHome<'a> {
+    pub namespace: &'a Namespace,
+    pub service_account: &'a ServiceAccount,
+}
+
+/// Where one of erasure's Jobs stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobState {
+    Running,
+    Succeeded,
+    /// Out of retries (its backoffLimit).
+    Failed,
+    /// Not created: its namespace is being deleted (by hand, or by GC). It is created
+    /// once the namespace is gone, in a rebuilt one.
+    NamespaceTerminating,
+}
+
 /// Runs the next steps of the pipeline for a terminated or deleted tenant.
 pub async fn advance(
     tenant: &Tenant,
     timing: &Timing,
     periods: &Periods,
     records: Option<&RecordRetention>,
+    home: &JobHome<'_>,
     ctx: &Context,
     now: Timestamp,
 ) -> Result<Progress, Error> {
@@ -122,7 +144,7 @@ pub async fn advance(
             let outcome = if window_ended {
                 Some("WindowEnded".to_owned())
             } else {
-                run_export(tenant, ctx).await?
+                run_export(tenant, home, ctx).await?
             };
             let job = es
                 .export
@@ -176,15 +198,44 @@ pub async fn advance(
                 .iter()
                 .any(|p| p.target == target && p.confirmed_at.is_some())
         };
-        let job_done = if targets.iter().all(|t| confirmed(t)) {
-            true
+        let job = if targets.iter().all(|t| confirmed(t)) {
+            JobState::Succeeded
         } else {
             let mut args = vec!["purge".to_owned(), "--all".to_owned()];
             for target in &targets {
                 args.extend(["--target".to_owned(), target.clone()]);
             }
-            run_job(ctx, tenant, &ns, ERASE_JOB, args).await?
+            run_job(ctx, tenant, home, ERASE_JOB, args).await?
         };
+        match job {
+            JobState::NamespaceTerminating => {
+                return Ok(progress(
+                    es,
+                    false,
+                    // The namespace's deletion wakes the tenant through its watch.
+                    Duration::from_secs(30),
+                    format!(
+                        "waiting for namespace {ns} to finish deleting, to run the purge Job {ERASE_JOB} in it again"
+                    ),
+                ));
+            }
+            JobState::Failed => {
+                // The purge must happen: a Job out of retries is replaced by a new one
+                // (its pods go with it), and the status says so meanwhile.
+                warn!(job = ERASE_JOB, "the purge Job failed; running it again");
+                delete_job(ctx, &ns, ERASE_JOB).await?;
+                return Ok(progress(
+                    es,
+                    false,
+                    Duration::from_secs(30),
+                    format!(
+                        "the purge Job {ERASE_JOB} failed (see its pods' logs); running it again"
+                    ),
+                ));
+            }
+            JobState::Running | JobState::Succeeded => {}
+        }
+        let job_done = job == JobState::Succeeded;
         let mut all_done = true;
         let mut records = Vec::new();
         for target in targets {
@@ -380,9 +431,11 @@ fn credentials_revoked(ctx: &Context, tenant: &str, channel: &str) -> bool {
 }
 
 /// Ensures the export Job runs; its outcome once finished.
-async fn run_export(tenant: &Tenant, ctx: &Context) -> Result<Option<String>, Error> {
-    let name = tenant.name_any();
-    let ns = namespace_name(&name);
+async fn run_export(
+    tenant: &Tenant,
+    home: &JobHome<'_>,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
     let url = tenant
         .spec
         .contract
@@ -391,48 +444,90 @@ async fn run_export(tenant: &Tenant, ctx: &Context) -> Result<Option<String>, Er
         .and_then(|o| o.export.as_ref())
         .map(|e| e.url.clone())
         .unwrap_or_default();
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let done = run_job(
-        ctx,
-        tenant,
-        &ns,
-        "herald-export",
-        vec!["export".into(), "--destination".into(), url],
+    let args = vec!["export".into(), "--destination".into(), url];
+    // A failed export is an outcome (erasure goes ahead without it); one waiting for
+    // its namespace is not yet, until the export window ends.
+    Ok(
+        match run_job(ctx, tenant, home, "herald-export", args).await? {
+            JobState::Succeeded => Some("Succeeded".into()),
+            JobState::Failed => Some("Failed".into()),
+            JobState::Running | JobState::NamespaceTerminating => None,
+        },
     )
-    .await?;
-    if done {
-        return Ok(Some("Succeeded".into()));
-    }
-    let failed = jobs
-        .get_opt("herald-export")
-        .await
-        .map_err(Error::kube("get Job herald-export"))?
-        .and_then(|j| j.status)
-        .and_then(|s| s.conditions)
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed" && c.status == "True"));
-    Ok(failed.then(|| "Failed".to_owned()))
 }
 
-/// Creates the Job if absent; whether it has succeeded.
+/// Where `job` stands, from its conditions.
+fn job_state(job: &Job) -> JobState {
+    let is_true = |type_: &str| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
+    };
+    if is_true("Complete") {
+        JobState::Succeeded
+    } else if is_true("Failed") {
+        JobState::Failed
+    } else {
+        JobState::Running
+    }
+}
+
+/// Deletes a Job and its pods (already gone is fine).
+async fn delete_job(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    match jobs.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            ctx.metrics.wrote("tenant", "Job");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::kube(format!("delete Job {name}"))(e)),
+    }
+}
+
+/// Creates the Job if absent (in its namespace, rebuilt if missing); where it stands.
 async fn run_job(
     ctx: &Context,
     tenant: &Tenant,
-    ns: &str,
+    home: &JobHome<'_>,
     name: &str,
     args: Vec<String>,
-) -> Result<bool, Error> {
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+) -> Result<JobState, Error> {
+    let ns = home.namespace.name_any();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some(job) = jobs
         .get_opt(name)
         .await
         .map_err(Error::kube(format!("get Job {name}")))?
     {
-        let complete = job.status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c.type_ == "Complete" && c.status == "True")
-        });
-        return Ok(complete);
+        return Ok(job_state(&job));
     }
+    // The Job's namespace and ServiceAccount first: without them it cannot be created
+    // or cannot start a pod. Both are there unless the stack was never built or was
+    // deleted; a namespace being deleted takes no new Job until it is gone.
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    match ns_api
+        .get_opt(&ns)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns}")))?
+    {
+        Some(n) if n.metadata.deletion_timestamp.is_some() => {
+            return Ok(JobState::NamespaceTerminating);
+        }
+        Some(_) => {}
+        None => {
+            info!(namespace = %ns, job = name, "rebuilding the tenant namespace for an erasure Job");
+            super::apply_one(ctx, ns_api, home.namespace, true).await?;
+        }
+    }
+    super::apply_one(
+        ctx,
+        Api::namespaced(ctx.client.clone(), &ns),
+        home.service_account,
+        true,
+    )
+    .await?;
     let tenant_name = tenant.name_any();
     let image = tenant
         .spec
@@ -468,9 +563,17 @@ async fn run_job(
     match jobs.create(&PostParams::default(), &job).await {
         Ok(_) => ctx.metrics.wrote("tenant", "Job"),
         Err(kube::Error::Api(s)) if s.code == 409 => {}
+        // The namespace started terminating between the look and the create.
+        Err(kube::Error::Api(s))
+            if s.code == 403
+                && s.reason == "Forbidden"
+                && s.message.contains("being terminated") =>
+        {
+            return Ok(JobState::NamespaceTerminating);
+        }
         Err(e) => return Err(Error::kube(format!("create Job {name}"))(e)),
     }
-    Ok(false)
+    Ok(JobState::Running)
 }
 
 /// Resource types erasure looks at: everything listable and deletable, but events
@@ -695,4 +798,37 @@ async fn read_receipt(ctx: &Context, name: &str) -> Result<(String, String), Err
         data.get("receipt.json").cloned().unwrap_or_default(),
         data.get("sha256").cloned().unwrap_or_default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(conditions: &[(&str, &str)]) -> Job {
+        let conditions: Vec<_> = conditions
+            .iter()
+            .map(|(t, s)| json!({"type": t, "status": s}))
+            .collect();
+        serde_json::from_value(
+            json!({"metadata": {"name": "j"}, "status": {"conditions": conditions}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_job_stands_where_its_conditions_say() {
+        assert_eq!(job_state(&job(&[])), JobState::Running);
+        assert_eq!(
+            job_state(&job(&[("Complete", "True")])),
+            JobState::Succeeded
+        );
+        assert_eq!(job_state(&job(&[("Failed", "True")])), JobState::Failed);
+        // A condition that is not True decides nothing.
+        assert_eq!(
+            job_state(&job(&[("Failed", "False"), ("Suspended", "True")])),
+            JobState::Running
+        );
+        let no_status: Job = serde_json::from_value(json!({"metadata": {"name": "j"}})).unwrap();
+        assert_eq!(job_state(&no_status), JobState::Running);
+    }
 }
