@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod channel_binding;
+pub mod events;
 pub mod finalizer;
 pub mod status;
 pub mod subprocessor;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 
 use crate::api::v1alpha1::ChannelBinding;
@@ -43,7 +44,7 @@ pub struct Context {
     /// Metric families updated by reconciles.
     pub metrics: Arc<Metrics>,
     /// Publishes Kubernetes events on Herald's objects.
-    pub recorder: Recorder,
+    pub events: events::Publisher,
     /// Node name → labels (the region), kept by a metadata-only watch of the nodes.
     pub nodes: Store<PartialObjectMeta<Node>>,
     /// ChannelBindings of the control namespace, kept by a watch.
@@ -73,12 +74,12 @@ impl Context {
         bindings: Store<ChannelBinding>,
         http: reqwest::Client,
     ) -> Arc<Self> {
-        let recorder = Recorder::new(client.clone(), Self::reporter());
+        let events = events::Publisher::new(client.clone(), Self::reporter());
         Arc::new(Self {
             client,
             config,
             metrics,
-            recorder,
+            events,
             nodes,
             bindings,
             http,

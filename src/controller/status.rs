@@ -149,8 +149,8 @@ fn digest<S: Serialize>(status: &S) -> u64 {
 }
 
 /// Publishes an event on `obj`; failures are logged, never fatal. `action` tells events
-/// apart: the recorder folds events of one object with the same type, reason and action
-/// into a series that keeps only the first note.
+/// apart: events of one object with the same type, reason and action fold into a series
+/// that keeps only the first note (see [`super::events`]).
 pub async fn event<K>(
     ctx: &Context,
     controller: &str,
@@ -169,7 +169,7 @@ pub async fn event<K>(
         action: action.to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.events.publish(&ev, &obj.object_ref(&())).await {
         warn!(error = %e, "cannot publish event");
     } else {
         ctx.metrics.wrote(controller, "Event");

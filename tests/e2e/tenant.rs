@@ -300,6 +300,96 @@ async fn a_non_eu_region_runs_no_pod_and_says_why() {
     delete_and_wait(&client, &name).await;
 }
 
+/// The same warning again within minutes is one Event with a count, not a second
+/// Event: a flapping condition does not flood `kubectl get events`.
+#[tokio::test]
+async fn a_warning_repeated_within_minutes_is_one_event_with_a_count() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-repeat");
+    let api = create(&client, &tenant(&name, json!({}))).await;
+    let regions = |r: Value| Patch::Merge(json!({"spec": {"residency": {"regions": r}}}));
+    for round in 0..2 {
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &regions(json!(["eu-central-1", "us-east-1"])),
+        )
+        .await
+        .unwrap();
+        wait_tenant(
+            &api,
+            &name,
+            has_condition(
+                types::RESIDENCY_COMPLIANT,
+                "False",
+                Some("RegionNotAllowed"),
+            ),
+            &format!("refused region, round {round}"),
+        )
+        .await;
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &regions(json!(["eu-central-1"])),
+        )
+        .await
+        .unwrap();
+        wait_tenant(
+            &api,
+            &name,
+            has_condition(types::RESIDENCY_COMPLIANT, "True", None),
+            &format!("compliant again, round {round}"),
+        )
+        .await;
+    }
+    let events: Api<Event> = Api::all(client.clone());
+    let refused = || async {
+        events
+            .list(&ListParams::default().fields(&format!(
+                "involvedObject.name={name},reason=RegionNotAllowed"
+            )))
+            .await
+            .unwrap()
+            .items
+    };
+    // One Event per condition the refusal turned (ResidencyCompliant, Ready, Stalled:
+    // each its own action), each seen twice.
+    let counted = |items: &[Event]| {
+        let mut seen: Vec<_> = items
+            .iter()
+            .map(|e| {
+                let count = e.series.as_ref().and_then(|s| s.count);
+                (e.action.clone().unwrap_or_default(), count)
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    let seen = loop {
+        let seen = counted(&refused().await);
+        let done = !seen.is_empty() && seen.iter().all(|(_, c)| *c == Some(2));
+        if done || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        // The series patch follows the status patch the test waited for.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut actions: Vec<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    actions.dedup();
+    assert!(
+        actions.len() == seen.len() && actions.contains(&"SetResidencyCompliant"),
+        "the two refusals are not one Event per condition: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, c)| *c == Some(2)),
+        "the second refusal was not counted on the first Event: {seen:?}"
+    );
+    delete_and_wait(&client, &name).await;
+}
+
 #[tokio::test]
 async fn without_a_dpa_no_sender_runs_and_status_says_why() {
     let client = client().await;
