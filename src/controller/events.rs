@@ -147,32 +147,32 @@ impl Publisher {
                     Ok(_) => (name, count),
                     // The Event expired (the API server's event TTL): start a new one.
                     Err(kube::Error::Api(s)) if s.code == 404 => {
-                        let name = fresh_name();
-                        events
-                            .create(
-                                &PostParams::default(),
-                                &self.event(ev, regarding, &name, now),
-                            )
-                            .await?;
-                        (name, 1)
+                        self.create(&events, ev, regarding, fresh_name(), now)
+                            .await?
                     }
                     Err(e) => return Err(e),
                 }
             }
-            Step::Create { name } => {
-                events
-                    .create(
-                        &PostParams::default(),
-                        &self.event(ev, regarding, &name, now),
-                    )
-                    .await?;
-                (name, 1)
-            }
+            Step::Create { name } => self.create(&events, ev, regarding, name, now).await?,
         };
         if let Ok(mut s) = self.series.lock() {
             s.record(key, name, count, now);
         }
         Ok(())
+    }
+
+    /// Creates the first Event of a series, named `name`; the series so far.
+    async fn create(
+        &self,
+        events: &Api<K8sEvent>,
+        ev: &Event,
+        regarding: &ObjectReference,
+        name: String,
+        now: Timestamp,
+    ) -> Result<(String, i32), kube::Error> {
+        let event = self.event(ev, regarding, &name, now);
+        events.create(&PostParams::default(), &event).await?;
+        Ok((name, 1))
     }
 
     /// The first Event of a series.

@@ -238,6 +238,18 @@ async fn wait_ready_active(api: &Api<Tenant>, name: &str) {
     .await;
 }
 
+/// Waits until the tenant is Erased (receipt written).
+async fn wait_erased(api: &Api<Tenant>, name: &str, what: &str, within: Duration) -> Tenant {
+    wait_for(
+        api,
+        name,
+        condition_is(types::ERASED, "True", "Erased"),
+        what,
+        within,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_tenant_terminated_29_days_ago_is_erased_within_a_minute_with_a_receipt() {
     let client = client().await;
@@ -265,14 +277,7 @@ async fn a_tenant_terminated_29_days_ago_is_erased_within_a_minute_with_a_receip
     )
     .await
     .unwrap();
-    let t = wait_for(
-        &api,
-        &name,
-        condition_is(types::ERASED, "True", "Erased"),
-        "Erased",
-        Duration::from_secs(60),
-    )
-    .await;
+    let t = wait_erased(&api, &name, "Erased", Duration::from_secs(60)).await;
     let took = started.elapsed();
     eprintln!("erased in {took:?}");
     assert_eq!(
@@ -448,14 +453,7 @@ async fn return_then_delete_exports_before_erasing() {
     )
     .await
     .unwrap();
-    let t = wait_for(
-        &api,
-        &name,
-        condition_is(types::ERASED, "True", "Erased"),
-        "Erased",
-        WAIT,
-    )
-    .await;
+    let t = wait_erased(&api, &name, "Erased", WAIT).await;
     let e = t.status.unwrap().erasure.unwrap();
     let export = e.export.expect("no export recorded");
     assert_eq!(export.outcome.as_deref(), Some("Succeeded"));
@@ -636,14 +634,7 @@ async fn an_operator_killed_mid_erasure_resumes_and_writes_one_receipt() {
 
     let mut second = own_operator(&shard);
     second.ready().await;
-    let t = wait_for(
-        &api,
-        &name,
-        condition_is(types::ERASED, "True", "Erased"),
-        "Erased after restart",
-        WAIT,
-    )
-    .await;
+    let t = wait_erased(&api, &name, "Erased after restart", WAIT).await;
     let rs = receipts(&client, &name).await;
     assert_eq!(
         rs.len(),
@@ -814,14 +805,7 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         })
     };
     wait_for(&api, &name, said, "the failed purge reported", WAIT).await;
-    let t = wait_for(
-        &api,
-        &name,
-        condition_is(types::ERASED, "True", "Erased"),
-        "Erased",
-        WAIT,
-    )
-    .await;
+    let t = wait_erased(&api, &name, "Erased", WAIT).await;
     // Confirmed by a Job of Herald's, not by the failed one.
     let es = t.status.unwrap().erasure.unwrap();
     let platform = es
