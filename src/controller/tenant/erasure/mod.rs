@@ -34,6 +34,7 @@ use crate::api::v1alpha1::{
     ErasureStatus, ExportStatus, PurgeRecord, RecordRetention, Tenant, TerminationAction,
 };
 use crate::controller::{Context, Error, TENANT_LABEL, finalizer};
+use crate::evidence;
 use crate::retention::Periods;
 
 /// The finalizer that makes deleting a Tenant run erasure (and write its receipt)
@@ -756,8 +757,9 @@ async fn delete_everything(
     Ok(())
 }
 
-/// Writes the receipt as an immutable ConfigMap (create-if-absent: a restart that
-/// finds it already written keeps the first).
+/// Writes the receipt as an immutable, signed ConfigMap (create-if-absent: a restart that
+/// finds it already written keeps the first; Ed25519 signatures are deterministic, so a
+/// rewrite would carry the same bytes anyway).
 async fn write_receipt(
     ctx: &Context,
     tenant: &Tenant,
@@ -765,6 +767,13 @@ async fn write_receipt(
     digest: &str,
 ) -> Result<String, Error> {
     let name = plan::receipt_name(tenant);
+    let key = ctx
+        .receipt_key
+        .get_or_try_init(|| {
+            crate::evidence::store::ensure(&ctx.client, &ctx.config.control_namespace)
+        })
+        .await
+        .map_err(Error::SigningKey)?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
     let cm: ConfigMap = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -775,7 +784,13 @@ async fn write_receipt(
             "annotations": {"herald.dev/receipt-sha256": digest}
         },
         "immutable": true,
-        "data": {"receipt.json": body, "sha256": digest}
+        // The signature covers receipt.json's bytes; keyId names the published public
+        // key that verifies it (`herald receipt verify`).
+        "data": {
+            evidence::BODY_KEY: body, evidence::DIGEST_KEY: digest,
+            evidence::SIGNATURE_KEY: key.sign_b64(body.as_bytes()),
+            evidence::KEY_ID_KEY: key.key_id(), evidence::PUBLIC_KEY_KEY: key.public_key_b64(),
+        }
     }))
     .map_err(|source| Error::Build { what: "receipt", source })?;
     match api.create(&PostParams::default(), &cm).await {
