@@ -68,8 +68,9 @@ chart-check:
 	@echo "$(CHART) matches its sources and lints"
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
-## when HERALD_USE_KUBECONFIG=1.
+## when HERALD_USE_KUBECONFIG=1; the NetworkPolicy evaluator they use is built first.
 e2e:
+	@e2e/cluster/build.sh netpol >/dev/null
 	@if [ "$${HERALD_USE_KUBECONFIG:-0}" = 1 ]; then \
 	  cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS); \
 	else \

@@ -31,6 +31,83 @@ pub struct OperatorConfig {
     /// When erasure of a terminated tenant runs.
     #[serde(default)]
     pub erasure: ErasureConfig,
+    /// The Jobs that read or delete a tenant's data (retention purges, the erasure
+    /// purge, the export): their image and the platform stores they reach.
+    #[serde(default)]
+    pub data_plane: DataPlaneConfig,
+}
+
+/// The data-plane Jobs' image and egress.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataPlaneConfig {
+    /// Image of every data-plane Job. Default: `senders.image` of this configuration;
+    /// never the image a Tenant names, so whoever writes a Tenant cannot decide what
+    /// "purge confirmed" means.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The platform's stores the Jobs reach besides the channel providers (which they
+    /// reach like the senders: TCP 443 outside private ranges).
+    #[serde(default)]
+    pub stores: Vec<StoreEndpoint>,
+}
+
+/// One of the platform's stores, as NetworkPolicy peers: in-cluster by selectors, or an
+/// address range outside.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StoreEndpoint {
+    /// A name for people (docs, the policy's comments).
+    pub name: String,
+    /// Namespaces the store runs in (a LabelSelector); with podSelector, pods there.
+    #[serde(default)]
+    pub namespace_selector: Option<serde_json::Value>,
+    /// The store's pods (a LabelSelector), in the namespaces above.
+    #[serde(default)]
+    pub pod_selector: Option<serde_json::Value>,
+    /// Or an address range (CIDR) outside the cluster.
+    #[serde(default)]
+    pub cidr: Option<String>,
+    /// TCP ports of the store.
+    pub ports: Vec<u16>,
+}
+
+impl DataPlaneConfig {
+    /// Why the stores cannot become a policy, if they cannot.
+    fn check(&self) -> Result<(), String> {
+        for s in &self.stores {
+            let by_selector = s.namespace_selector.is_some() || s.pod_selector.is_some();
+            if by_selector == s.cidr.is_some() {
+                return Err(format!(
+                    "store {} needs either selectors (namespaceSelector/podSelector) or a cidr",
+                    s.name
+                ));
+            }
+            if s.ports.is_empty() || s.ports.contains(&0) {
+                return Err(format!("store {} needs its TCP ports (1-65535)", s.name));
+            }
+            if let Some(cidr) = &s.cidr
+                && !valid_cidr(cidr)
+            {
+                return Err(format!("store {}: {cidr} is not a CIDR", s.name));
+            }
+        }
+        if self.image.as_deref().is_some_and(str::is_empty) {
+            return Err("dataPlane.image is empty".into());
+        }
+        Ok(())
+    }
+}
+
+fn valid_cidr(cidr: &str) -> bool {
+    let Some((addr, len)) = cidr.split_once('/') else {
+        return false;
+    };
+    match (addr.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(l)) => l <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(l)) => l <= 128,
+        _ => false,
+    }
 }
 
 /// Erasure timing.
@@ -83,6 +160,8 @@ pub enum ConfigError {
     NoRegions { origin: String },
     #[error("the configuration {origin} has invalid retention periods: {reason}")]
     Retention { origin: String, reason: String },
+    #[error("the configuration {origin} has an invalid dataPlane: {reason}")]
+    DataPlane { origin: String, reason: String },
 }
 
 impl OperatorConfig {
@@ -95,6 +174,12 @@ impl OperatorConfig {
         if config.regions.0.is_empty() {
             return Err(ConfigError::NoRegions {
                 origin: origin.to_owned(),
+            });
+        }
+        if let Err(reason) = config.data_plane.check() {
+            return Err(ConfigError::DataPlane {
+                origin: origin.to_owned(),
+                reason,
             });
         }
         if let Err(reason) = config.retention.check_platform() {
@@ -152,6 +237,41 @@ mod tests {
         let longer = DEFAULT_CONFIG.replace("backupsDays: 7", "backupsDays: 14");
         let e = OperatorConfig::parse(&longer, "t").unwrap_err();
         assert!(matches!(e, ConfigError::Retention { .. }), "{e}");
+    }
+
+    #[test]
+    fn data_plane_stores_are_checked() {
+        let c = OperatorConfig::load(None).unwrap();
+        assert!(
+            !c.data_plane.stores.is_empty(),
+            "the default names the platform's store"
+        );
+        for (bad, why) in [
+            ("stores: [{name: s, ports: [5432]}]", "either selectors"),
+            (
+                "stores: [{name: s, cidr: 10.0.0.0/8, podSelector: {}, ports: [1]}]",
+                "either selectors",
+            ),
+            (
+                "stores: [{name: s, cidr: 10.0.0.0/33, ports: [1]}]",
+                "not a CIDR",
+            ),
+            ("stores: [{name: s, cidr: nope, ports: [1]}]", "not a CIDR"),
+            (
+                "stores: [{name: s, cidr: 10.0.0.0/8, ports: []}]",
+                "TCP ports",
+            ),
+            ("image: \"\"", "empty"),
+        ] {
+            let (head, _) = DEFAULT_CONFIG.split_once("dataPlane:").unwrap();
+            let text = format!("{head}dataPlane:\n  {bad}\n");
+            let e = OperatorConfig::parse(&text, "t").unwrap_err();
+            assert!(
+                e.to_string().contains("dataPlane")
+                    && matches!(&e, ConfigError::DataPlane { reason, .. } if reason.contains(why)),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

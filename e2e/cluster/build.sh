@@ -100,6 +100,31 @@ build_helm() {
   CGO_ENABLED=0 GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
 }
 
+# The e2e tests' NetworkPolicy evaluator: e2e/netpol/main.go on cyclonus's matcher,
+# rebuilt when the source or the cyclonus version changes.
+build_netpol() {
+  local src=$here/../netpol/main.go
+  local sum
+  sum=$(cat "$src" "$here/versions.env" | sha256sum | cut -c1-12)
+  local out=$cache/netpol-$sum
+  [ -x "$out/bin/netpol-check" ] && return
+  log "building netpol-check (cyclonus v$CYCLONUS_VERSION)"
+  local work=$cache/work/netpol-$sum
+  rm -rf "$work" && mkdir -p "$work" && cp "$src" "$work/main.go"
+  (cd "$work" && go mod init herald.dev/build/netpol >/dev/null 2>&1 &&
+    go get "github.com/mattfenwick/cyclonus@v$CYCLONUS_VERSION" >/dev/null 2>&1 &&
+    go mod tidy >/dev/null 2>&1 &&
+    mkdir -p "$out/bin" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/bin/netpol-check.tmp" . &&
+    mv "$out/bin/netpol-check.tmp" "$out/bin/netpol-check")
+}
+
+netpol_bin() {
+  local sum
+  sum=$(cat "$here/../netpol/main.go" "$here/versions.env" | sha256sum | cut -c1-12)
+  echo "$cache/netpol-$sum/bin/netpol-check"
+}
+
 # Print the directories holding the binaries, one per line (callers add them to PATH).
 bin_dirs() {
   echo "$cache/k8s-$K8S_VERSION/bin"
@@ -113,8 +138,10 @@ main() {
   case "${1:-all}" in
     all) (build_etcd); (build_kwok); (build_helm); (build_kubernetes) ;;
     kubernetes|etcd|kwok|helm) ("build_$1") ;;
+    # Builds if needed and prints the binary's path (the e2e tests call this).
+    netpol) (build_netpol) && netpol_bin ;;
     bin-dirs) bin_dirs; return ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|bin-dirs]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|bin-dirs]" >&2; exit 2 ;;
   esac
 }
 main "$@"

@@ -66,7 +66,7 @@ async fn signing_secret(client: &Client, name: &str) -> Vec<u8> {
     key.into_bytes()
 }
 
-fn tenant(name: &str, webhook: Option<&str>, extra: Value) -> Tenant {
+pub(crate) fn tenant(name: &str, webhook: Option<&str>, extra: Value) -> Tenant {
     let mut t = json!({
         "apiVersion": "herald.dev/v1alpha1", "kind": "Tenant",
         "metadata": {"name": name, "labels": {E2E_LABEL: "erasure"}},
@@ -131,11 +131,11 @@ async fn wait_for(
         .unwrap_or_else(|| panic!("tenant {name} disappeared"))
 }
 
-fn terminate_at(when: Timestamp) -> Value {
+pub(crate) fn terminate_at(when: Timestamp) -> Value {
     json!({"spec": {"contract": {"state": "Terminated", "terminatedAt": when.to_string()}}})
 }
 
-fn days_ago(days: i64) -> Timestamp {
+pub(crate) fn days_ago(days: i64) -> Timestamp {
     // Whole seconds: metav1.Time has second resolution.
     Timestamp::from_second(Timestamp::now().as_second() - days * 86_400).unwrap()
 }
@@ -227,7 +227,7 @@ async fn namespace_gone(client: &Client, ns: &str) -> bool {
     api.get_opt(ns).await.unwrap().is_none()
 }
 
-async fn wait_ready_active(api: &Api<Tenant>, name: &str) {
+pub(crate) async fn wait_ready_active(api: &Api<Tenant>, name: &str) {
     wait_for(
         api,
         name,

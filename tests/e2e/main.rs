@@ -12,6 +12,7 @@ mod common;
 mod erasure;
 mod identity;
 mod leader;
+mod network;
 mod retention;
 mod smoke;
 mod subprocessor;

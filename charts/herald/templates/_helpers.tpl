@@ -65,6 +65,10 @@ regions:
 {{ toYaml .Values.config.regions | indent 2 }}
 retention:
 {{ toYaml .Values.config.retention | indent 2 }}
+{{- with .Values.config.dataPlane }}
+dataPlane:
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* A Prometheus-style duration (30s, 15m, 1h, 2d) in seconds. */}}

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::bindings::{CREDENTIALS_DIR, Mount, versions_annotation};
+use super::data_plane::{self, DataPlane};
 use super::decide::{Decision, Hold};
 use crate::api::v1alpha1::Tenant;
 use crate::config::OperatorConfig;
@@ -113,6 +114,8 @@ pub struct Children {
     /// One daily purge CronJob per category the stack purges by age; none once the
     /// contract is terminated (erasure takes over).
     pub purge_jobs: Vec<CronJob>,
+    /// What the erasure and export Jobs share with the purges (image, regions, security).
+    pub data_plane: DataPlane,
 }
 
 fn typed<T: DeserializeOwned>(what: &'static str, v: Value) -> Result<T, Error> {
@@ -212,10 +215,21 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
                 "spec": {
                     "podSelector": {"matchLabels": {APP_LABEL: SENDER}}, "policyTypes": ["Egress"],
                     "egress": [{
-                        "to": [{"ipBlock": {"cidr": "0.0.0.0/0",
-                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]}}],
+                        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": data_plane::PRIVATE_RANGES}}],
                         "ports": [{"protocol": "TCP", "port": 443}]
                     }]
+                }
+            }),
+        )?,
+        // Purges, erasure and export reach the providers as the senders do, and the
+        // platform's stores the operator configuration declares.
+        typed(
+            "network policy",
+            json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(data_plane::EGRESS_POLICY),
+                "spec": {
+                    "podSelector": {"matchLabels": {data_plane::DATA_PLANE_LABEL: "true"}}, "policyTypes": ["Egress"],
+                    "egress": data_plane::egress_rules(&inputs.config.data_plane.stores)
                 }
             }),
         )?,
@@ -290,10 +304,12 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
     ]);
     let mut pod_labels = labels.clone();
     pod_labels.extend(selector.clone());
-    let region_term = if inputs.decision.allowed_regions.is_empty() {
-        json!({"key": NO_REGION_ALLOWED, "operator": "Exists"})
-    } else {
-        json!({"key": "topology.kubernetes.io/region", "operator": "In", "values": inputs.decision.allowed_regions})
+    let affinity = data_plane::region_affinity(&inputs.decision.allowed_regions, NO_REGION_ALLOWED);
+    let data_plane = DataPlane {
+        image: data_plane::image(inputs.config),
+        allowed_regions: inputs.decision.allowed_regions.clone(),
+        no_region_key: NO_REGION_ALLOWED.to_owned(),
+        service_account: SENDER.to_owned(),
     };
     let mut volume_mounts = vec![
         json!({"name": "config", "mountPath": "/etc/herald", "readOnly": true}),
@@ -332,13 +348,8 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
                         "serviceAccountName": SENDER,
                         "automountServiceAccountToken": false,
                         "enableServiceLinks": false,
-                        "securityContext": {
-                            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"}
-                        },
-                        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                            "nodeSelectorTerms": [{"matchExpressions": [region_term]}]
-                        }}},
+                        "securityContext": data_plane::pod_security_context(),
+                        "affinity": affinity,
                         // Spread over zones, then nodes; ScheduleAnyway because an allowed
                         // region may have a single zone, and residency beats spreading.
                         "topologySpreadConstraints": [
@@ -352,13 +363,7 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
                             "image": image,
                             "args": ["send", "--config", "/etc/herald/config.json"],
                             "resources": resources,
-                            "securityContext": {
-                                "allowPrivilegeEscalation": false,
-                                "readOnlyRootFilesystem": true,
-                                "runAsNonRoot": true,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"}
-                            },
+                            "securityContext": data_plane::container_security_context(),
                             "volumeMounts": volume_mounts,
                         }],
                         "volumes": volumes
@@ -384,10 +389,32 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
             let days = inputs.decision.periods.days(category);
             let mut job_labels = labels.clone();
             job_labels.insert(PURGE_CATEGORY_LABEL.to_owned(), category.key().to_owned());
-            let mut purge_pod_labels = job_labels.clone();
+            let mut purge_pod_labels = DataPlane::pod_labels(&job_labels, PURGE);
             purge_pod_labels.insert(APP_LABEL.to_owned(), PURGE.to_owned());
             let mut metadata = meta(&purge_name(category));
             metadata["labels"] = json!(job_labels);
+            let args = [
+                "purge",
+                "--category",
+                category.key(),
+                "--older-than-days",
+                &days.to_string(),
+                "--config",
+                "/etc/herald/config.json",
+            ]
+            .map(str::to_owned);
+            let pod = data_plane.pod_spec(
+                "purge",
+                &args,
+                json!([
+                    {"name": "config", "mountPath": "/etc/herald", "readOnly": true},
+                    {"name": "tmp", "mountPath": "/tmp"}
+                ]),
+                json!([
+                    {"name": "config", "configMap": {"name": SENDER_CONFIG}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
+                ]),
+            );
             purge_jobs.push(typed(
                 "purge cron job",
                 json!({
@@ -406,44 +433,7 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
                             "spec": {
                                 "backoffLimit": 3,
                                 "activeDeadlineSeconds": 6 * 3600,
-                                "template": {
-                                    "metadata": {"labels": purge_pod_labels},
-                                    "spec": {
-                                        "restartPolicy": "Never",
-                                        "serviceAccountName": SENDER,
-                                        "automountServiceAccountToken": false,
-                                        "enableServiceLinks": false,
-                                        "securityContext": {
-                                            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                                            "seccompProfile": {"type": "RuntimeDefault"}
-                                        },
-                                        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                                            "nodeSelectorTerms": [{"matchExpressions": [region_term]}]
-                                        }}},
-                                        "containers": [{
-                                            "name": "purge",
-                                            "image": image,
-                                            "args": ["purge", "--category", category.key(),
-                                                     "--older-than-days", days.to_string(),
-                                                     "--config", "/etc/herald/config.json"],
-                                            "securityContext": {
-                                                "allowPrivilegeEscalation": false,
-                                                "readOnlyRootFilesystem": true,
-                                                "runAsNonRoot": true,
-                                                "capabilities": {"drop": ["ALL"]},
-                                                "seccompProfile": {"type": "RuntimeDefault"}
-                                            },
-                                            "volumeMounts": [
-                                                {"name": "config", "mountPath": "/etc/herald", "readOnly": true},
-                                                {"name": "tmp", "mountPath": "/tmp"}
-                                            ]
-                                        }],
-                                        "volumes": [
-                                            {"name": "config", "configMap": {"name": SENDER_CONFIG}},
-                                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
-                                        ]
-                                    }
-                                }
+                                "template": {"metadata": {"labels": purge_pod_labels}, "spec": pod}
                             }
                         }
                     }
@@ -464,6 +454,7 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
         deployment,
         pdb,
         purge_jobs,
+        data_plane,
     })
 }
 
@@ -619,6 +610,53 @@ mod tests {
             hash(&a),
             hash(&build(fixtures::ACTIVE).deployment),
             "deterministic"
+        );
+    }
+
+    #[test]
+    fn data_plane_pods_run_the_platforms_image_in_region_under_their_own_egress() {
+        let own_image = fixtures::ACTIVE.replace(
+            "  retentionPolicyRef: {name: standard}\n",
+            "  retentionPolicyRef: {name: standard}\n  senders: {image: evil.example/fake-purge:1}\n",
+        );
+        let c = build(&own_image);
+        let sender = json_of(&c.deployment);
+        assert_eq!(
+            sender["spec"]["template"]["spec"]["containers"][0]["image"],
+            "evil.example/fake-purge:1",
+            "a tenant may choose its sender image"
+        );
+        let config = OperatorConfig::load(None).unwrap();
+        assert_eq!(c.data_plane.image, config.senders.image);
+        assert_eq!(c.data_plane.allowed_regions, ["eu-central-1", "eu-west-1"]);
+        for job in &c.purge_jobs {
+            let pod = &json_of(job)["spec"]["jobTemplate"]["spec"]["template"];
+            assert_eq!(
+                pod["metadata"]["labels"][data_plane::DATA_PLANE_LABEL],
+                "true"
+            );
+            assert_eq!(
+                pod["spec"]["containers"][0]["image"],
+                json!(config.senders.image)
+            );
+            assert_eq!(
+                pod["spec"]["affinity"], sender["spec"]["template"]["spec"]["affinity"],
+                "purges run where the senders may"
+            );
+        }
+        let policy = c
+            .network_policies
+            .iter()
+            .map(json_of)
+            .find(|p| p["metadata"]["name"] == data_plane::EGRESS_POLICY)
+            .expect("the data-plane egress policy");
+        assert_eq!(
+            policy["spec"]["podSelector"]["matchLabels"][data_plane::DATA_PLANE_LABEL],
+            "true"
+        );
+        assert_eq!(
+            policy["spec"]["egress"],
+            json!(data_plane::egress_rules(&config.data_plane.stores))
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod bindings;
 pub mod build;
+pub mod data_plane;
 pub mod decide;
 pub mod erasure;
 pub mod status;
@@ -387,6 +388,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             let home = erasure::JobHome {
                 namespace: &children.namespace,
                 service_account: &children.service_account,
+                data_plane: &children.data_plane,
             };
             Some(erasure::advance(tenant, t, &decision.periods, records, &home, ctx, now).await?)
         }

@@ -29,7 +29,8 @@ use tracing::{info, warn};
 pub use self::plan::Delivery;
 use self::plan::Timing;
 use super::bindings::channel_name;
-use super::build::{SENDER, namespace_name};
+use super::build::namespace_name;
+use super::data_plane::DataPlane;
 use crate::api::v1alpha1::{
     ErasureStatus, ExportStatus, PurgeRecord, RecordRetention, Tenant, TerminationAction,
 };
@@ -84,6 +85,8 @@ pub async fn release(tenant: &Tenant, ctx: &Context) -> Result<(), Error> {
 pub struct JobHome<'a> {
     pub namespace: &'a Namespace,
     pub service_account: &'a ServiceAccount,
+    /// The platform's image, the tenant's regions and the restricted pod settings.
+    pub data_plane: &'a DataPlane,
 }
 
 /// Where one of erasure's Jobs stands.
@@ -530,34 +533,27 @@ async fn run_job(
     )
     .await?;
     let tenant_name = tenant.name_any();
-    let image = tenant
-        .spec
-        .senders
-        .as_ref()
-        .and_then(|s| s.image.clone())
-        .unwrap_or_else(|| ctx.config.senders.image.clone());
     let owner = tenant.controller_owner_ref(&()).ok_or(Error::MissingName)?;
-    let labels = json!({TENANT_LABEL: tenant_name, "app.kubernetes.io/managed-by": "herald", "app.kubernetes.io/component": "erasure"});
+    let labels = BTreeMap::from([
+        (TENANT_LABEL.to_owned(), tenant_name),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "herald".to_owned(),
+        ),
+    ]);
+    let pod_labels = DataPlane::pod_labels(&labels, "erasure");
+    let pod = home.data_plane.pod_spec(
+        "job",
+        &args,
+        json!([{"name": "tmp", "mountPath": "/tmp"}]),
+        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]),
+    );
     let job: Job = serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": ns, "labels": labels, "ownerReferences": [owner]},
+        "metadata": {"name": name, "namespace": ns, "labels": pod_labels, "ownerReferences": [owner]},
         "spec": {
             "backoffLimit": 6,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": SENDER,
-                    "automountServiceAccountToken": false,
-                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "job", "image": image, "args": args,
-                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                                            "capabilities": {"drop": ["ALL"]}},
-                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
-                    }]
-                }
-            }
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod}
         }
     }))
     .map_err(|source| Error::Build { what: "job", source })?;
