@@ -69,13 +69,16 @@ chart-check:
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
 ## when HERALD_USE_KUBECONFIG=1; the NetworkPolicy evaluator they use is built first.
+## On the local cluster, the outage tests (tests/outage/: API server and etcd restarted
+## under the operator) run after the suite, alone; they need cluster.sh to restart.
 e2e:
 	@e2e/cluster/build.sh netpol >/dev/null
 	@if [ "$${HERALD_USE_KUBECONFIG:-0}" = 1 ]; then \
 	  cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS); \
 	else \
 	  $(MAKE) --no-print-directory cluster-up && \
-	  $(WITH_CLUSTER) cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS); \
+	  $(WITH_CLUSTER) cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS) && \
+	  $(WITH_CLUSTER) cargo test --features e2e --test outage; \
 	fi
 
 cluster-up:

@@ -159,10 +159,9 @@ pub async fn run(
     // this watch when it runs; otherwise it is drained here to keep the cache filled).
     let binding_events = reflector::reflector(
         bindings_writer,
-        watcher::watcher(binding_api, watcher::Config::default())
+        crate::controller::watch::watch(binding_api, watcher::Config::default())
             .modify(|b| b.managed_fields_mut().clear()),
     )
-    .default_backoff()
     .applied_objects()
     .boxed();
     let (binding_events, binding_watch) = if config.controllers.channel_binding {

@@ -4,7 +4,7 @@
 # simulates the nodes and the pod lifecycle. No container runtime is involved: pod and
 # service IPs exist only as strings and nothing may ever connect to them.
 #
-# Usage: cluster.sh up|down|status|env
+# Usage: cluster.sh up|down|status|env|restart kube-apiserver|etcd
 # Env:   HERALD_CACHE        build cache root (default ~/.cache/herald)
 #        HERALD_CLUSTER_DIR  state: certificates, kubeconfigs, data, logs, pids
 #                            (default $HERALD_CACHE/cluster)
@@ -293,6 +293,29 @@ cmd_down() {
   log "down"
 }
 
+# restart COMPONENT: stops one component (SIGTERM, then SIGKILL after 10 s) and starts it
+# again with the same command line, as a node reboot or a control-plane upgrade would.
+# For outage tests: kube-apiserver or etcd (the others recover by themselves).
+cmd_restart() {
+  local c=${1:-} pid
+  case "$c" in
+    kube-apiserver) ;;
+    etcd) ;;
+    *) die "restart what? kube-apiserver or etcd" ;;
+  esac
+  running || die "the cluster is not up"
+  pid=$(pid_of "$c")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$state/pids/$c.pid"
+  case "$c" in
+    kube-apiserver) start_apiserver ;;
+    etcd) start_etcd; wait_for "kube-apiserver /readyz" 120 api_ready ;;
+  esac
+  log "$c restarted"
+}
+
 cmd_status() {
   local c ok=0
   for c in "${components[@]}"; do
@@ -316,6 +339,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  restart) shift; cmd_restart "$@" ;;
   env) cmd_env ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|restart kube-apiserver|etcd" >&2; exit 2 ;;
 esac

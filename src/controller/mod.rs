@@ -9,6 +9,7 @@ pub mod finalizer;
 pub mod status;
 pub mod subprocessor;
 pub mod tenant;
+pub mod watch;
 
 use std::sync::Arc;
 

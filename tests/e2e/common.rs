@@ -234,7 +234,12 @@ async fn start_operator() -> Operator {
         .arg(env!("CARGO_BIN_EXE_herald"))
         .arg(&addr)
         .arg(&pid_path)
-        .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+        // HERALD_E2E_RUST_LOG overrides the operator's log filter when debugging a test.
+        .env(
+            "RUST_LOG",
+            std::env::var("HERALD_E2E_RUST_LOG")
+                .unwrap_or_else(|_| "info,kube=warn,tower=warn,hyper=warn".into()),
+        )
         // The chart's ServiceAccount (a token, not the admin's credentials): every
         // scenario proves the chart's RBAC suffices, and the audit log tells the
         // operator's requests (system:serviceaccount:herald-system:herald) from the

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::controller::watch::RecoveringWatches;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::ByteString;
@@ -148,7 +149,7 @@ pub async fn run(
         ctx.bindings.clone(),
     )
     .with_config(ControllerConfig::default().concurrency(concurrency))
-    .watches(
+    .watches_recovering(
         Api::<Subprocessor>::all(client.clone()),
         WatcherConfig::default(),
         move |sp| {
@@ -166,7 +167,7 @@ pub async fn run(
             refs(&by_sp, |b| b.spec.subprocessor_ref.name == name)
         },
     )
-    .watches(
+    .watches_recovering(
         Api::<Tenant>::all(client.clone()),
         WatcherConfig::default(),
         move |t| {
@@ -181,7 +182,7 @@ pub async fn run(
     // only (`Api<PartialObjectMeta<_>>` makes metadata requests): a change of a
     // Secret's data is an event all the same, and no value streams through the
     // operator (the reconcile reads the one source it needs).
-    .watches(
+    .watches_recovering(
         Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), &ns),
         WatcherConfig::default(),
         move |s| {
@@ -202,7 +203,7 @@ pub async fn run(
     )
     // A sender rollout finishing is what lets a rotation complete: only a change of the
     // rolled-out credential versions passes, not every step of a rollout.
-    .watches(
+    .watches_recovering(
         Api::<Deployment>::all(client.clone()),
         WatcherConfig::default().labels(TENANT_LABEL),
         move |d| {
@@ -217,7 +218,7 @@ pub async fn run(
     )
     // The first credential goes into the tenant's namespace: its creation (by the
     // Tenant controller) is what a new binding waits for.
-    .watches(
+    .watches_recovering(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         WatcherConfig::default().labels(TENANT_LABEL),
         move |n| {

@@ -14,6 +14,7 @@ pub mod notice;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::controller::watch::RecoveringWatches;
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -62,7 +63,7 @@ pub async fn run(
         .with_config(ControllerConfig::default().concurrency(concurrency))
         // A new tenant, an objection, a notification endpoint: every Subprocessor may
         // owe or change something for it. Reconciles only read when nothing changed.
-        .watches(
+        .watches_recovering(
             Api::<Tenant>::all(client.clone()),
             WatcherConfig::default(),
             move |t| {
@@ -76,7 +77,7 @@ pub async fn run(
             },
         )
         // A binding through a carrier makes its tenant affected.
-        .watches(
+        .watches_recovering(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
             WatcherConfig::default(),
             move |b| {

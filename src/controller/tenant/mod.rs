@@ -16,6 +16,7 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::controller::watch::RecoveringWatches;
 use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -32,7 +33,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher::Config as WatcherConfig;
-use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::runtime::{WatchStreamExt, predicates};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -85,7 +86,7 @@ pub async fn run(
     // relabelled region) re-checks every tenant's pod placement.
     let nodes = reflector::reflector(
         nodes_writer,
-        watcher(
+        crate::controller::watch::watch(
             Api::<PartialObjectMeta<Node>>::all(client.clone()),
             WatcherConfig::default(),
         ),
@@ -104,10 +105,9 @@ pub async fn run(
     let (tenants, tenants_writer) = reflector::store();
     let tenant_events = reflector::reflector(
         tenants_writer,
-        watcher(Api::<Tenant>::all(client.clone()), tenant_watch)
+        crate::controller::watch::watch(Api::<Tenant>::all(client.clone()), tenant_watch)
             .modify(|t| t.managed_fields_mut().clear()),
     )
-    .default_backoff()
     .applied_objects()
     .predicate_filter(tenant_trigger, Default::default());
     let controller = Controller::for_stream(tenant_events, tenants.clone());
@@ -166,50 +166,50 @@ pub async fn run(
     }
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches(meta::<Namespace>(&client), children.clone(), by_label)
-        .watches(
+        .watches_recovering(meta::<Namespace>(&client), children.clone(), by_label)
+        .watches_recovering(
             meta::<ConfigMap>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             meta::<ServiceAccount>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             meta::<Role>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             meta::<RoleBinding>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             meta::<NetworkPolicy>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             meta::<LimitRange>(&client),
             children.clone(),
             every_change(&stack),
         )
-        .watches(
+        .watches_recovering(
             Api::<ResourceQuota>::all(client.clone()),
             children.clone(),
             key_change(&changed, &stack, without_status),
         )
-        .watches(
+        .watches_recovering(
             Api::<PodDisruptionBudget>::all(client.clone()),
             children.clone(),
             key_change(&changed, &stack, without_status),
         )
         // What the reconcile reads of the Deployment: its spec and the rollout counts
         // (not the conditions' heartbeat times).
-        .watches(
+        .watches_recovering(
             Api::<Deployment>::all(client.clone()),
             children.clone(),
             key_change(&changed, &stack, |d: &Deployment| {
@@ -217,7 +217,7 @@ pub async fn run(
             }),
         )
         // A purge CronJob's lastSuccessfulTime is the tenant's purge record.
-        .watches(
+        .watches_recovering(
             Api::<CronJob>::all(client.clone()),
             children.clone(),
             key_change(&changed, &stack, |cj: &CronJob| {
@@ -231,7 +231,7 @@ pub async fn run(
         )
         // Erasure and export Jobs: their outcome (a condition turning True) is what the
         // erasure waits for, not each pod's progress (during erasure too).
-        .watches(
+        .watches_recovering(
             Api::<Job>::all(client.clone()),
             children.clone(),
             key_change(&changed, &|r: Option<ObjectRef<Tenant>>| r, |j: &Job| {
@@ -251,19 +251,19 @@ pub async fn run(
         )
         // Residency needs a pod's node only; its readiness reaches us through the
         // Deployment's status. Pod status updates (several per pod) do not requeue.
-        .watches(
+        .watches_recovering(
             Api::<Pod>::all(client.clone()),
             WatcherConfig::default().labels(&format!("{APP_LABEL}={SENDER},{TENANT_LABEL}")),
             key_change(&changed, &stack, |p: &Pod| {
                 p.spec.as_ref().and_then(|s| s.node_name.clone())
             }),
         )
-        .watches(
+        .watches_recovering(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
             WatcherConfig::default(),
             |b| Some(ObjectRef::new(&b.spec.tenant_ref.name)),
         )
-        .watches(
+        .watches_recovering(
             Api::<RetentionPolicy>::all(client.clone()),
             WatcherConfig::default(),
             move |p| {
