@@ -268,6 +268,10 @@ pub enum Error {
     },
     #[error("the object has no name")]
     MissingName,
+    #[error(
+        "the operator's caches of bindings and nodes are not filled yet; waiting before acting"
+    )]
+    CachesNotSynced,
     #[error("the deletion receipt signing key is not available")]
     SigningKey(#[source] crate::evidence::store::StoreError),
 }
@@ -286,6 +290,7 @@ impl Error {
             Error::Build { .. } => "build",
             Error::MissingName => "invalid",
             Error::SigningKey(_) => "signing-key",
+            Error::CachesNotSynced => "cache-not-synced",
         }
     }
 

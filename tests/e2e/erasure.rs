@@ -515,12 +515,12 @@ async fn deleting_a_terminated_tenant_erases_it_and_leaves_a_receipt() {
 }
 
 /// An operator of our own for shard `shard`, running only the Tenant controller.
-struct OwnOperator {
+pub(crate) struct OwnOperator {
     child: std::process::Child,
     metrics: String,
 }
 
-fn own_operator(shard: &str) -> OwnOperator {
+pub(crate) fn own_operator(shard: &str) -> OwnOperator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -551,7 +551,7 @@ fn own_operator(shard: &str) -> OwnOperator {
 }
 
 impl OwnOperator {
-    async fn ready(&mut self) {
+    pub(crate) async fn ready(&mut self) {
         let deadline = Instant::now() + WAIT;
         while http_get(&self.metrics.replace("/metrics", "/readyz"))
             .await

@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod leader;
 mod network;
+mod restart;
 mod retention;
 mod smoke;
 mod subprocessor;

@@ -61,6 +61,8 @@ const REGION_LABEL: &str = "topology.kubernetes.io/region";
 /// slowed the API server the rollouts wait on.
 const REQUEUE_CONVERGING: Duration = Duration::from_secs(120);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
+/// How long a reconcile waits for the binding and node caches' first complete list.
+const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// How long a new tenant's first sender rollout waits for its channels' first
 /// credentials (see [`bindings::awaiting`]); after that the senders start without them.
 const FIRST_START_WAIT: k8s_openapi::jiff::SignedDuration =
@@ -328,6 +330,22 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     let name = tenant.name_any();
     if is_paused(tenant) {
         return paused(tenant, ctx).await;
+    }
+    // Warm before acting: a reconcile right after a start or a leader change, with the
+    // binding and node caches still filling, would build a sender template without the
+    // credentials of bindings it has not seen yet (a rollout to pods without
+    // credentials) and judge pods on nodes it does not know (measured in a chaos run:
+    // 144 of 149 tenants rolled to templates without credential mounts, 27 of 33 EU
+    // pods evicted with region=None). Both caches are filled by watches this process
+    // polls meanwhile; the wait is bounded so a broken watch shows as an error.
+    let warm = async {
+        ctx.bindings.wait_until_ready().await.is_ok() && ctx.nodes.wait_until_ready().await.is_ok()
+    };
+    if !tokio::time::timeout(CACHE_WAIT, warm)
+        .await
+        .unwrap_or(false)
+    {
+        return Err(Error::CachesNotSynced);
     }
 
     // Every live Tenant carries the erasure finalizer, so that deleting one erases it
@@ -727,10 +745,15 @@ async fn enforce_residency(
         let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
-        let region = ctx
-            .nodes
-            .get(&ObjectRef::new(&node))
-            .and_then(|n| n.labels().get(REGION_LABEL).cloned());
+        let region = match ctx.nodes.get(&ObjectRef::new(&node)) {
+            Some(n) => n.labels().get(REGION_LABEL).cloned(),
+            // Not (yet) in the cache: ask. Nothing is evicted on "unknown"; a node that
+            // is gone takes its pods with it.
+            None => match node_region(ctx, &node).await? {
+                NodeRegion::Known(r) => r,
+                NodeRegion::Gone => continue,
+            },
+        };
         if ctx.config.regions.node_region_allowed(
             region.as_deref(),
             &decision.allowed_regions,
@@ -782,6 +805,28 @@ async fn enforce_residency(
 
 /// Evicts a pod through the Eviction API. When the disruption budget refuses (429),
 /// the pod is deleted anyway: residency is a legal duty, availability is not.
+/// What the API server says of a node the cache does not have.
+enum NodeRegion {
+    /// The node exists; its region label, if any.
+    Known(Option<String>),
+    /// The node does not exist (any more).
+    Gone,
+}
+
+async fn node_region(ctx: &Context, node: &str) -> Result<NodeRegion, Error> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    Ok(
+        match nodes
+            .get_metadata_opt(node)
+            .await
+            .map_err(Error::kube(format!("get Node {node}")))?
+        {
+            Some(n) => NodeRegion::Known(n.labels().get(REGION_LABEL).cloned()),
+            None => NodeRegion::Gone,
+        },
+    )
+}
+
 async fn evict(pods: &Api<Pod>, pod: &str, ctx: &Context) -> Result<(), Error> {
     match pods.evict(pod, &EvictParams::default()).await {
         Ok(_) => {}
