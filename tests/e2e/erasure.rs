@@ -209,7 +209,7 @@ fn check_receipt(
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p[0] == "platform" && !p[1].is_null())
+            .any(|p| p["target"] == "platform" && p["confirmedAt"].is_string())
     );
     assert!(r["backupsExpireBy"].is_string());
     assert!(
@@ -741,7 +741,7 @@ async fn a_tenant_deleted_before_its_namespace_exists_is_still_purged_and_goes()
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p[0] == "platform" && !p[1].is_null()),
+            .any(|p| p["target"] == "platform" && p["confirmedAt"].is_string()),
         "{body}"
     );
 }
@@ -825,4 +825,145 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         !job_uids.is_empty() && !job_uids.contains(&failed_uid),
         "the failed Job was not replaced: {job_uids:?}"
     );
+}
+
+/// A `tenant-<name>` namespace made by hand (no Herald marker, but the tenant label)
+/// before the Tenant: Herald does not adopt it (Stalled, `NamespaceNotOwned`), builds
+/// nothing in it, and the Tenant's erasure leaves it and its contents in place and
+/// lists them in the receipt as found-not-erased.
+#[tokio::test]
+async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-foreign");
+    let ns = format!("tenant-{name}");
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let theirs: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": ns, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}}
+    }))
+    .unwrap();
+    let ns_uid = ns_api
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for (cm_name, labels) in [
+        ("theirs", json!({})),
+        ("theirs-labelled", json!({"herald.dev/tenant": name})),
+    ] {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": cm_name, "labels": labels}, "data": {"owner": "somebody else"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(types::STALLED, "True", types::reason::NAMESPACE_NOT_OWNED),
+        "Stalled NamespaceNotOwned",
+        WAIT,
+    )
+    .await;
+    let ready = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::READY)
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", types::reason::NAMESPACE_NOT_OWNED)
+    );
+    // Herald wrote nothing in it, and did not mark it as its own.
+    let herald_made = ListParams::default().labels("app.kubernetes.io/managed-by=herald");
+    assert!(cms.list(&herald_made).await.unwrap().items.is_empty());
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    assert!(sas.list(&herald_made).await.unwrap().items.is_empty());
+    let now = ns_api.get(&ns).await.unwrap();
+    assert!(now.owner_references().is_empty(), "{:?}", now.metadata);
+    assert!(!now.labels().contains_key("app.kubernetes.io/managed-by"));
+
+    // Terminated and deleted: erased without touching it.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(1))),
+    )
+    .await
+    .unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            api.clone(),
+            &name,
+            conditions::is_deleted(&t.uid().unwrap()),
+        ),
+    )
+    .await
+    .expect("the deleted tenant was not erased")
+    .unwrap();
+    let after = ns_api.get(&ns).await.expect("the namespace was deleted");
+    assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
+    assert!(after.metadata.deletion_timestamp.is_none());
+    for cm_name in ["theirs", "theirs-labelled"] {
+        assert!(
+            cms.get_opt(cm_name).await.unwrap().is_some(),
+            "{cm_name} deleted"
+        );
+    }
+    let receipts = receipts(&client, &name).await;
+    assert_eq!(receipts.len(), 1);
+    let data = receipts[0].data.as_ref().unwrap();
+    let body = &data["receipt.json"];
+    assert_eq!(
+        herald::digest::sha256_hex(body.as_bytes()),
+        data["sha256"],
+        "digest"
+    );
+    let r: Value = serde_json::from_str(body).unwrap();
+    let left: Vec<(&str, &str)> = r["foundNotErased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert!(left.contains(&("Namespace", ns.as_str())), "{body}");
+    assert!(left.contains(&("ConfigMap", "theirs-labelled")), "{body}");
+    assert!(
+        r["foundNotErased"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["reason"] == types::reason::NAMESPACE_NOT_OWNED),
+        "{body}"
+    );
+    let deleted_namespaces = r["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kind"] == "Namespace");
+    assert!(!deleted_namespaces, "{body}");
+    assert_eq!(r["metDeadline"], true);
+    ns_api.delete(&ns, &DeleteParams::default()).await.unwrap();
 }

@@ -105,6 +105,10 @@ pub mod reason {
     pub const ERASURE_IN_PROGRESS: &str = "ErasureInProgress";
     /// Tenant: terminated; erasure is scheduled before the deadline.
     pub const ERASURE_SCHEDULED: &str = "ErasureScheduled";
+    /// Tenant: a namespace named `tenant-<name>` exists that Herald did not create (no
+    /// `app.kubernetes.io/managed-by: herald` label and owner reference to this Tenant):
+    /// Herald never adopts it, writes nothing in it and never deletes it.
+    pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
     /// Tenant: erased, verified, receipt written.
     pub const ERASED: &str = "Erased";
     /// Tenant: the customer acknowledged the deletion receipt.
@@ -169,6 +173,7 @@ pub mod reason {
         CONTRACT_TERMINATED,
         ERASURE_IN_PROGRESS,
         ERASURE_SCHEDULED,
+        NAMESPACE_NOT_OWNED,
         ERASED,
         WITHIN_DEADLINE,
         DELIVERED,
