@@ -967,3 +967,120 @@ async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure()
     assert_eq!(r["metDeadline"], true);
     ns_api.delete(&ns, &DeleteParams::default()).await.unwrap();
 }
+
+/// A Namespace somebody labelled for the tenant is not the tenant's: its erasure leaves
+/// it (and its unlabelled contents) in place, lists it in the receipt as found-not-
+/// erased with a Warning event, and still erases and counts what is labelled in
+/// namespaces.
+#[tokio::test]
+async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-labns");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let labelled_ns = format!("e2e-labelled-{name}");
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": labelled_ns, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}}
+    }))
+    .unwrap();
+    let ns_uid = ns_api
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let inside: Api<ConfigMap> = Api::namespaced(client.clone(), &labelled_ns);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "data": {"a": "b"}}))
+            .unwrap();
+    inside.create(&PostParams::default(), &cm).await.unwrap();
+    let (other_ns, stray_uid) = stray_config_map(&client, &name, None).await;
+
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_erased(&api, &name, "Erased", Duration::from_secs(60)).await;
+
+    let after = ns_api
+        .get(&labelled_ns)
+        .await
+        .expect("the labelled namespace was deleted");
+    assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
+    assert!(after.metadata.deletion_timestamp.is_none());
+    assert!(inside.get_opt("unrelated").await.unwrap().is_some());
+    // What is labelled inside namespaces is still erased, and counted.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &other_ns);
+    assert!(cms.get_opt("stray").await.unwrap().is_none());
+    assert!(namespace_gone(&client, &format!("tenant-{name}")).await);
+
+    let receipts = receipts(&client, &name).await;
+    assert_eq!(receipts.len(), 1);
+    let data = receipts[0].data.as_ref().unwrap();
+    let body = &data["receipt.json"];
+    assert_eq!(herald::digest::sha256_hex(body.as_bytes()), data["sha256"]);
+    let r: Value = serde_json::from_str(body).unwrap();
+    let left = r["foundNotErased"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "{body}");
+    assert_eq!(left[0]["kind"], "Namespace");
+    assert_eq!(left[0]["name"], labelled_ns.as_str());
+    assert_eq!(left[0]["uid"], ns_uid.as_str());
+    assert_eq!(left[0]["reason"], types::reason::OUTSIDE_ERASURE_SCOPE);
+    let deleted_uids = |kind: &str| -> Vec<String> {
+        r["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kind"] == kind)
+            .flat_map(|k| k["uids"].as_array().unwrap().iter())
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(deleted_uids("ConfigMap").contains(&stray_uid), "{body}");
+    assert!(!deleted_uids("Namespace").contains(&ns_uid), "{body}");
+    assert_eq!(r["metDeadline"], true);
+    // The condition says so, and one Warning event.
+    let erased = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::ERASED)
+        .unwrap();
+    assert!(
+        erased.message.contains("found and not erased"),
+        "{}",
+        erased.message
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let found: Vec<_> = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(types::reason::OUTSIDE_ERASURE_SCOPE))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&labelled_ns)
+    );
+    ns_api
+        .delete(&labelled_ns, &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -109,6 +109,10 @@ pub mod reason {
     /// `app.kubernetes.io/managed-by: herald` label and owner reference to this Tenant):
     /// Herald never adopts it, writes nothing in it and never deletes it.
     pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
+    /// Tenant: erasure found objects labelled for the tenant that it does not delete
+    /// (a Namespace other than the tenant's own, any other cluster-scoped object): they
+    /// are listed in the receipt's `foundNotErased`, for a person to decide.
+    pub const OUTSIDE_ERASURE_SCOPE: &str = "OutsideErasureScope";
     /// Tenant: erased, verified, receipt written.
     pub const ERASED: &str = "Erased";
     /// Tenant: the customer acknowledged the deletion receipt.
@@ -174,6 +178,7 @@ pub mod reason {
         ERASURE_IN_PROGRESS,
         ERASURE_SCHEDULED,
         NAMESPACE_NOT_OWNED,
+        OUTSIDE_ERASURE_SCOPE,
         ERASED,
         WITHIN_DEADLINE,
         DELIVERED,

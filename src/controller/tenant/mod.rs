@@ -476,6 +476,9 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
     record_purges(ctx, &name, &status, &observed, now);
     publish_status(tenant, status.clone(), ctx).await?;
+    if let Some(p) = &progress {
+        found_not_erased_event(tenant, &p.status, ctx).await;
+    }
     ctx.metrics
         .set_tenant_phase(&name, status.phase.map(phase_name));
 
@@ -896,6 +899,46 @@ async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     publish_status(tenant, status, ctx).await?;
     info!("paused; not reconciling");
     Ok(Action::await_change())
+}
+
+/// One Warning when erasure first records objects it found and will not delete (the
+/// list is persisted, so a later pass that finds the same ones says nothing).
+async fn found_not_erased_event(
+    tenant: &Tenant,
+    erasure: &crate::api::v1alpha1::ErasureStatus,
+    ctx: &Context,
+) {
+    let before = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .map_or(0, |e| e.not_erased.len());
+    let Some(first) = erasure.not_erased.first() else {
+        return;
+    };
+    if erasure.not_erased.len() <= before {
+        return;
+    }
+    let what: Vec<String> = erasure
+        .not_erased
+        .iter()
+        .map(|o| match &o.namespace {
+            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+            None => format!("{} {}", o.kind, o.name),
+        })
+        .collect();
+    event(
+        ctx,
+        tenant,
+        EventType::Warning,
+        &first.reason,
+        "Erase",
+        format!(
+            "found and not erased (not Herald's, or outside the erasure scope; see status.erasure.notErased): {}",
+            what.join(", ")
+        ),
+    )
+    .await;
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.

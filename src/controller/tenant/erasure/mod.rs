@@ -5,6 +5,10 @@
 //! deletion, verification that nothing remains, an immutable deletion receipt in the
 //! operator's namespace, and its signed delivery to the customer.
 //!
+//! What erasure may delete is bounded ([`scope`]): the tenant namespace only if Herald
+//! created it, and no other cluster-scoped object; what it finds and leaves is recorded
+//! in `status.erasure.notErased` and the receipt, for a person to decide.
+//!
 //! Restart safety: each step records its outcome in `status.erasure` before the next
 //! step acts on it, and every step is idempotent (create-if-absent, delete-if-present,
 //! a deterministic receipt name), so a killed operator resumes and writes one receipt.
@@ -337,7 +341,7 @@ pub async fn advance(
             ));
         }
         let (remaining, unverified) = labelled_objects(ctx, &name).await?;
-        let (remaining, not_erased) = scope::split(identified(remaining), home.foreign);
+        let (remaining, not_erased) = scope::split(identified(remaining), &ns, home.foreign);
         let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         if ns_obj.is_some() || !remaining.is_empty() {
@@ -431,12 +435,18 @@ pub async fn advance(
     } else {
         3600
     };
+    let note = match es.not_erased.len() {
+        0 => "erased, verified, receipt written".into(),
+        n => format!(
+            "erased, verified, receipt written; {n} objects labelled for the tenant were found and not erased (not Herald's, or outside the erasure scope): see status.erasure.notErased, a person decides"
+        ),
+    };
     Ok(Progress {
         status: es,
         keep_stack: false,
         done: true,
         requeue: Duration::from_secs(requeue),
-        note: "erased, verified, receipt written".into(),
+        note,
         unverified: Vec::new(),
         delivery,
     })
@@ -741,7 +751,7 @@ async fn inventory(
     Error,
 > {
     let (labelled, unverified) = labelled_objects(ctx, tenant).await?;
-    let (labelled, not_erased) = scope::split(identified(labelled), foreign);
+    let (labelled, not_erased) = scope::split(identified(labelled), ns, foreign);
     let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |ar: &ApiResource, o: &DynamicObject| {

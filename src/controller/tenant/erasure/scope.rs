@@ -50,30 +50,42 @@ pub fn namespace_owner(ns: Option<&Namespace>, tenant_uid: &str) -> NamespaceOwn
 }
 
 /// Splits the objects found labelled for the tenant into those erasure deletes and
-/// those it leaves in place: with a `foreign` tenant namespace, that namespace and
-/// everything in it (Herald did not create them, whatever their labels say).
+/// those it leaves in place, with why:
+/// - with a `foreign` tenant namespace, that namespace and everything in it (Herald did
+///   not create them, whatever their labels say): `NamespaceNotOwned`;
+/// - any cluster-scoped object but the tenant namespace `tenant_ns` (a label is no
+///   proof of ownership, and deleting another Namespace takes all its unlabelled
+///   contents with it): `OutsideErasureScope`.
 pub fn split<T>(
     found: Vec<(T, ObjectId)>,
+    tenant_ns: &str,
     foreign: Option<&NotErasedObject>,
 ) -> (Vec<(T, ObjectId)>, Vec<NotErasedObject>) {
     let mut erase = Vec::new();
     let mut leave = Vec::new();
     for (t, id) in found {
-        let inside = foreign.is_some_and(|f| {
-            id.namespace.as_deref() == Some(f.name.as_str())
-                || (id.kind == "Namespace" && id.api_version == "v1" && id.name == f.name)
+        let is_namespace =
+            |name: &str| id.kind == "Namespace" && id.api_version == "v1" && id.name == name;
+        let in_foreign = foreign.is_some_and(|f| {
+            id.namespace.as_deref() == Some(f.name.as_str()) || is_namespace(&f.name)
         });
-        if inside {
-            leave.push(NotErasedObject {
+        let why = if in_foreign {
+            Some(reason::NAMESPACE_NOT_OWNED)
+        } else if id.namespace.is_none() && !is_namespace(tenant_ns) {
+            Some(reason::OUTSIDE_ERASURE_SCOPE)
+        } else {
+            None
+        };
+        match why {
+            Some(why) => leave.push(NotErasedObject {
                 api_version: id.api_version,
                 kind: id.kind,
                 namespace: id.namespace,
                 name: id.name,
                 uid: id.uid,
-                reason: reason::NAMESPACE_NOT_OWNED.into(),
-            });
-        } else {
-            erase.push((t, id));
+                reason: why.into(),
+            }),
+            None => erase.push((t, id)),
         }
     }
     (erase, leave)
@@ -127,7 +139,7 @@ mod tests {
         else {
             panic!("a bare namespace is foreign");
         };
-        let (erase, leave) = split(found.clone(), Some(&f));
+        let (erase, leave) = split(found.clone(), "tenant-acme", Some(&f));
         assert_eq!(
             erase,
             vec![((), id("Secret", Some("herald-system"), "acme-source"))]
@@ -146,10 +158,36 @@ mod tests {
                 .all(|o| o.reason == reason::NAMESPACE_NOT_OWNED)
         );
         // Herald's own namespace: everything is erased.
-        let (erase, leave) = split(found, None);
+        let (erase, leave) = split(found, "tenant-acme", None);
         assert_eq!((erase.len(), leave.len()), (3, 0));
         // Recorded twice (two passes), listed once.
         assert_eq!(merge_not_erased(leave_twice(&f), []).len(), 1);
+    }
+
+    #[test]
+    fn no_cluster_scoped_object_but_the_tenant_namespace_is_erased() {
+        let mut cluster_role = id("ClusterRole", None, "acme-reader");
+        cluster_role.api_version = "rbac.authorization.k8s.io/v1".into();
+        let found = vec![
+            ((), id("Namespace", None, "tenant-acme")),
+            ((), id("Namespace", None, "shared-tools")),
+            ((), cluster_role),
+            ((), id("ConfigMap", Some("shared-tools"), "acme-cache")),
+        ];
+        let (erase, leave) = split(found, "tenant-acme", None);
+        let erased: Vec<_> = erase.iter().map(|(_, i)| i.name.as_str()).collect();
+        assert_eq!(erased, ["tenant-acme", "acme-cache"]);
+        let left: Vec<_> = leave
+            .iter()
+            .map(|o| (o.kind.as_str(), o.name.as_str(), o.reason.as_str()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("Namespace", "shared-tools", reason::OUTSIDE_ERASURE_SCOPE),
+                ("ClusterRole", "acme-reader", reason::OUTSIDE_ERASURE_SCOPE)
+            ]
+        );
     }
 
     fn leave_twice(f: &NotErasedObject) -> Vec<NotErasedObject> {
