@@ -209,7 +209,7 @@ fn check_receipt(
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p[0] == "platform" && !p[1].is_null())
+            .any(|p| p["target"] == "platform" && p["confirmedAt"].is_string())
     );
     assert!(r["backupsExpireBy"].is_string());
     assert!(
@@ -741,7 +741,7 @@ async fn a_tenant_deleted_before_its_namespace_exists_is_still_purged_and_goes()
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p[0] == "platform" && !p[1].is_null()),
+            .any(|p| p["target"] == "platform" && p["confirmedAt"].is_string()),
         "{body}"
     );
 }
@@ -825,6 +825,264 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         !job_uids.is_empty() && !job_uids.contains(&failed_uid),
         "the failed Job was not replaced: {job_uids:?}"
     );
+}
+
+/// A `tenant-<name>` namespace made by hand (no Herald marker, but the tenant label)
+/// before the Tenant: Herald does not adopt it (Stalled, `NamespaceNotOwned`), builds
+/// nothing in it, and the Tenant's erasure leaves it and its contents in place and
+/// lists them in the receipt as found-not-erased.
+#[tokio::test]
+async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-foreign");
+    let ns = format!("tenant-{name}");
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let theirs: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": ns, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}}
+    }))
+    .unwrap();
+    let ns_uid = ns_api
+        .create(&PostParams::default(), &theirs)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for (cm_name, labels) in [
+        ("theirs", json!({})),
+        ("theirs-labelled", json!({"herald.dev/tenant": name})),
+    ] {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": cm_name, "labels": labels}, "data": {"owner": "somebody else"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(types::STALLED, "True", types::reason::NAMESPACE_NOT_OWNED),
+        "Stalled NamespaceNotOwned",
+        WAIT,
+    )
+    .await;
+    let ready = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::READY)
+        .unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", types::reason::NAMESPACE_NOT_OWNED)
+    );
+    // Herald wrote nothing in it, and did not mark it as its own.
+    let herald_made = ListParams::default().labels("app.kubernetes.io/managed-by=herald");
+    assert!(cms.list(&herald_made).await.unwrap().items.is_empty());
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        deployments
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    assert!(sas.list(&herald_made).await.unwrap().items.is_empty());
+    let now = ns_api.get(&ns).await.unwrap();
+    assert!(now.owner_references().is_empty(), "{:?}", now.metadata);
+    assert!(!now.labels().contains_key("app.kubernetes.io/managed-by"));
+
+    // Terminated and deleted: erased without touching it.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(1))),
+    )
+    .await
+    .unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            api.clone(),
+            &name,
+            conditions::is_deleted(&t.uid().unwrap()),
+        ),
+    )
+    .await
+    .expect("the deleted tenant was not erased")
+    .unwrap();
+    let after = ns_api.get(&ns).await.expect("the namespace was deleted");
+    assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
+    assert!(after.metadata.deletion_timestamp.is_none());
+    for cm_name in ["theirs", "theirs-labelled"] {
+        assert!(
+            cms.get_opt(cm_name).await.unwrap().is_some(),
+            "{cm_name} deleted"
+        );
+    }
+    let receipts = receipts(&client, &name).await;
+    assert_eq!(receipts.len(), 1);
+    let data = receipts[0].data.as_ref().unwrap();
+    let body = &data["receipt.json"];
+    assert_eq!(
+        herald::digest::sha256_hex(body.as_bytes()),
+        data["sha256"],
+        "digest"
+    );
+    let r: Value = serde_json::from_str(body).unwrap();
+    let left: Vec<(&str, &str)> = r["foundNotErased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert!(left.contains(&("Namespace", ns.as_str())), "{body}");
+    assert!(left.contains(&("ConfigMap", "theirs-labelled")), "{body}");
+    assert!(
+        r["foundNotErased"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["reason"] == types::reason::NAMESPACE_NOT_OWNED),
+        "{body}"
+    );
+    let deleted_namespaces = r["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kind"] == "Namespace");
+    assert!(!deleted_namespaces, "{body}");
+    assert_eq!(r["metDeadline"], true);
+    ns_api.delete(&ns, &DeleteParams::default()).await.unwrap();
+}
+
+/// A Namespace somebody labelled for the tenant is not the tenant's: its erasure leaves
+/// it (and its unlabelled contents) in place, lists it in the receipt as found-not-
+/// erased with a Warning event, and still erases and counts what is labelled in
+/// namespaces.
+#[tokio::test]
+async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-labns");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let labelled_ns = format!("e2e-labelled-{name}");
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": labelled_ns, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}}
+    }))
+    .unwrap();
+    let ns_uid = ns_api
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let inside: Api<ConfigMap> = Api::namespaced(client.clone(), &labelled_ns);
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "data": {"a": "b"}}))
+            .unwrap();
+    inside.create(&PostParams::default(), &cm).await.unwrap();
+    let (other_ns, stray_uid) = stray_config_map(&client, &name, None).await;
+
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_erased(&api, &name, "Erased", Duration::from_secs(60)).await;
+
+    let after = ns_api
+        .get(&labelled_ns)
+        .await
+        .expect("the labelled namespace was deleted");
+    assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
+    assert!(after.metadata.deletion_timestamp.is_none());
+    assert!(inside.get_opt("unrelated").await.unwrap().is_some());
+    // What is labelled inside namespaces is still erased, and counted.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &other_ns);
+    assert!(cms.get_opt("stray").await.unwrap().is_none());
+    assert!(namespace_gone(&client, &format!("tenant-{name}")).await);
+
+    let receipts = receipts(&client, &name).await;
+    assert_eq!(receipts.len(), 1);
+    let data = receipts[0].data.as_ref().unwrap();
+    let body = &data["receipt.json"];
+    assert_eq!(herald::digest::sha256_hex(body.as_bytes()), data["sha256"]);
+    let r: Value = serde_json::from_str(body).unwrap();
+    let left = r["foundNotErased"].as_array().unwrap();
+    assert_eq!(left.len(), 1, "{body}");
+    assert_eq!(left[0]["kind"], "Namespace");
+    assert_eq!(left[0]["name"], labelled_ns.as_str());
+    assert_eq!(left[0]["uid"], ns_uid.as_str());
+    assert_eq!(left[0]["reason"], types::reason::OUTSIDE_ERASURE_SCOPE);
+    let deleted_uids = |kind: &str| -> Vec<String> {
+        r["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kind"] == kind)
+            .flat_map(|k| k["uids"].as_array().unwrap().iter())
+            .map(|u| u.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(deleted_uids("ConfigMap").contains(&stray_uid), "{body}");
+    assert!(!deleted_uids("Namespace").contains(&ns_uid), "{body}");
+    assert_eq!(r["metDeadline"], true);
+    // The condition says so, and one Warning event.
+    let erased = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::ERASED)
+        .unwrap();
+    assert!(
+        erased.message.contains("found and not erased"),
+        "{}",
+        erased.message
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let found: Vec<_> = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(types::reason::OUTSIDE_ERASURE_SCOPE))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0]
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&labelled_ns)
+    );
+    ns_api
+        .delete(&labelled_ns, &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 /// A client that acts as the cluster admin in the break-glass group of the evidence

@@ -105,6 +105,14 @@ pub mod reason {
     pub const ERASURE_IN_PROGRESS: &str = "ErasureInProgress";
     /// Tenant: terminated; erasure is scheduled before the deadline.
     pub const ERASURE_SCHEDULED: &str = "ErasureScheduled";
+    /// Tenant: a namespace named `tenant-<name>` exists that Herald did not create (no
+    /// `app.kubernetes.io/managed-by: herald` label and owner reference to this Tenant):
+    /// Herald never adopts it, writes nothing in it and never deletes it.
+    pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
+    /// Tenant: erasure found objects labelled for the tenant that it does not delete
+    /// (a Namespace other than the tenant's own, any other cluster-scoped object): they
+    /// are listed in the receipt's `foundNotErased`, for a person to decide.
+    pub const OUTSIDE_ERASURE_SCOPE: &str = "OutsideErasureScope";
     /// Tenant: erased, verified, receipt written.
     pub const ERASED: &str = "Erased";
     /// Tenant: the customer acknowledged the deletion receipt.
@@ -169,6 +177,8 @@ pub mod reason {
         CONTRACT_TERMINATED,
         ERASURE_IN_PROGRESS,
         ERASURE_SCHEDULED,
+        NAMESPACE_NOT_OWNED,
+        OUTSIDE_ERASURE_SCOPE,
         ERASED,
         WITHIN_DEADLINE,
         DELIVERED,

@@ -35,8 +35,8 @@ pub use subprocessor::{
 pub use tenant::CategoryPurge;
 pub use tenant::{
     Contract, ContractState, DeletedKind, ErasureStatus, ExportDestination, ExportStatus,
-    Notifications, OnTermination, PurgeRecord, Residency, Senders, SubprocessorObjection, Tenant,
-    TenantPhase, TenantSpec, TenantStatus, TerminationAction,
+    NotErasedObject, Notifications, OnTermination, PurgeRecord, Residency, Senders,
+    SubprocessorObjection, Tenant, TenantPhase, TenantSpec, TenantStatus, TerminationAction,
 };
 
 /// The CRDs of this version, in a stable order: the kinds others reference first.

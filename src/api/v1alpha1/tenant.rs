@@ -354,6 +354,11 @@ pub struct ErasureStatus {
     /// began: what was deleted, by kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventory: Vec<DeletedKind>,
+    /// Objects labelled for the tenant (or named as its namespace) that erasure found
+    /// but must not delete, because Herald did not create them or they lie outside the
+    /// erasure scope: listed so that a person decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_erased: Vec<NotErasedObject>,
     /// When Herald verified that nothing labelled for the tenant remained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<Time>,
@@ -374,7 +379,8 @@ pub struct ErasureStatus {
 pub struct ExportStatus {
     /// The export Job in the tenant namespace.
     pub job: String,
-    /// `Succeeded`, `Failed`, or `WindowEnded` (erasure could wait no longer); unset while
+    /// `Succeeded`, `Failed`, `WindowEnded` (erasure could wait no longer), or
+    /// `NamespaceNotOwned` (no Job runs in a namespace Herald did not create); unset while
     /// it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
@@ -409,6 +415,27 @@ pub struct DeletedKind {
     /// Their UIDs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uids: Vec<String>,
+}
+
+/// An object erasure found and left in place (see `ErasureStatus.notErased`).
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct NotErasedObject {
+    /// `group/version` (or `v1`).
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// Its namespace (none for a cluster-scoped object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// Why it was not erased, e.g. `NamespaceNotOwned`.
+    pub reason: String,
 }
 
 /// The retention purge of one data category.

@@ -356,6 +356,24 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         return Ok(Action::requeue(REQUEUE_CONVERGING));
     }
 
+    // The tenant namespace, if it exists, and whether it is Herald's: one that Herald
+    // did not create (no marker) is never adopted, written in or deleted.
+    let ns_name = namespace_name(&name);
+    let current_ns = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&ns_name)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns_name}")))?;
+    let foreign = match erasure::scope::namespace_owner(
+        current_ns.as_ref(),
+        tenant.metadata.uid.as_deref().unwrap_or_default(),
+    ) {
+        erasure::scope::NamespaceOwner::Foreign(o) => Some(o),
+        _ => None,
+    };
+    if let Some(o) = &foreign {
+        warn!(namespace = %o.name, "the tenant namespace exists but Herald did not create it: not adopting it");
+    }
+
     // Resolve what the decision needs from other objects.
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
     let policy_name = &tenant.spec.retention_policy_ref.name;
@@ -407,6 +425,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 namespace: &children.namespace,
                 service_account: &children.service_account,
                 data_plane: &children.data_plane,
+                foreign: foreign.as_ref(),
             };
             Some(erasure::advance(tenant, t, &decision.periods, records, &home, ctx, now).await?)
         }
@@ -414,8 +433,11 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     };
 
     // Until erasure begins, the stack is applied (a terminated one with no senders).
-    let (deployment, violations) = if progress.as_ref().is_none_or(|p| p.keep_stack) {
-        let applied = apply_children(ctx, &name, &children, hold_first_start).await?;
+    // Never in a namespace Herald did not create.
+    let (deployment, violations) = if foreign.is_none()
+        && progress.as_ref().is_none_or(|p| p.keep_stack)
+    {
+        let applied = apply_children(ctx, &name, &children, current_ns, hold_first_start).await?;
         (
             Some(applied),
             enforce_residency(tenant, &decision, ctx).await?,
@@ -440,6 +462,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         } else {
             Vec::new()
         },
+        namespace_not_owned: foreign.as_ref().map(|o| o.name.clone()),
     };
     let mut status = status::compute(tenant, &decision, &observed, now);
     if let (Some(t), Some(p)) = (&timing, &progress) {
@@ -473,6 +496,9 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
     record_purges(ctx, &name, &status, &observed, now);
     publish_status(tenant, status.clone(), ctx).await?;
+    if let Some(p) = &progress {
+        found_not_erased_event(tenant, &p.status, ctx).await;
+    }
     ctx.metrics
         .set_tenant_phase(&name, status.phase.map(phase_name));
 
@@ -531,14 +557,17 @@ async fn apply_children(
     ctx: &Context,
     tenant: &str,
     c: &Children,
+    current_ns: Option<Namespace>,
     hold_first_start: bool,
 ) -> Result<Applied, Error> {
     let client = &ctx.client;
     let ns = namespace_name(tenant);
-    // The namespace first: everything else lives in it.
-    apply_one(
+    // The namespace first: everything else lives in it. The reconcile has just read it
+    // (to check it is Herald's), so it is not read again.
+    apply_read(
         ctx,
-        Api::<Namespace>::all(client.clone()),
+        &Api::<Namespace>::all(client.clone()),
+        current_ns,
         &c.namespace,
         true,
     )
@@ -643,10 +672,26 @@ where
         .get_opt(&name)
         .await
         .map_err(Error::kube(format!("get {kind} {name}")))?;
+    apply_read(ctx, &api, current, desired, create).await
+}
+
+/// [`apply_one`] for a child already read (`current`).
+async fn apply_read<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    current: Option<K>,
+    desired: &K,
+    create: bool,
+) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+{
+    let name = desired.meta().name.clone().ok_or(Error::MissingName)?;
+    let kind = K::kind(&());
     if current.is_none() && !create {
         return Ok(None);
     }
-    match apply_if_changed(&api, current.as_ref(), desired).await? {
+    match apply_if_changed(api, current.as_ref(), desired).await? {
         Some(applied) => {
             ctx.metrics.wrote(CONTROLLER, &kind);
             if current.is_some() {
@@ -901,6 +946,46 @@ async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     publish_status(tenant, status, ctx).await?;
     info!("paused; not reconciling");
     Ok(Action::await_change())
+}
+
+/// One Warning when erasure first records objects it found and will not delete (the
+/// list is persisted, so a later pass that finds the same ones says nothing).
+async fn found_not_erased_event(
+    tenant: &Tenant,
+    erasure: &crate::api::v1alpha1::ErasureStatus,
+    ctx: &Context,
+) {
+    let before = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .map_or(0, |e| e.not_erased.len());
+    let Some(first) = erasure.not_erased.first() else {
+        return;
+    };
+    if erasure.not_erased.len() <= before {
+        return;
+    }
+    let what: Vec<String> = erasure
+        .not_erased
+        .iter()
+        .map(|o| match &o.namespace {
+            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+            None => format!("{} {}", o.kind, o.name),
+        })
+        .collect();
+    event(
+        ctx,
+        tenant,
+        EventType::Warning,
+        &first.reason,
+        "Erase",
+        format!(
+            "found and not erased (not Herald's, or outside the erasure scope; see status.erasure.notErased): {}",
+            what.join(", ")
+        ),
+    )
+    .await;
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.

@@ -71,6 +71,9 @@ pub struct Observed {
     pub purges: Vec<PurgeObserved>,
     /// The ChannelBindings whose first credential the first sender start waits for.
     pub awaiting: Vec<String>,
+    /// The tenant namespace exists but Herald did not create it (its name): nothing is
+    /// built in it, and a person must resolve the clash.
+    pub namespace_not_owned: Option<String>,
 }
 
 /// The purge of a category that is overdue: since when its clock runs.
@@ -284,6 +287,13 @@ pub fn compute(
     // Stalled: progress needs a person to change something. Reconciling: Herald is
     // still converging and will finish by itself.
     let stalled = match decision.hold {
+        _ if observed.namespace_not_owned.is_some() => Some((
+            reason::NAMESPACE_NOT_OWNED,
+            format!(
+                "namespace {} exists but Herald did not create it (no app.kubernetes.io/managed-by=herald label and owner reference to this Tenant): Herald does not adopt it and writes nothing in it; remove it or rename the Tenant",
+                observed.namespace_not_owned.as_deref().unwrap_or_default()
+            ),
+        )),
         Some(Hold::NoDpa) => Some((
             reason::DPA_MISSING,
             "waiting for a signed DPA (spec.contract.dpa)".to_owned(),
@@ -458,7 +468,30 @@ mod tests {
             violations: vec![],
             purges: vec![],
             awaiting: vec![],
+            namespace_not_owned: None,
         }
+    }
+
+    #[test]
+    fn a_namespace_herald_did_not_create_stalls_the_tenant_with_its_own_reason() {
+        let mut o = rolled(0);
+        o.senders = None;
+        o.namespace_not_owned = Some("tenant-acme".into());
+        let s = status(fixtures::ACTIVE, &o, true);
+        assert_eq!(
+            cond(&s, types::STALLED),
+            ("True", reason::NAMESPACE_NOT_OWNED)
+        );
+        assert_eq!(
+            cond(&s, types::READY),
+            ("False", reason::NAMESPACE_NOT_OWNED)
+        );
+        let stalled = crate::conditions::find(&s.conditions, types::STALLED).unwrap();
+        assert!(
+            stalled.message.contains("tenant-acme"),
+            "{}",
+            stalled.message
+        );
     }
 
     #[test]

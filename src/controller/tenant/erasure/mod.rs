@@ -5,11 +5,16 @@
 //! deletion, verification that nothing remains, an immutable deletion receipt in the
 //! operator's namespace, and its signed delivery to the customer.
 //!
+//! What erasure may delete is bounded ([`scope`]): the tenant namespace only if Herald
+//! created it, and no other cluster-scoped object; what it finds and leaves is recorded
+//! in `status.erasure.notErased` and the receipt, for a person to decide.
+//!
 //! Restart safety: each step records its outcome in `status.erasure` before the next
 //! step acts on it, and every step is idempotent (create-if-absent, delete-if-present,
 //! a deterministic receipt name), so a killed operator resumes and writes one receipt.
 
 pub mod plan;
+pub mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -32,7 +37,8 @@ use super::bindings::channel_name;
 use super::build::namespace_name;
 use super::data_plane::DataPlane;
 use crate::api::v1alpha1::{
-    ErasureStatus, ExportStatus, PurgeRecord, RecordRetention, Tenant, TerminationAction,
+    ErasureStatus, ExportStatus, NotErasedObject, PurgeRecord, RecordRetention, Tenant,
+    TerminationAction,
 };
 use crate::controller::{Context, Error, TENANT_LABEL, finalizer};
 use crate::evidence;
@@ -87,6 +93,10 @@ pub struct JobHome<'a> {
     pub service_account: &'a ServiceAccount,
     /// The platform's image, the tenant's regions and the restricted pod settings.
     pub data_plane: &'a DataPlane,
+    /// The namespace named `tenant-<name>` exists but Herald did not create it: no Job
+    /// runs in it, and neither it nor anything in it is deleted (they are reported in
+    /// `notErased`).
+    pub foreign: Option<&'a NotErasedObject>,
 }
 
 /// Where one of erasure's Jobs stands.
@@ -147,6 +157,9 @@ pub async fn advance(
             let window_ended = now >= plan::export_window_end(timing, started);
             let outcome = if window_ended {
                 Some("WindowEnded".to_owned())
+            } else if home.foreign.is_some() {
+                // No Job runs in a namespace Herald did not create.
+                Some(crate::api::v1alpha1::conditions::reason::NAMESPACE_NOT_OWNED.to_owned())
             } else {
                 run_export(tenant, home, ctx).await?
             };
@@ -195,7 +208,28 @@ pub async fn advance(
     // External purges: one Job purges every channel's provider and the platform's
     // stores (one pod per tenant, not one per target: the Job controller's pace bounds
     // a fleet's erasure), run in the tenant namespace before it goes.
-    if es.verified_at.is_none() && es.inventory.is_empty() {
+    // The inventory is recorded once: in it what is deleted, and what is left in place
+    // (with a foreign namespace, the inventory of deletions may well be empty).
+    let inventoried = !es.inventory.is_empty() || !es.not_erased.is_empty();
+    if es.verified_at.is_none() && !inventoried && home.foreign.is_some() {
+        // A tenant namespace Herald did not create: Herald never built the stack in it,
+        // so no sender of Herald's ran there, and no purge Job may run in it either.
+        // What erasure can do is delete what is labelled outside it, and say so.
+        let (inventory, not_erased, unverified) = inventory(ctx, &name, &ns, home.foreign).await?;
+        es.inventory = inventory;
+        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
+        let mut p = progress(
+            es,
+            false,
+            Duration::from_secs(1),
+            format!(
+                "inventory recorded; namespace {ns} is not Herald's: no purge Job runs in it and it is not deleted"
+            ),
+        );
+        p.unverified = unverified;
+        return Ok(p);
+    }
+    if es.verified_at.is_none() && !inventoried {
         let targets = purge_targets(&name, ctx);
         let confirmed = |target: &str| {
             es.external_purges
@@ -272,8 +306,9 @@ pub async fn advance(
             ));
         }
         // Everything that exists now is what erasure deletes: record it first.
-        let (inventory, unverified) = inventory(ctx, &name, &ns).await?;
+        let (inventory, not_erased, unverified) = inventory(ctx, &name, &ns, home.foreign).await?;
         es.inventory = inventory;
+        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         let mut p = progress(
             es,
             false,
@@ -289,10 +324,15 @@ pub async fn advance(
         // already (below): wait for it, without sweeping every type again. Its deletion
         // (and its children's) wakes the tenant through the watches.
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-        let ns_obj = ns_api
-            .get_opt(&ns)
-            .await
-            .map_err(Error::kube(format!("get Namespace {ns}")))?;
+        // A namespace Herald did not create is neither waited for nor deleted.
+        let ns_obj = if home.foreign.is_some() {
+            None
+        } else {
+            ns_api
+                .get_opt(&ns)
+                .await
+                .map_err(Error::kube(format!("get Namespace {ns}")))?
+        };
         if ns_obj
             .as_ref()
             .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
@@ -305,6 +345,9 @@ pub async fn advance(
             ));
         }
         let (remaining, unverified) = labelled_objects(ctx, &name).await?;
+        let (remaining, not_erased) = scope::split(identified(remaining), &ns, home.foreign);
+        let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
+        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         if ns_obj.is_some() || !remaining.is_empty() {
             let left = remaining.len() + usize::from(ns_obj.is_some());
             delete_everything(ctx, &ns, remaining, ns_obj.is_some()).await?;
@@ -396,12 +439,18 @@ pub async fn advance(
     } else {
         3600
     };
+    let note = match es.not_erased.len() {
+        0 => "erased, verified, receipt written".into(),
+        n => format!(
+            "erased, verified, receipt written; {n} objects labelled for the tenant were found and not erased (not Herald's, or outside the erasure scope): see status.erasure.notErased, a person decides"
+        ),
+    };
     Ok(Progress {
         status: es,
         keep_stack: false,
         done: true,
         requeue: Duration::from_secs(requeue),
-        note: "erased, verified, receipt written".into(),
+        note,
         unverified: Vec::new(),
         delivery,
     })
@@ -663,13 +712,44 @@ const ERASE_JOB: &str = "herald-erase";
 /// Lists of one sweep in flight at once.
 const SWEEP_PARALLELISM: usize = 8;
 
-/// The inventory: everything labelled for the tenant and everything in its namespace.
+/// Each found object with what [`scope::split`] decides by.
+fn identified(
+    found: Vec<(ApiResource, DynamicObject)>,
+) -> Vec<((ApiResource, DynamicObject), scope::ObjectId)> {
+    found
+        .into_iter()
+        .map(|(ar, o)| {
+            let id = scope::ObjectId {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+                namespace: o.metadata.namespace.clone(),
+                name: o.name_any(),
+                uid: o.metadata.uid.clone().unwrap_or_default(),
+            };
+            ((ar, o), id)
+        })
+        .collect()
+}
+
+/// The inventory: everything labelled for the tenant and everything in its namespace
+/// (when Herald's), what is left in place (a `foreign` namespace and its contents), and
+/// the types that could not be listed.
 async fn inventory(
     ctx: &Context,
     tenant: &str,
     ns: &str,
-) -> Result<(Vec<crate::api::v1alpha1::DeletedKind>, Vec<String>), Error> {
+    foreign: Option<&NotErasedObject>,
+) -> Result<
+    (
+        Vec<crate::api::v1alpha1::DeletedKind>,
+        Vec<NotErasedObject>,
+        Vec<String>,
+    ),
+    Error,
+> {
     let (labelled, unverified) = labelled_objects(ctx, tenant).await?;
+    let (labelled, not_erased) = scope::split(identified(labelled), ns, foreign);
+    let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |ar: &ApiResource, o: &DynamicObject| {
         if let Some(uid) = o.metadata.uid.clone() {
@@ -682,7 +762,13 @@ async fn inventory(
     for (ar, o) in &labelled {
         add(ar, o);
     }
-    let in_namespace = stream::iter(deletable_types(ctx).await?)
+    // A namespace Herald did not create is not erased: its contents are not counted.
+    let namespaced_types = if foreign.is_some() {
+        Vec::new()
+    } else {
+        deletable_types(ctx).await?
+    };
+    let in_namespace = stream::iter(namespaced_types)
         .filter(|(_, namespaced)| futures::future::ready(*namespaced))
         .map(|(ar, _)| {
             let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
@@ -712,7 +798,7 @@ async fn inventory(
             },
         )
         .collect();
-    Ok((inventory, unverified))
+    Ok((inventory, not_erased, unverified))
 }
 
 /// Deletes the `labelled` objects outside the tenant namespace, then the namespace if

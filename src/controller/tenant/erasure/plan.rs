@@ -5,7 +5,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use crate::api::v1alpha1::{ContractState, DeletedKind, ErasureStatus, RecordRetention, Tenant};
+use crate::api::v1alpha1::{
+    ContractState, DeletedKind, ErasureStatus, NotErasedObject, RecordRetention, Tenant,
+};
 use crate::retention::Periods;
 
 const DAY: i64 = 86_400;
@@ -72,6 +74,18 @@ pub struct RetainedCategory {
     pub basis: &'static str,
 }
 
+/// One external step of the erasure (a purge at a provider or in the platform's
+/// stores) as the receipt states it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalStep {
+    /// A channel (`sms`, …) or `platform`.
+    pub target: String,
+    /// When Herald confirmed it (absent: not confirmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<Time>,
+}
+
 /// The certificate of deletion. Ids, kinds, counts and times only: no end-user data.
 /// Field order is the serialization order, so the bytes (and the digest) are stable.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -93,10 +107,15 @@ pub struct Receipt {
     pub erasure_started_at: Time,
     /// When Herald verified that nothing labelled for the tenant remained.
     pub completed_at: Time,
+    /// Whether erasure completed by the deadline.
+    pub met_deadline: bool,
     /// What was deleted, by kind, with UIDs.
     pub deleted: Vec<DeletedKind>,
+    /// What erasure found and did not delete (not Herald's, or outside its scope), for
+    /// a person to decide on.
+    pub found_not_erased: Vec<NotErasedObject>,
     /// External purges and when each was confirmed.
-    pub external_purges: Vec<(String, Option<Time>)>,
+    pub external_purges: Vec<ExternalStep>,
     /// The export's outcome, when one was asked for.
     pub export: Option<String>,
     /// Backups holding the tenant's data expire by then (backup retention).
@@ -143,12 +162,17 @@ pub fn receipt(
             .erasing_since
             .clone()
             .unwrap_or_else(|| completed.clone()),
+        met_deadline: completed.0 <= timing.deadline,
         completed_at: completed.clone(),
         deleted: erasure.inventory.clone(),
+        found_not_erased: erasure.not_erased.clone(),
         external_purges: erasure
             .external_purges
             .iter()
-            .map(|p| (p.target.clone(), p.confirmed_at.clone()))
+            .map(|p| ExternalStep {
+                target: p.target.clone(),
+                confirmed_at: p.confirmed_at.clone(),
+            })
             .collect(),
         export: erasure.export.as_ref().and_then(|e| e.outcome.clone()),
         backups_expire_by: after(periods.backups_days),
@@ -271,6 +295,54 @@ mod tests {
             Time(ts("2033-11-26T00:05:00Z")),
             "billing: 2555 days"
         );
+    }
+
+    #[test]
+    fn the_receipt_states_the_deadline_its_steps_as_objects_and_what_it_left() {
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap();
+        let left = NotErasedObject {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "tenant-acme".into(),
+            uid: "ns-uid".into(),
+            reason: "NamespaceNotOwned".into(),
+        };
+        let mut erasure = ErasureStatus {
+            erasing_since: Some(Time(ts("2026-11-28T00:00:00Z"))),
+            verified_at: Some(Time(ts("2026-11-28T00:05:00Z"))),
+            external_purges: vec![
+                crate::api::v1alpha1::PurgeRecord {
+                    target: "platform".into(),
+                    job: "herald-erase".into(),
+                    confirmed_at: Some(Time(ts("2026-11-28T00:01:00Z"))),
+                },
+                crate::api::v1alpha1::PurgeRecord {
+                    target: "sms".into(),
+                    job: "herald-erase".into(),
+                    confirmed_at: None,
+                },
+            ],
+            not_erased: vec![left],
+            ..ErasureStatus::default()
+        };
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["metDeadline"], true);
+        assert_eq!(
+            v["externalPurges"],
+            serde_json::json!([
+                {"target": "platform", "confirmedAt": "2026-11-28T00:01:00Z"},
+                {"target": "sms"}
+            ])
+        );
+        assert_eq!(v["foundNotErased"][0]["name"], "tenant-acme");
+        assert_eq!(v["foundNotErased"][0]["reason"], "NamespaceNotOwned");
+        // Verified after the deadline (2026-12-01): said so.
+        erasure.verified_at = Some(Time(ts("2026-12-01T00:00:01Z")));
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        assert!(!r.met_deadline);
     }
 
     #[test]
