@@ -83,6 +83,30 @@ fn verify(secret: &str, r: &Received) -> bool {
     mac.verify_slice(&bytes).is_ok()
 }
 
+/// Creation times have one-second resolution, and terms that took effect in the same
+/// second as a tenant's creation count as already in place for it (so that a manifest
+/// set applied at once works). Waits until a Subprocessor created next is visibly newer
+/// than `tenants`: a wait for the wall clock, not for the cluster.
+async fn wait_past_creation(client: &kube::Client, tenants: &[&str]) {
+    let api: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
+    let mut newest = 0;
+    for t in tenants {
+        let created = api
+            .get(t)
+            .await
+            .unwrap()
+            .metadata
+            .creation_timestamp
+            .unwrap();
+        newest = newest.max(created.0.as_second());
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
+    if wait_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
+    }
+}
+
 /// Waits until the Subprocessor satisfies `f`.
 async fn wait_sp(name: &str, what: &str, f: impl Fn(&Subprocessor) -> bool) -> Subprocessor {
     let client = client().await;
@@ -118,46 +142,41 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
         format!("hmac-{}", unique("b")),
     );
     let (sig_a, sig_b) = (unique("sp-sig-a"), unique("sp-sig-b"));
-    put_secret(&client, &sig_a, &[("hmacKey", &key_a)]).await;
-    put_secret(&client, &sig_b, &[("hmacKey", &key_b)]).await;
+    put_secret(&client, &sig_a, Some(&objecting), &[("hmacKey", &key_a)]).await;
+    put_secret(&client, &sig_b, Some(&waiting), &[("hmacKey", &key_b)]).await;
     let notif = |url: &str, s: &str| json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": s, "key": "hmacKey"}}});
     let mut objects = notif(&url_a, &sig_a);
     objects["subprocessorObjections"] = json!([{"name": sp, "reason": "not in our register"}]);
     // Both tenants exist before the Subprocessor: it is new to them.
     create_tenant(&client, &objecting, objects).await;
     create_tenant(&client, &waiting, notif(&url_b, &sig_b)).await;
-    let (src, b_obj, b_wait) = (unique("sp-src"), unique("sp-b-obj"), unique("sp-b-wait"));
-    put_secret(&client, &src, &[("apiKey", "sp-test-key")]).await;
-    let cred = json!({"secretRef": {"name": src}});
-    create_binding(&client, &b_obj, &objecting, &sp, cred.clone()).await;
-    create_binding(&client, &b_wait, &waiting, &sp, cred).await;
+    let (src_obj, src_wait) = (unique("sp-src-obj"), unique("sp-src-wait"));
+    let (b_obj, b_wait) = (unique("sp-b-obj"), unique("sp-b-wait"));
+    // One source per tenant: a source is read only for the tenant it is labelled for.
+    put_secret(
+        &client,
+        &src_obj,
+        Some(&objecting),
+        &[("apiKey", "sp-test-key")],
+    )
+    .await;
+    put_secret(
+        &client,
+        &src_wait,
+        Some(&waiting),
+        &[("apiKey", "sp-test-key")],
+    )
+    .await;
+    let cred = |src: &str| json!({"secretRef": {"name": src}});
+    create_binding(&client, &b_obj, &objecting, &sp, cred(&src_obj)).await;
+    create_binding(&client, &b_wait, &waiting, &sp, cred(&src_wait)).await;
     wait_binding(&client, &b_wait, "SubprocessorNotFound", |b| {
         condition(b, "SubprocessorEffective")
             == Some(("False".into(), "SubprocessorNotFound".into()))
     })
     .await;
 
-    // Creation times have one-second resolution, and terms that took effect in the
-    // same second as a tenant's creation count as already in place for it (so that a
-    // manifest set applied at once works). Make this Subprocessor visibly newer: a wait
-    // for the wall clock, not for the cluster.
-    let tenants: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
-    let mut newest = 0;
-    for t in [&objecting, &waiting] {
-        let created = tenants
-            .get(t)
-            .await
-            .unwrap()
-            .metadata
-            .creation_timestamp
-            .unwrap();
-        newest = newest.max(created.0.as_second());
-    }
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
-    if wait_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
-    }
+    wait_past_creation(&client, &[&objecting, &waiting]).await;
     create_subprocessor(&client, &sp, 30).await;
     let s = wait_sp(&sp, "both notices delivered", |s| {
         s.status.as_ref().is_some_and(|st| {
@@ -271,7 +290,7 @@ async fn deleting_a_subprocessor_blocks_its_bindings() {
     );
     create_subprocessor(&client, &sp, 30).await;
     create_tenant(&client, &tenant, json!({})).await;
-    put_secret(&client, &src, &[("apiKey", "sp-del-key")]).await;
+    put_secret(&client, &src, Some(&tenant), &[("apiKey", "sp-del-key")]).await;
     create_binding(
         &client,
         &binding,
@@ -298,4 +317,122 @@ async fn deleting_a_subprocessor_blocks_its_bindings() {
     .await;
     // The channel is taken from the senders.
     wait_rolled_out(&client, &tenant, "sms", None).await;
+}
+
+#[tokio::test]
+async fn a_tenant_naming_another_tenants_signing_secret_is_conditioned_and_sent_nothing() {
+    let client = client().await;
+    operator().await;
+    let sp = unique("sp-own");
+    let (owner, thief) = (unique("sp-own-a"), unique("sp-own-b"));
+    let (url_a, hook_a) = start_hook(false).await;
+    let (url_b, hook_b) = start_hook(false).await;
+    let key_a = format!("hmac-{}", unique("a"));
+    let sig_a = unique("sp-own-sig");
+    put_secret(&client, &sig_a, Some(&owner), &[("hmacKey", &key_a)]).await;
+    // Tenant B names tenant A's signing secret for its own endpoint.
+    let notif = |url: &str| json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": sig_a, "key": "hmacKey"}}});
+    create_tenant(&client, &owner, notif(&url_a)).await;
+    create_tenant(&client, &thief, notif(&url_b)).await;
+
+    let tenants: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
+    let owned = |status: &'static str, reason: &'static str| {
+        move |t: Option<&herald::api::v1alpha1::Tenant>| {
+            t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "SecretsOwned" && c.status == status && c.reason == reason)
+            })
+        }
+    };
+    let b = tokio::time::timeout(
+        WAIT,
+        await_condition(
+            tenants.clone(),
+            &thief,
+            owned("False", "SourceNotOwnedByTenant"),
+        ),
+    )
+    .await
+    .expect("tenant B: SecretsOwned=False")
+    .unwrap()
+    .unwrap();
+    let cond = |t: &herald::api::v1alpha1::Tenant, ty: &str| {
+        t.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ty)
+            .cloned()
+            .unwrap()
+    };
+    let c = cond(&b, "SecretsOwned");
+    assert!(
+        c.message.contains(&sig_a) && c.message.contains(&format!("herald.dev/tenant={thief}")),
+        "names the Secret and the label: {}",
+        c.message
+    );
+    assert!(!c.message.contains(&owner), "does not name the owner");
+    assert_eq!(cond(&b, "Stalled").status, "True");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(tenants.clone(), &owner, owned("True", "Reconciled")),
+    )
+    .await
+    .expect("tenant A: SecretsOwned=True")
+    .unwrap();
+
+    // A new Subprocessor carrying a channel of both: A is told, B is not (no key).
+    let (src_a, src_b) = (unique("sp-own-src-a"), unique("sp-own-src-b"));
+    put_secret(&client, &src_a, Some(&owner), &[("apiKey", "own-key-a")]).await;
+    put_secret(&client, &src_b, Some(&thief), &[("apiKey", "own-key-b")]).await;
+    let (b_a, b_b) = (unique("sp-own-bind-a"), unique("sp-own-bind-b"));
+    create_binding(
+        &client,
+        &b_a,
+        &owner,
+        &sp,
+        json!({"secretRef": {"name": src_a}}),
+    )
+    .await;
+    create_binding(
+        &client,
+        &b_b,
+        &thief,
+        &sp,
+        json!({"secretRef": {"name": src_b}}),
+    )
+    .await;
+    for b in [&b_a, &b_b] {
+        wait_binding(&client, b, "SubprocessorNotFound", |b| {
+            condition(b, "SubprocessorEffective")
+                == Some(("False".into(), "SubprocessorNotFound".into()))
+        })
+        .await;
+    }
+    wait_past_creation(&client, &[&owner, &thief]).await;
+    create_subprocessor(&client, &sp, 30).await;
+    let s = wait_sp(&sp, "A delivered, B refused", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.notices
+                .iter()
+                .any(|n| n.tenant == owner && n.delivered_at.is_some())
+                && st.notices.iter().any(|n| {
+                    n.tenant == thief
+                        && n.delivered_at.is_none()
+                        && n.last_failure
+                            .as_deref()
+                            .is_some_and(|f| f.contains("herald.dev/tenant="))
+                })
+        })
+    })
+    .await;
+    assert_eq!(hook_a.received.lock().unwrap().len(), 1, "A got its notice");
+    assert!(
+        hook_b.received.lock().unwrap().is_empty(),
+        "B's endpoint received nothing (nothing signed with A's key)"
+    );
+    let status = serde_json::to_string(&s.status).unwrap();
+    assert!(!status.contains(&key_a), "the key is not in the status");
 }

@@ -145,7 +145,9 @@ pub struct CredentialSource {
     /// channel's sender expects (e.g. `accessToken` for WhatsApp, `apiKey` for email).
     /// Herald copies it into the tenant's namespace as a new immutable version whenever it
     /// changes. Revoking the old credential at the provider is then up to whoever changed
-    /// the Secret.
+    /// the Secret. The Secret must carry the label `herald.dev/tenant=<tenantRef.name>`:
+    /// one without it (or labelled for another tenant) is never copied (reason
+    /// SourceNotOwnedByTenant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<ObjectRef>,
 

@@ -374,11 +374,10 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
         ))
     } else if !suspended && i.verdict.needs_a_person() {
         Some((i.verdict.reason, i.verdict.message.clone()))
-    } else if let Some(p) = i
-        .problem
-        .as_ref()
-        .filter(|p| p.reason == reason::CREDENTIAL_SOURCE_INVALID)
-    {
+    } else if let Some(p) = i.problem.as_ref().filter(|p| {
+        p.reason == reason::CREDENTIAL_SOURCE_INVALID
+            || p.reason == reason::SOURCE_NOT_OWNED_BY_TENANT
+    }) {
         Some((p.reason, p.message.clone()))
     } else {
         None
@@ -730,6 +729,41 @@ mod tests {
         ));
         assert_eq!(s.credential_version, Some(2));
         assert_eq!(s.next_rotation, Some(Time(ts("2026-03-03T00:00:00Z"))));
+    }
+
+    #[test]
+    fn a_source_not_owned_by_the_tenant_stalls_the_binding() {
+        let b = binding(serde_json::json!({}), serde_json::json!({}));
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: ChannelBindingStatus::default(),
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(Problem {
+                    reason: reason::SOURCE_NOT_OWNED_BY_TENANT,
+                    message: "the Secret herald-system/x has no herald.dev/tenant label".into(),
+                }),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        for (t, want) in [
+            (types::CREDENTIAL_CURRENT, "False"),
+            (types::READY, "False"),
+            (types::STALLED, "True"),
+        ] {
+            let c = crate::conditions::find(&s.conditions, t).unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                (want, reason::SOURCE_NOT_OWNED_BY_TENANT),
+                "{t}"
+            );
+        }
+        assert!(!crate::conditions::is_true(
+            &s.conditions,
+            types::RECONCILING
+        ));
+        assert_eq!(s.credential_version, None);
     }
 
     #[test]

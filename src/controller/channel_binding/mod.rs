@@ -43,7 +43,8 @@ use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
 use super::{
-    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, until,
+    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, ownership,
+    until,
 };
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
@@ -763,12 +764,19 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
         }))
     };
     if let Some(r) = &b.spec.credential.secret_ref {
-        let secret = api
-            .get_opt(&r.name)
-            .await
-            .map_err(Error::kube(format!("get Secret {}", r.name)))?;
-        let Some(secret) = secret else {
-            return invalid(format!("the source Secret {ns}/{} does not exist", r.name));
+        // The source must be the tenant's own (labelled for it): otherwise a binding for
+        // one tenant could copy another tenant's credential into its namespace.
+        let secret = match ownership::read(ctx, &b.spec.tenant_ref.name, &r.name).await? {
+            ownership::Owned::Yes(secret) => *secret,
+            ownership::Owned::Missing => {
+                return invalid(format!("the source Secret {ns}/{} does not exist", r.name));
+            }
+            ownership::Owned::NotOwned(message) => {
+                return Ok(Err(Problem {
+                    reason: reason::SOURCE_NOT_OWNED_BY_TENANT,
+                    message,
+                }));
+            }
         };
         let mut data = secret.data.unwrap_or_default();
         for (k, v) in secret.string_data.unwrap_or_default() {
