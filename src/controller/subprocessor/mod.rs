@@ -299,8 +299,9 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(wait))
 }
 
-/// The tenant's signing key from the control namespace, or why there is none (the
-/// Secret or key is missing, or the Secret is not labelled for `tenant`: another
+/// The tenant's signing key from the control namespace (the HMAC key of its Standard
+/// Webhooks secret, see [`crate::notify::signing_key`]), or why there is none (the
+/// Secret or key is missing or not `whsec_<base64>`, or the Secret is not labelled for `tenant`: another
 /// tenant's key must never sign this tenant's notices). The reason names the Secret,
 /// never a value.
 pub(crate) async fn signing_secret(
@@ -319,11 +320,18 @@ pub(crate) async fn signing_secret(
         }
         crate::controller::ownership::Owned::NotOwned(why) => return Ok(Err(why)),
     };
-    Ok(secret
+    let Some(value) = secret
         .data
         .and_then(|d| d.get(&r.key).map(|v| v.0.clone()))
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("the signing secret {ns}/{} has no key {}", r.name, r.key)))
+    else {
+        return Ok(Err(format!(
+            "the signing secret {ns}/{} has no key {}",
+            r.name, r.key
+        )));
+    };
+    Ok(crate::notify::signing_key(&value)
+        .map_err(|e| format!("the signing secret {ns}/{} key {} {e}", r.name, r.key)))
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.
