@@ -856,3 +856,71 @@ async fn a_binding_naming_another_tenants_source_is_refused_and_copies_nothing()
     put_secret(&client, &source, Some(&thief), &[("apiKey", &value)]).await;
     wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
 }
+
+#[tokio::test]
+async fn the_source_hash_is_keyed_and_a_legacy_one_is_migrated_without_a_rotation() {
+    use herald::controller::channel_binding::decide::legacy_source_hash;
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, source) = (
+        unique("cb-hash"),
+        unique("cb-hash-sp"),
+        unique("cb-hash-b"),
+        unique("cb-hash-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let value = format!("guessable-{}", unique("pw"));
+    put_secret(&client, &source, Some(&tenant), &[("apiKey", &value)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    let keyed = b.status.as_ref().unwrap().source_hash.clone().unwrap();
+    assert!(keyed.starts_with("hmac-sha256:"), "{keyed}");
+    // The key lives in the control namespace, never labelled for a tenant.
+    let key = Api::<Secret>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .get("herald-source-hash-key")
+        .await
+        .unwrap();
+    assert!(!key.labels().contains_key("herald.dev/tenant"));
+    // Who knows the uid (public) and guesses the value cannot confirm the guess.
+    let uid = b.metadata.uid.clone().unwrap();
+    let data = BTreeMap::from([(
+        "apiKey".to_owned(),
+        k8s_openapi::ByteString(value.clone().into_bytes()),
+    )]);
+    let legacy = legacy_source_hash(&uid, &data);
+    assert!(!keyed.contains(&legacy));
+
+    // A status written before hashes were keyed: migrated, not taken for a new source.
+    let api: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    api.patch_status(
+        &binding,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"sourceHash": legacy}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        &binding,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"herald.dev/reconcile-requested-at": unique("r")}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let b = wait_binding(&client, &binding, "keyed hash again", |b| {
+        b.status.as_ref().and_then(|s| s.source_hash.as_deref()) == Some(keyed.as_str())
+    })
+    .await;
+    let s = b.status.unwrap();
+    assert_eq!(s.credential_version, Some(1), "no rotation");
+    assert_eq!(s.previous_credential_version, None);
+}

@@ -13,6 +13,7 @@
 //! (see [`crate::controller::tenant::bindings`]) and rolls the senders.
 
 pub mod decide;
+pub mod hash_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -255,10 +256,12 @@ fn error_policy(b: Arc<ChannelBinding>, error: &Error, ctx: Arc<Context>) -> Act
 
 /// The credential source as read now.
 enum Source {
-    /// secretRef: the data to copy and its hash.
+    /// secretRef: the data to copy, its keyed hash and the digest status held before
+    /// hashes were keyed (to migrate without a rotation).
     Secret {
         data: BTreeMap<String, ByteString>,
         hash: String,
+        legacy: String,
     },
     /// providerApi: where to mint and revoke, and the bearer token.
     Provider { url: String, token: String },
@@ -425,7 +428,14 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         }
     }
 
-    // 2. Start a rotation that is due, while the Subprocessor is effective.
+    // 2. Start a rotation that is due, while the Subprocessor is effective. A status
+    // from before keyed hashes holds the legacy digest of the same source: replaced,
+    // not taken for a change.
+    if let Some(Source::Secret { hash, legacy, .. }) = &source
+        && let Some(h) = decide::migrated_source_hash(state.source_hash.as_deref(), legacy, hash)
+    {
+        state.source_hash = Some(h);
+    }
     let source_hash = match &source {
         Some(Source::Secret { hash, .. }) => Some(hash.as_str()),
         _ => None,
@@ -786,8 +796,19 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
             return invalid(format!("the source Secret {ns}/{} has no data", r.name));
         }
         let uid = b.metadata.uid.as_deref().unwrap_or_default();
-        let hash = decide::source_hash(uid, &data);
-        return Ok(Ok(Source::Secret { data, hash }));
+        let key = match hash_key::get(ctx).await {
+            Ok(k) => k,
+            Err(hash_key::KeyError::Kube(e)) => return Err(e),
+            Err(e @ hash_key::KeyError::Entropy) => {
+                return Ok(Err(Problem {
+                    reason: reason::PROVIDER_FAILED,
+                    message: e.to_string(),
+                }));
+            }
+        };
+        let hash = decide::source_hash(&key, uid, &data);
+        let legacy = decide::legacy_source_hash(uid, &data);
+        return Ok(Ok(Source::Secret { data, hash, legacy }));
     }
     if let Some(p) = &b.spec.credential.provider_api {
         let r = &p.auth_secret_ref;
@@ -866,7 +887,7 @@ async fn create_version(
     source: &Source,
 ) -> Result<(Option<String>, Option<String>), crate::provider::ProviderError> {
     let (data, id, hash) = match source {
-        Source::Secret { data, hash } => (data.clone(), None, Some(hash.clone())),
+        Source::Secret { data, hash, .. } => (data.clone(), None, Some(hash.clone())),
         Source::Provider { url, token } => {
             let uid = b.metadata.uid.as_deref().unwrap_or_default();
             let key = crate::digest::sha256_hex(format!("{uid}:{version}").as_bytes());
