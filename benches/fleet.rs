@@ -615,7 +615,11 @@ fn source_secret(tenant: &str, channel: &str) -> Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(format!("{tenant}-{channel}-source")),
             namespace: Some(CONTROL_NS.into()),
-            labels: Some(BTreeMap::from([(BENCH_LABEL.into(), "herald".into())])),
+            // Read only for the tenant it is labelled for (see src/controller/ownership.rs).
+            labels: Some(BTreeMap::from([
+                (BENCH_LABEL.into(), "herald".into()),
+                (herald::controller::TENANT_LABEL.into(), tenant.into()),
+            ])),
             ..Default::default()
         },
         data: Some(source_data(tenant, channel)),

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod channel_binding;
 pub mod events;
 pub mod finalizer;
+pub mod ownership;
 pub mod status;
 pub mod subprocessor;
 pub mod tenant;

@@ -118,11 +118,16 @@ pub async fn create_subprocessor(client: &Client, name: &str, notice_days: i32) 
         .unwrap()
 }
 
-/// Creates (or replaces) a Secret in the control namespace.
-pub async fn put_secret(client: &Client, name: &str, data: &[(&str, &str)]) {
+/// Creates (or replaces) a Secret in the control namespace, labelled for `owner` (the
+/// tenant it is read for; `None` for the platform's provider token).
+pub async fn put_secret(client: &Client, name: &str, owner: Option<&str>, data: &[(&str, &str)]) {
     let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let mut labels = json!({E2E_LABEL: "channel-binding"});
+    if let Some(tenant) = owner {
+        labels["herald.dev/tenant"] = json!(tenant);
+    }
     let s: Secret = serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": {E2E_LABEL: "channel-binding"}},
+        "metadata": {"name": name, "labels": labels},
         "stringData": data,
     }))
     .unwrap();
@@ -245,7 +250,7 @@ async fn a_secret_sourced_credential_is_versioned_mounted_and_rolled_on_change()
     create_subprocessor(&client, &sp, 30).await;
     create_tenant(&client, &tenant, json!({})).await;
     let first = format!("first-{}", unique("value"));
-    put_secret(&client, &source, &[("apiKey", &first)]).await;
+    put_secret(&client, &source, Some(&tenant), &[("apiKey", &first)]).await;
     create_binding(
         &client,
         &binding,
@@ -279,7 +284,7 @@ async fn a_secret_sourced_credential_is_versioned_mounted_and_rolled_on_change()
 
     // A new value in the source: version 2, the senders roll, version 1 goes.
     let second = format!("second-{}", unique("value"));
-    put_secret(&client, &source, &[("apiKey", &second)]).await;
+    put_secret(&client, &source, Some(&tenant), &[("apiKey", &second)]).await;
     wait_binding(&client, &binding, "version 2 Ready", version_is(2)).await;
     wait_rolled_out(&client, &tenant, "sms", Some(2)).await;
     let (_, data2) = secret_data(&client, &tenant, "herald-cred-sms-v2")
@@ -450,7 +455,7 @@ async fn provider_binding(client: &Client, prefix: &str) -> (String, String, Fak
     create_subprocessor(client, &sp, 30).await;
     create_tenant(client, &tenant, json!({})).await;
     let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
-    put_secret(client, &token_secret, &[("token", &token)]).await;
+    put_secret(client, &token_secret, None, &[("token", &token)]).await;
     create_binding(
         client,
         &binding,
@@ -723,7 +728,13 @@ async fn a_binding_applied_before_its_tenant_starts_the_senders_once_with_its_ch
         unique("cb-early-src"),
     );
     create_subprocessor(&client, &sp, 30).await;
-    put_secret(&client, &source, &[("apiKey", "not-a-real-key")]).await;
+    put_secret(
+        &client,
+        &source,
+        Some(&tenant),
+        &[("apiKey", "not-a-real-key")],
+    )
+    .await;
     // GitOps applies a tenant's manifests together, in no particular order: here the
     // binding is reconciled first and reports that its Tenant does not exist.
     create_binding(
@@ -768,4 +779,148 @@ async fn a_binding_applied_before_its_tenant_starts_the_senders_once_with_its_ch
         [Some("sms=1".to_owned())],
         "the senders' pod templates (credential versions of each ReplicaSet)"
     );
+}
+
+#[tokio::test]
+async fn a_binding_naming_another_tenants_source_is_refused_and_copies_nothing() {
+    let client = client().await;
+    operator().await;
+    let (owner, thief, sp) = (unique("cb-own-a"), unique("cb-own-b"), unique("cb-own-sp"));
+    let (source, binding) = (unique("cb-own-src"), unique("cb-own-b-bind"));
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &owner, json!({})).await;
+    create_tenant(&client, &thief, json!({})).await;
+    // Tenant A's credential, labelled for A; tenant B's binding names it.
+    let value = format!("owner-only-{}", unique("value"));
+    put_secret(&client, &source, Some(&owner), &[("apiKey", &value)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &thief,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+
+    let b = wait_binding(&client, &binding, "SourceNotOwnedByTenant", |b| {
+        condition(b, "CredentialCurrent") == Some(("False".into(), "SourceNotOwnedByTenant".into()))
+    })
+    .await;
+    assert_eq!(
+        condition(&b, "Ready"),
+        Some(("False".into(), "SourceNotOwnedByTenant".into()))
+    );
+    assert_eq!(
+        condition(&b, "Stalled"),
+        Some(("True".into(), "SourceNotOwnedByTenant".into()))
+    );
+    let status = b.status.clone().unwrap();
+    assert_eq!(status.credential_version, None, "no version delivered");
+    let message = &b
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CredentialCurrent")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains(&source) && message.contains(&format!("herald.dev/tenant={thief}")),
+        "the message names the Secret and the label: {message}"
+    );
+    assert!(
+        !message.contains(&owner),
+        "the message does not name the owner"
+    );
+
+    // No Secret in tenant B's namespace holds A's bytes, under any key.
+    let secrets = Api::<Secret>::namespaced(client.clone(), &format!("tenant-{thief}"))
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    for s in &secrets.items {
+        for (k, v) in s.data.clone().unwrap_or_default() {
+            assert_ne!(
+                v.0,
+                value.as_bytes(),
+                "Secret {} key {k} holds tenant A's credential",
+                s.name_any()
+            );
+        }
+    }
+    assert_no_leak(&client, &binding, &[&value]).await;
+
+    // Labelled for B (the platform's decision, not B's manifest), the same source is
+    // delivered: the refusal was the label, nothing else.
+    put_secret(&client, &source, Some(&thief), &[("apiKey", &value)]).await;
+    wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+}
+
+#[tokio::test]
+async fn the_source_hash_is_keyed_and_a_legacy_one_is_migrated_without_a_rotation() {
+    use herald::controller::channel_binding::decide::legacy_source_hash;
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding, source) = (
+        unique("cb-hash"),
+        unique("cb-hash-sp"),
+        unique("cb-hash-b"),
+        unique("cb-hash-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let value = format!("guessable-{}", unique("pw"));
+    put_secret(&client, &source, Some(&tenant), &[("apiKey", &value)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    let keyed = b.status.as_ref().unwrap().source_hash.clone().unwrap();
+    assert!(keyed.starts_with("hmac-sha256:"), "{keyed}");
+    // The key lives in the control namespace, never labelled for a tenant.
+    let key = Api::<Secret>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .get("herald-source-hash-key")
+        .await
+        .unwrap();
+    assert!(!key.labels().contains_key("herald.dev/tenant"));
+    // Who knows the uid (public) and guesses the value cannot confirm the guess.
+    let uid = b.metadata.uid.clone().unwrap();
+    let data = BTreeMap::from([(
+        "apiKey".to_owned(),
+        k8s_openapi::ByteString(value.clone().into_bytes()),
+    )]);
+    let legacy = legacy_source_hash(&uid, &data);
+    assert!(!keyed.contains(&legacy));
+
+    // A status written before hashes were keyed: migrated, not taken for a new source.
+    let api: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    api.patch_status(
+        &binding,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"sourceHash": legacy}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        &binding,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"herald.dev/reconcile-requested-at": unique("r")}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let b = wait_binding(&client, &binding, "keyed hash again", |b| {
+        b.status.as_ref().and_then(|s| s.source_hash.as_deref()) == Some(keyed.as_str())
+    })
+    .await;
+    let s = b.status.unwrap();
+    assert_eq!(s.credential_version, Some(1), "no rotation");
+    assert_eq!(s.previous_credential_version, None);
 }

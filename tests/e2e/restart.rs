@@ -22,7 +22,7 @@ async fn a_restarted_operator_reconciles_at_once_without_rolling_the_senders() {
     let shard = name.clone();
     let (sp, binding, source) = (unique("warm-sp"), unique("warm-b"), unique("warm-src"));
     create_subprocessor(&client, &sp, 30).await;
-    put_secret(&client, &source, &[("apiKey", "warm-value-1")]).await;
+    put_secret(&client, &source, Some(&name), &[("apiKey", "warm-value-1")]).await;
     let mut first = own_operator(&shard);
     first.ready().await;
     let tenants: Api<Tenant> = Api::all(client.clone());

@@ -10,11 +10,9 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use herald::api::v1alpha1::Subprocessor;
-use hmac::{Hmac, KeyInit, Mac};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::channel_binding::{
     condition, create_binding, create_subprocessor, create_tenant, put_secret, wait_binding,
@@ -25,17 +23,32 @@ use crate::common::{WAIT, client, operator, unique};
 /// A notice as the customer received it.
 #[derive(Clone, Debug)]
 struct Received {
-    signature: String,
+    headers: HeaderMap,
+    id: String,
     timestamp: String,
-    key: String,
     body: Vec<u8>,
+    /// The Standard Webhooks library (not Herald's code) verified it with the tenant's
+    /// secret, within its 5-minute window.
+    verified: bool,
 }
 
 #[derive(Clone)]
 struct Hook {
+    /// The tenant's Standard Webhooks secret: the receiver refuses (401) what it cannot
+    /// verify with it, as a customer would.
+    secret: String,
     received: Arc<Mutex<Vec<Received>>>,
     /// Fail the next request with 500 (to see the retry), then accept.
     fail_once: Arc<AtomicBool>,
+}
+
+/// What a customer's receiver does: verify per Standard Webhooks with the reference
+/// library, then accept.
+fn verifies(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(body, headers)
+        .is_ok()
 }
 
 async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
@@ -46,21 +59,26 @@ async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::By
             .unwrap_or_default()
             .to_owned()
     };
+    let verified = verifies(&h.secret, &headers, &body);
     h.received.lock().unwrap().push(Received {
-        signature: get("herald-signature"),
-        timestamp: get("herald-timestamp"),
-        key: get("idempotency-key"),
+        id: get("webhook-id"),
+        timestamp: get("webhook-timestamp"),
+        headers: headers.clone(),
         body: body.to_vec(),
+        verified,
     });
-    if h.fail_once.swap(false, Ordering::SeqCst) {
+    if !verified {
+        StatusCode::UNAUTHORIZED
+    } else if h.fail_once.swap(false, Ordering::SeqCst) {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::NO_CONTENT
     }
 }
 
-async fn start_hook(fail_once: bool) -> (String, Hook) {
+async fn start_hook(secret: &str, fail_once: bool) -> (String, Hook) {
     let hook = Hook {
+        secret: secret.to_owned(),
         received: Arc::default(),
         fail_once: Arc::new(AtomicBool::new(fail_once)),
     };
@@ -73,14 +91,56 @@ async fn start_hook(fail_once: bool) -> (String, Hook) {
     (format!("http://{addr}/notices"), hook)
 }
 
-fn verify(secret: &str, r: &Received) -> bool {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(&r.body);
-    let hex = r.signature.strip_prefix("sha256=").unwrap_or_default();
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect();
-    mac.verify_slice(&bytes).is_ok()
+/// POSTs a captured notice to `url` again, as an attacker who recorded it would, with
+/// its timestamp header moved by `shift` seconds; the receiver's answer.
+async fn replay(url: &str, r: &Received, shift: i64) -> u16 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ts: i64 = r.timestamp.parse().unwrap();
+    let mut headers = r.headers.clone();
+    headers.insert(
+        "webhook-timestamp",
+        (ts + shift).to_string().parse().unwrap(),
+    );
+    headers.remove("content-length");
+    headers.remove("host");
+    reqwest::Client::new()
+        .post(url)
+        .headers(headers)
+        .body(r.body.clone())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A fresh Standard Webhooks secret for a test tenant.
+fn secret() -> String {
+    herald::notify::generate_secret().unwrap()
+}
+
+/// Creation times have one-second resolution, and terms that took effect in the same
+/// second as a tenant's creation count as already in place for it (so that a manifest
+/// set applied at once works). Waits until a Subprocessor created next is visibly newer
+/// than `tenants`: a wait for the wall clock, not for the cluster.
+async fn wait_past_creation(client: &kube::Client, tenants: &[&str]) {
+    let api: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
+    let mut newest = 0;
+    for t in tenants {
+        let created = api
+            .get(t)
+            .await
+            .unwrap()
+            .metadata
+            .creation_timestamp
+            .unwrap();
+        newest = newest.max(created.0.as_second());
+    }
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
+    if wait_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
+    }
 }
 
 /// Waits until the Subprocessor satisfies `f`.
@@ -110,54 +170,46 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
     operator().await;
     let sp = unique("sp-new");
     let (objecting, waiting) = (unique("sp-obj"), unique("sp-wait"));
-    let (url_a, hook_a) = start_hook(false).await;
-    // The waiting tenant's endpoint fails once: the notice is retried with the same key.
-    let (url_b, hook_b) = start_hook(true).await;
-    let (key_a, key_b) = (
-        format!("hmac-{}", unique("a")),
-        format!("hmac-{}", unique("b")),
-    );
+    let (key_a, key_b) = (secret(), secret());
+    let (url_a, hook_a) = start_hook(&key_a, false).await;
+    // The waiting tenant's endpoint fails once: the notice is retried with the same id.
+    let (url_b, hook_b) = start_hook(&key_b, true).await;
     let (sig_a, sig_b) = (unique("sp-sig-a"), unique("sp-sig-b"));
-    put_secret(&client, &sig_a, &[("hmacKey", &key_a)]).await;
-    put_secret(&client, &sig_b, &[("hmacKey", &key_b)]).await;
+    put_secret(&client, &sig_a, Some(&objecting), &[("hmacKey", &key_a)]).await;
+    put_secret(&client, &sig_b, Some(&waiting), &[("hmacKey", &key_b)]).await;
     let notif = |url: &str, s: &str| json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": s, "key": "hmacKey"}}});
     let mut objects = notif(&url_a, &sig_a);
     objects["subprocessorObjections"] = json!([{"name": sp, "reason": "not in our register"}]);
     // Both tenants exist before the Subprocessor: it is new to them.
     create_tenant(&client, &objecting, objects).await;
     create_tenant(&client, &waiting, notif(&url_b, &sig_b)).await;
-    let (src, b_obj, b_wait) = (unique("sp-src"), unique("sp-b-obj"), unique("sp-b-wait"));
-    put_secret(&client, &src, &[("apiKey", "sp-test-key")]).await;
-    let cred = json!({"secretRef": {"name": src}});
-    create_binding(&client, &b_obj, &objecting, &sp, cred.clone()).await;
-    create_binding(&client, &b_wait, &waiting, &sp, cred).await;
+    let (src_obj, src_wait) = (unique("sp-src-obj"), unique("sp-src-wait"));
+    let (b_obj, b_wait) = (unique("sp-b-obj"), unique("sp-b-wait"));
+    // One source per tenant: a source is read only for the tenant it is labelled for.
+    put_secret(
+        &client,
+        &src_obj,
+        Some(&objecting),
+        &[("apiKey", "sp-test-key")],
+    )
+    .await;
+    put_secret(
+        &client,
+        &src_wait,
+        Some(&waiting),
+        &[("apiKey", "sp-test-key")],
+    )
+    .await;
+    let cred = |src: &str| json!({"secretRef": {"name": src}});
+    create_binding(&client, &b_obj, &objecting, &sp, cred(&src_obj)).await;
+    create_binding(&client, &b_wait, &waiting, &sp, cred(&src_wait)).await;
     wait_binding(&client, &b_wait, "SubprocessorNotFound", |b| {
         condition(b, "SubprocessorEffective")
             == Some(("False".into(), "SubprocessorNotFound".into()))
     })
     .await;
 
-    // Creation times have one-second resolution, and terms that took effect in the
-    // same second as a tenant's creation count as already in place for it (so that a
-    // manifest set applied at once works). Make this Subprocessor visibly newer: a wait
-    // for the wall clock, not for the cluster.
-    let tenants: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
-    let mut newest = 0;
-    for t in [&objecting, &waiting] {
-        let created = tenants
-            .get(t)
-            .await
-            .unwrap()
-            .metadata
-            .creation_timestamp
-            .unwrap();
-        newest = newest.max(created.0.as_second());
-    }
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
-    if wait_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
-    }
+    wait_past_creation(&client, &[&objecting, &waiting]).await;
     create_subprocessor(&client, &sp, 30).await;
     let s = wait_sp(&sp, "both notices delivered", |s| {
         s.status.as_ref().is_some_and(|st| {
@@ -178,27 +230,52 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
         );
     }
 
-    // Signed, with a timestamp, and the retry carried the same idempotency key.
+    // Signed per Standard Webhooks (verified by the receiver with the reference
+    // library), each attempt with its own timestamp, the retry with the same id.
     let a = hook_a.received.lock().unwrap().clone();
     let b = hook_b.received.lock().unwrap().clone();
     assert_eq!(a.len(), 1, "delivered once");
     assert!(b.len() >= 2, "the failed notice was retried");
     assert!(
-        b.iter().all(|r| r.key == b[0].key),
-        "retries keep the idempotency key"
+        b.iter().all(|r| r.id == b[0].id),
+        "retries keep the webhook-id"
     );
-    assert_ne!(a[0].key, b[0].key);
-    assert!(verify(&key_a, &a[0]), "signature of tenant A's notice");
+    assert_ne!(a[0].id, b[0].id);
+    assert!(a[0].verified, "tenant A's notice verifies");
+    assert!(b.iter().all(|r| r.verified), "tenant B's notices verify");
     assert!(
-        b.iter().all(|r| verify(&key_b, r)),
-        "signatures of tenant B's notices"
+        !verifies(&key_b, &a[0].headers, &a[0].body),
+        "signed with each tenant's own key"
     );
-    assert!(!verify(&key_b, &a[0]), "signed with each tenant's own key");
-    assert!(a[0].timestamp.parse::<i64>().is_ok());
+    assert_eq!(
+        a[0].headers
+            .get("idempotency-key")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        a[0].id
+    );
+    // A captured notice replayed: with its timestamp moved 6 minutes back (outside the
+    // 5-minute window) or by one second (the timestamp is signed), it is refused.
+    assert_eq!(
+        replay(&url_a, &a[0], -6 * 60).await,
+        401,
+        "replay outside the window"
+    );
+    assert_eq!(
+        replay(&url_a, &a[0], -1).await,
+        401,
+        "timestamp not re-signable"
+    );
+    assert_eq!(
+        replay(&url_a, &a[0], 0).await,
+        204,
+        "the same request unchanged, within the window, verifies (a duplicate by its id)"
+    );
     let body: Value = serde_json::from_slice(&a[0].body).unwrap();
     assert_eq!(body["subprocessor"]["name"], sp.as_str());
     assert_eq!(body["tenant"], objecting.as_str());
-    assert_eq!(body["idempotencyKey"], a[0].key.as_str());
+    assert_eq!(body["idempotencyKey"], a[0].id.as_str());
 
     // The objection blocks one tenant; the other waits for its notice period.
     wait_binding(&client, &b_obj, "Objected", |b| {
@@ -271,7 +348,7 @@ async fn deleting_a_subprocessor_blocks_its_bindings() {
     );
     create_subprocessor(&client, &sp, 30).await;
     create_tenant(&client, &tenant, json!({})).await;
-    put_secret(&client, &src, &[("apiKey", "sp-del-key")]).await;
+    put_secret(&client, &src, Some(&tenant), &[("apiKey", "sp-del-key")]).await;
     create_binding(
         &client,
         &binding,
@@ -298,4 +375,124 @@ async fn deleting_a_subprocessor_blocks_its_bindings() {
     .await;
     // The channel is taken from the senders.
     wait_rolled_out(&client, &tenant, "sms", None).await;
+}
+
+#[tokio::test]
+async fn a_tenant_naming_another_tenants_signing_secret_is_conditioned_and_sent_nothing() {
+    let client = client().await;
+    operator().await;
+    let sp = unique("sp-own");
+    let (owner, thief) = (unique("sp-own-a"), unique("sp-own-b"));
+    let key_a = secret();
+    let (url_a, hook_a) = start_hook(&key_a, false).await;
+    let (url_b, hook_b) = start_hook(&key_a, false).await;
+    let sig_a = unique("sp-own-sig");
+    put_secret(&client, &sig_a, Some(&owner), &[("hmacKey", &key_a)]).await;
+    // Tenant B names tenant A's signing secret for its own endpoint.
+    let notif = |url: &str| json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": sig_a, "key": "hmacKey"}}});
+    create_tenant(&client, &owner, notif(&url_a)).await;
+    create_tenant(&client, &thief, notif(&url_b)).await;
+
+    let tenants: Api<herald::api::v1alpha1::Tenant> = Api::all(client.clone());
+    let owned = |status: &'static str, reason: &'static str| {
+        move |t: Option<&herald::api::v1alpha1::Tenant>| {
+            t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "SecretsOwned" && c.status == status && c.reason == reason)
+            })
+        }
+    };
+    let b = tokio::time::timeout(
+        WAIT,
+        await_condition(
+            tenants.clone(),
+            &thief,
+            owned("False", "SourceNotOwnedByTenant"),
+        ),
+    )
+    .await
+    .expect("tenant B: SecretsOwned=False")
+    .unwrap()
+    .unwrap();
+    let cond = |t: &herald::api::v1alpha1::Tenant, ty: &str| {
+        t.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == ty)
+            .cloned()
+            .unwrap()
+    };
+    let c = cond(&b, "SecretsOwned");
+    assert!(
+        c.message.contains(&sig_a) && c.message.contains(&format!("herald.dev/tenant={thief}")),
+        "names the Secret and the label: {}",
+        c.message
+    );
+    assert!(!c.message.contains(&owner), "does not name the owner");
+    assert_eq!(cond(&b, "Stalled").status, "True");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(tenants.clone(), &owner, owned("True", "Reconciled")),
+    )
+    .await
+    .expect("tenant A: SecretsOwned=True")
+    .unwrap();
+
+    // A new Subprocessor carrying a channel of both: A is told, B is not (no key).
+    let (src_a, src_b) = (unique("sp-own-src-a"), unique("sp-own-src-b"));
+    put_secret(&client, &src_a, Some(&owner), &[("apiKey", "own-key-a")]).await;
+    put_secret(&client, &src_b, Some(&thief), &[("apiKey", "own-key-b")]).await;
+    let (b_a, b_b) = (unique("sp-own-bind-a"), unique("sp-own-bind-b"));
+    create_binding(
+        &client,
+        &b_a,
+        &owner,
+        &sp,
+        json!({"secretRef": {"name": src_a}}),
+    )
+    .await;
+    create_binding(
+        &client,
+        &b_b,
+        &thief,
+        &sp,
+        json!({"secretRef": {"name": src_b}}),
+    )
+    .await;
+    for b in [&b_a, &b_b] {
+        wait_binding(&client, b, "SubprocessorNotFound", |b| {
+            condition(b, "SubprocessorEffective")
+                == Some(("False".into(), "SubprocessorNotFound".into()))
+        })
+        .await;
+    }
+    wait_past_creation(&client, &[&owner, &thief]).await;
+    create_subprocessor(&client, &sp, 30).await;
+    let s = wait_sp(&sp, "A delivered, B refused", |s| {
+        s.status.as_ref().is_some_and(|st| {
+            st.notices
+                .iter()
+                .any(|n| n.tenant == owner && n.delivered_at.is_some())
+                && st.notices.iter().any(|n| {
+                    n.tenant == thief
+                        && n.delivered_at.is_none()
+                        && n.last_failure
+                            .as_deref()
+                            .is_some_and(|f| f.contains("herald.dev/tenant="))
+                })
+        })
+    })
+    .await;
+    let a = hook_a.received.lock().unwrap().clone();
+    assert_eq!(a.len(), 1, "A got its notice");
+    assert!(a[0].verified);
+    assert!(
+        hook_b.received.lock().unwrap().is_empty(),
+        "B's endpoint received nothing (nothing signed with A's key)"
+    );
+    let status = serde_json::to_string(&s.status).unwrap();
+    assert!(!status.contains(&key_a), "the key is not in the status");
 }

@@ -145,7 +145,9 @@ pub struct CredentialSource {
     /// channel's sender expects (e.g. `accessToken` for WhatsApp, `apiKey` for email).
     /// Herald copies it into the tenant's namespace as a new immutable version whenever it
     /// changes. Revoking the old credential at the provider is then up to whoever changed
-    /// the Secret.
+    /// the Secret. The Secret must carry the label `herald.dev/tenant=<tenantRef.name>`:
+    /// one without it (or labelled for another tenant) is never copied (reason
+    /// SourceNotOwnedByTenant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<ObjectRef>,
 
@@ -225,9 +227,11 @@ pub struct ChannelBindingStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_credential_id: Option<String>,
 
-    /// SHA-256 (hex) over the key names and values of the source Secret that the current
-    /// version was copied from (secretRef only): a change of the Secret is a new version.
-    /// A digest of high-entropy credentials, never the values.
+    /// `hmac-sha256:<hex>`: HMAC-SHA256, keyed with the operator's own key (Secret
+    /// herald-source-hash-key in the control namespace), over the key names and values of
+    /// the source Secret that the current version was copied from (secretRef only): a
+    /// change of the Secret is a new version. Without the key it reveals nothing of the
+    /// values, even a guessable one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_hash: Option<String>,
 

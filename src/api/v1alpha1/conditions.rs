@@ -48,6 +48,10 @@ pub const PAUSED: &str = "Paused";
 pub const RECEIPT_DELIVERED: &str = "ReceiptDelivered";
 /// Tenant: the erasure deadline has passed and erasure is not verified complete.
 pub const DELETION_OVERDUE: &str = "DeletionOverdue";
+/// Tenant: every Secret it names (notifications.signingSecretRef,
+/// onTermination.export.authSecretRef) carries `herald.dev/tenant=<tenant>`; one that
+/// does not is never read (no notice or receipt is signed with it).
+pub const SECRETS_OWNED: &str = "SecretsOwned";
 
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
@@ -66,6 +70,7 @@ pub const TYPES: &[&str] = &[
     PAUSED,
     DELETION_OVERDUE,
     RECEIPT_DELIVERED,
+    SECRETS_OWNED,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -158,6 +163,10 @@ pub mod reason {
     /// The tenant has no spec.notifications, so it cannot be notified and a new or
     /// changed Subprocessor never becomes effective for it.
     pub const NOTIFICATIONS_MISSING: &str = "NotificationsMissing";
+    /// A Secret read on a tenant's behalf (a binding's source, the tenant's signing
+    /// secret or export token) is not labelled `herald.dev/tenant=<tenant>`: nothing is
+    /// copied, signed or sent with it until it is.
+    pub const SOURCE_NOT_OWNED_BY_TENANT: &str = "SourceNotOwnedByTenant";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -200,6 +209,7 @@ pub mod reason {
         SAFEGUARD_INSUFFICIENT,
         NOTICE_PENDING,
         NOTIFICATIONS_MISSING,
+        SOURCE_NOT_OWNED_BY_TENANT,
     ];
 }
 

@@ -189,7 +189,9 @@ pub struct ExportDestination {
     pub url: String,
 
     /// A key of a Secret in the operator's namespace holding the bearer token for the
-    /// upload. When unset, the upload carries no credentials (the URL is pre-signed).
+    /// upload. When unset, the upload carries no credentials (the URL is pre-signed). The
+    /// Secret must carry the label `herald.dev/tenant=<this tenant>` (else SecretsOwned is
+    /// False, reason SourceNotOwnedByTenant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_secret_ref: Option<SecretKeyRef>,
 }
@@ -250,8 +252,11 @@ pub struct Notifications {
         .message("notifications.webhookUrl must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
     pub webhook_url: String,
 
-    /// A key of a Secret in the operator's namespace holding the shared secret that signs
-    /// every notice (HMAC-SHA256 of the body), so the customer can verify the sender.
+    /// A key of a Secret in the operator's namespace holding the Standard Webhooks secret
+    /// (`whsec_<base64>`) that signs every notice and receipt (webhook-signature: HMAC-SHA256
+    /// over id, timestamp and body), so the customer can verify the sender. The
+    /// Secret must carry the label `herald.dev/tenant=<this tenant>`: Herald signs nothing
+    /// with one that does not (SecretsOwned=False, reason SourceNotOwnedByTenant).
     pub signing_secret_ref: SecretKeyRef,
 }
 

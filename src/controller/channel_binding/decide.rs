@@ -92,16 +92,44 @@ pub fn overlap(b: &ChannelBinding) -> SignedDuration {
     SignedDuration::from_mins(i64::from(minutes))
 }
 
-/// SHA-256 over a source Secret's keys and values, salted with the binding's uid.
+/// The prefix of a keyed source hash (status written before it holds a legacy one).
+pub const SOURCE_HASH_PREFIX: &str = "hmac-sha256:";
+
+/// HMAC-SHA256, keyed with the operator's source-hash key, over a source Secret's keys
+/// and values and the binding's uid: `hmac-sha256:<hex>`.
 ///
 /// The digest goes into status (readable by anyone who can read the binding), so it
-/// must not help recover the value. Provider credentials are long random tokens, which
-/// no digest reveals; but a source Secret may hold a human-chosen password, and an
-/// unsalted SHA-256 of that is a dictionary lookup, and equal digests on two bindings
-/// would tell that they share a credential. The per-binding salt (its uid) defeats
-/// both at no cost. Keys are sorted and every field is length-prefixed, so no two
-/// different Secrets encode alike.
-pub fn source_hash(uid: &str, data: &BTreeMap<String, ByteString>) -> String {
+/// must not help recover the value. A source Secret may hold a human-chosen password:
+/// an unkeyed digest of it is a dictionary lookup, even salted with the uid (which is
+/// public). Keyed with a secret only the operator reads ([`super::hash_key`]), the
+/// digest tells nothing without that key; the uid still makes two bindings sharing a
+/// source look unrelated. Keys are sorted and every field is length-prefixed, so no
+/// two different Secrets encode alike.
+pub fn source_hash(key: &[u8], uid: &str, data: &BTreeMap<String, ByteString>) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let encoded = encode_source(uid, data);
+    let hex: String = match <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(&encoded);
+            mac.finalize()
+                .into_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }
+        // HMAC takes keys of any length: unreachable, and an empty digest never matches.
+        Err(_) => String::new(),
+    };
+    format!("{SOURCE_HASH_PREFIX}{hex}")
+}
+
+/// The digest status held before the keyed one: SHA-256 salted with the binding's uid.
+/// Only compared with, so an upgrade does not take it for a changed source.
+pub fn legacy_source_hash(uid: &str, data: &BTreeMap<String, ByteString>) -> String {
+    crate::digest::sha256_hex(&encode_source(uid, data))
+}
+
+fn encode_source(uid: &str, data: &BTreeMap<String, ByteString>) -> Vec<u8> {
     let mut buf: Vec<u8> = b"herald-source-v1\0".to_vec();
     let mut field = |bytes: &[u8]| {
         buf.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
@@ -112,7 +140,14 @@ pub fn source_hash(uid: &str, data: &BTreeMap<String, ByteString>) -> String {
         field(k.as_bytes());
         field(&v.0);
     }
-    crate::digest::sha256_hex(&buf)
+    buf
+}
+
+/// The source hash status should hold: the keyed `hash` in place of a legacy digest of
+/// the same data (`legacy`), so upgrading is not a source change and rotates nothing.
+/// `None`: keep what status has (a keyed hash, a different source, or none yet).
+pub fn migrated_source_hash(stored: Option<&str>, legacy: &str, hash: &str) -> Option<String> {
+    (stored == Some(legacy)).then(|| hash.to_owned())
 }
 
 /// Why a rotation starts.
@@ -374,11 +409,10 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
         ))
     } else if !suspended && i.verdict.needs_a_person() {
         Some((i.verdict.reason, i.verdict.message.clone()))
-    } else if let Some(p) = i
-        .problem
-        .as_ref()
-        .filter(|p| p.reason == reason::CREDENTIAL_SOURCE_INVALID)
-    {
+    } else if let Some(p) = i.problem.as_ref().filter(|p| {
+        p.reason == reason::CREDENTIAL_SOURCE_INVALID
+            || p.reason == reason::SOURCE_NOT_OWNED_BY_TENANT
+    }) {
         Some((p.reason, p.message.clone()))
     } else {
         None
@@ -674,22 +708,37 @@ mod tests {
     }
 
     #[test]
-    fn the_source_hash_is_salted_and_order_free() {
+    fn the_source_hash_is_keyed_salted_and_order_free() {
         let d = BTreeMap::from([
             ("a".to_owned(), ByteString(b"1".to_vec())),
             ("b".to_owned(), ByteString(b"2".to_vec())),
         ]);
-        assert_eq!(source_hash("u", &d), source_hash("u", &d.clone()));
-        assert_ne!(
-            source_hash("u", &d),
-            source_hash("v", &d),
-            "salted per binding"
-        );
+        let h = source_hash(b"k", "u", &d);
+        assert!(h.starts_with(SOURCE_HASH_PREFIX), "{h}");
+        assert_eq!(h, source_hash(b"k", "u", &d.clone()));
+        assert_ne!(h, source_hash(b"k", "v", &d), "salted per binding");
+        assert_ne!(h, source_hash(b"other", "u", &d), "keyed");
         let moved = BTreeMap::from([
             ("a".to_owned(), ByteString(b"12".to_vec())),
             ("b".to_owned(), ByteString(b"".to_vec())),
         ]);
-        assert_ne!(source_hash("u", &d), source_hash("u", &moved));
+        assert_ne!(h, source_hash(b"k", "u", &moved));
+        // Without the key, the public uid and a guessed value give another digest.
+        assert!(!h.contains(&legacy_source_hash("u", &d)));
+    }
+
+    #[test]
+    fn an_upgrade_replaces_the_legacy_hash_without_a_rotation() {
+        let d = BTreeMap::from([("apiKey".to_owned(), ByteString(b"x".to_vec()))]);
+        let (legacy, keyed) = (legacy_source_hash("u", &d), source_hash(b"k", "u", &d));
+        assert_eq!(
+            migrated_source_hash(Some(&legacy), &legacy, &keyed),
+            Some(keyed.clone())
+        );
+        // A keyed hash, a changed source or none: status is left to the trigger.
+        assert_eq!(migrated_source_hash(Some(&keyed), &legacy, &keyed), None);
+        assert_eq!(migrated_source_hash(Some("old"), &legacy, &keyed), None);
+        assert_eq!(migrated_source_hash(None, &legacy, &keyed), None);
     }
 
     #[test]
@@ -730,6 +779,41 @@ mod tests {
         ));
         assert_eq!(s.credential_version, Some(2));
         assert_eq!(s.next_rotation, Some(Time(ts("2026-03-03T00:00:00Z"))));
+    }
+
+    #[test]
+    fn a_source_not_owned_by_the_tenant_stalls_the_binding() {
+        let b = binding(serde_json::json!({}), serde_json::json!({}));
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: ChannelBindingStatus::default(),
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(Problem {
+                    reason: reason::SOURCE_NOT_OWNED_BY_TENANT,
+                    message: "the Secret herald-system/x has no herald.dev/tenant label".into(),
+                }),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        for (t, want) in [
+            (types::CREDENTIAL_CURRENT, "False"),
+            (types::READY, "False"),
+            (types::STALLED, "True"),
+        ] {
+            let c = crate::conditions::find(&s.conditions, t).unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                (want, reason::SOURCE_NOT_OWNED_BY_TENANT),
+                "{t}"
+            );
+        }
+        assert!(!crate::conditions::is_true(
+            &s.conditions,
+            types::RECONCILING
+        ));
+        assert_eq!(s.credential_version, None);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (see [`crate::controller::tenant::bindings`]) and rolls the senders.
 
 pub mod decide;
+pub mod hash_key;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,7 +45,8 @@ use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
 use super::{
-    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, until,
+    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, ownership,
+    until,
 };
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
@@ -255,10 +257,12 @@ fn error_policy(b: Arc<ChannelBinding>, error: &Error, ctx: Arc<Context>) -> Act
 
 /// The credential source as read now.
 enum Source {
-    /// secretRef: the data to copy and its hash.
+    /// secretRef: the data to copy, its keyed hash and the digest status held before
+    /// hashes were keyed (to migrate without a rotation).
     Secret {
         data: BTreeMap<String, ByteString>,
         hash: String,
+        legacy: String,
     },
     /// providerApi: where to mint and revoke, and the bearer token.
     Provider { url: String, token: String },
@@ -425,7 +429,14 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         }
     }
 
-    // 2. Start a rotation that is due, while the Subprocessor is effective.
+    // 2. Start a rotation that is due, while the Subprocessor is effective. A status
+    // from before keyed hashes holds the legacy digest of the same source: replaced,
+    // not taken for a change.
+    if let Some(Source::Secret { hash, legacy, .. }) = &source
+        && let Some(h) = decide::migrated_source_hash(state.source_hash.as_deref(), legacy, hash)
+    {
+        state.source_hash = Some(h);
+    }
     let source_hash = match &source {
         Some(Source::Secret { hash, .. }) => Some(hash.as_str()),
         _ => None,
@@ -764,12 +775,19 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
         }))
     };
     if let Some(r) = &b.spec.credential.secret_ref {
-        let secret = api
-            .get_opt(&r.name)
-            .await
-            .map_err(Error::kube(format!("get Secret {}", r.name)))?;
-        let Some(secret) = secret else {
-            return invalid(format!("the source Secret {ns}/{} does not exist", r.name));
+        // The source must be the tenant's own (labelled for it): otherwise a binding for
+        // one tenant could copy another tenant's credential into its namespace.
+        let secret = match ownership::read(ctx, &b.spec.tenant_ref.name, &r.name).await? {
+            ownership::Owned::Yes(secret) => *secret,
+            ownership::Owned::Missing => {
+                return invalid(format!("the source Secret {ns}/{} does not exist", r.name));
+            }
+            ownership::Owned::NotOwned(message) => {
+                return Ok(Err(Problem {
+                    reason: reason::SOURCE_NOT_OWNED_BY_TENANT,
+                    message,
+                }));
+            }
         };
         let mut data = secret.data.unwrap_or_default();
         for (k, v) in secret.string_data.unwrap_or_default() {
@@ -779,8 +797,19 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
             return invalid(format!("the source Secret {ns}/{} has no data", r.name));
         }
         let uid = b.metadata.uid.as_deref().unwrap_or_default();
-        let hash = decide::source_hash(uid, &data);
-        return Ok(Ok(Source::Secret { data, hash }));
+        let key = match hash_key::get(ctx).await {
+            Ok(k) => k,
+            Err(hash_key::KeyError::Kube(e)) => return Err(e),
+            Err(e @ hash_key::KeyError::Entropy) => {
+                return Ok(Err(Problem {
+                    reason: reason::PROVIDER_FAILED,
+                    message: e.to_string(),
+                }));
+            }
+        };
+        let hash = decide::source_hash(&key, uid, &data);
+        let legacy = decide::legacy_source_hash(uid, &data);
+        return Ok(Ok(Source::Secret { data, hash, legacy }));
     }
     if let Some(p) = &b.spec.credential.provider_api {
         let r = &p.auth_secret_ref;
@@ -859,7 +888,7 @@ async fn create_version(
     source: &Source,
 ) -> Result<(Option<String>, Option<String>), crate::provider::ProviderError> {
     let (data, id, hash) = match source {
-        Source::Secret { data, hash } => (data.clone(), None, Some(hash.clone())),
+        Source::Secret { data, hash, .. } => (data.clone(), None, Some(hash.clone())),
         Source::Provider { url, token } => {
             let uid = b.metadata.uid.as_deref().unwrap_or_default();
             let key = crate::digest::sha256_hex(format!("{uid}:{version}").as_bytes());
@@ -879,7 +908,7 @@ async fn create_version(
         channel,
         version,
         data,
-        webhook_key: webhook_key(),
+        webhook_key: webhook_key()?,
         provider_id: id.as_deref(),
         source_hash: hash.as_deref(),
     });
@@ -909,20 +938,17 @@ async fn create_version(
     }
 }
 
-/// 32 random bytes from the OS, hex: the webhook signing key the channel's inbound
-/// webhooks are verified with. Generated by Herald, so no person ever sees it.
-fn webhook_key() -> String {
+/// 32 random bytes from the OS CSPRNG, hex: the webhook signing key the channel's
+/// inbound webhooks are verified with. Generated by Herald, so no person ever sees it.
+/// Without an OS entropy source there is no key: an error (the rotation waits and the
+/// current version stays), never one derived from anything guessable.
+fn webhook_key() -> Result<String, crate::provider::ProviderError> {
     let mut bytes = [0u8; 32];
-    // getrandom fails only without an OS entropy source; a zero key would be worse than
-    // none, so an all-zero result is replaced by a digest of the time and pid (never in
-    // practice).
-    if getrandom::fill(&mut bytes).is_err() {
-        let fallback = crate::digest::sha256_hex(
-            format!("{:?}{}", Timestamp::now(), std::process::id()).as_bytes(),
-        );
-        return fallback;
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    getrandom::fill(&mut bytes).map_err(|_| crate::provider::ProviderError::Transport {
+        op: "store",
+        class: "the OS random source failed; no signing key generated",
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn delete_secret(ctx: &Context, api: &Api<Secret>, name: &str) -> Result<(), Error> {

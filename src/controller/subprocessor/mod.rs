@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use crate::controller::watch::RecoveringWatches;
 use futures::{StreamExt, future};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -201,28 +200,24 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         } else {
             "added"
         };
-        let result = match signing_secret(ctx, &notifications.signing_secret_ref).await? {
-            Some(secret) => {
-                let body =
-                    notice::body(sp, &tenant_name, &key, &hash, change, sent_at, window_ends);
-                crate::notify::send_signed(
-                    &ctx.http,
-                    &notifications.webhook_url,
-                    &secret,
-                    &key,
-                    &body,
-                    sent_at,
-                )
-                .await
-                .map_err(|e| e.category())
-            }
-            None => Err(format!(
-                "signing secret {}/{} key {} missing",
-                ctx.config.control_namespace,
-                notifications.signing_secret_ref.name,
-                notifications.signing_secret_ref.key
-            )),
-        };
+        let result =
+            match signing_secret(ctx, &tenant_name, &notifications.signing_secret_ref).await? {
+                Ok(secret) => {
+                    let body =
+                        notice::body(sp, &tenant_name, &key, &hash, change, sent_at, window_ends);
+                    crate::notify::send_signed(
+                        &ctx.http,
+                        &notifications.webhook_url,
+                        &secret,
+                        &key,
+                        &body,
+                        sent_at,
+                    )
+                    .await
+                    .map_err(|e| e.category())
+                }
+                Err(why) => Err(why),
+            };
         match result {
             Ok(()) => {
                 record.delivered_at = Some(Time(sent_at));
@@ -305,20 +300,39 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
     Ok(Action::requeue(wait))
 }
 
-/// The tenant's signing secret from the control namespace (`None`: missing).
+/// The tenant's signing key from the control namespace (the HMAC key of its Standard
+/// Webhooks secret, see [`crate::notify::signing_key`]), or why there is none (the
+/// Secret or key is missing or not `whsec_<base64>`, or the Secret is not labelled for `tenant`: another
+/// tenant's key must never sign this tenant's notices). The reason names the Secret,
+/// never a value.
 pub(crate) async fn signing_secret(
     ctx: &Context,
+    tenant: &str,
     r: &crate::api::v1alpha1::SecretKeyRef,
-) -> Result<Option<Vec<u8>>, Error> {
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    let secret = api
-        .get_opt(&r.name)
-        .await
-        .map_err(Error::kube(format!("get Secret {}", r.name)))?;
-    Ok(secret
-        .and_then(|s| s.data)
+) -> Result<Result<Vec<u8>, String>, Error> {
+    let ns = &ctx.config.control_namespace;
+    let secret = match crate::controller::ownership::read(ctx, tenant, &r.name).await? {
+        crate::controller::ownership::Owned::Yes(secret) => secret,
+        crate::controller::ownership::Owned::Missing => {
+            return Ok(Err(format!(
+                "the signing secret {ns}/{} does not exist",
+                r.name
+            )));
+        }
+        crate::controller::ownership::Owned::NotOwned(why) => return Ok(Err(why)),
+    };
+    let Some(value) = secret
+        .data
         .and_then(|d| d.get(&r.key).map(|v| v.0.clone()))
-        .filter(|v| !v.is_empty()))
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(Err(format!(
+            "the signing secret {ns}/{} has no key {}",
+            r.name, r.key
+        )));
+    };
+    Ok(crate::notify::signing_key(&value)
+        .map_err(|e| format!("the signing secret {ns}/{} key {} {e}", r.name, r.key)))
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.

@@ -21,7 +21,7 @@ use futures::{FutureExt, StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, LimitRange, Namespace, Node, Pod, ResourceQuota, ServiceAccount,
+    ConfigMap, LimitRange, Namespace, Node, Pod, ResourceQuota, Secret, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -43,7 +43,7 @@ use self::build::{APP_LABEL, Children, SENDER, namespace_name};
 use self::decide::Decision;
 use self::status::{Observed, PurgeObserved, SendersObserved, Violation};
 use super::apply::apply_if_changed;
-use super::{Context, Error, PAUSED_ANNOTATION, TENANT_LABEL};
+use super::{Context, Error, PAUSED_ANNOTATION, TENANT_LABEL, ownership};
 use crate::api::v1alpha1::conditions::{self as types, reason};
 use crate::api::v1alpha1::{ChannelBinding, RetentionPolicy, Tenant, TenantStatus};
 use crate::conditions::{Desired, merge};
@@ -114,6 +114,7 @@ pub async fn run(
     .predicate_filter(tenant_trigger, Default::default());
     let controller = Controller::for_stream(tenant_events, tenants.clone());
     let by_policy = tenants.clone();
+    let by_secret = tenants.clone();
     // The stack's objects matter to a tenant until its erasure starts; after that, the
     // namespace's deletion takes each of them with it, and their deletion events (two
     // dozen per tenant) would each reconcile it for nothing. The namespace itself and
@@ -264,6 +265,23 @@ pub async fn run(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
             WatcherConfig::default(),
             |b| Some(ObjectRef::new(&b.spec.tenant_ref.name)),
+        )
+        // A label added to (or taken from) a Secret the tenant names changes SecretsOwned.
+        .watches_recovering(
+            Api::<PartialObjectMeta<Secret>>::namespaced(
+                client.clone(),
+                &ctx.config.control_namespace,
+            ),
+            WatcherConfig::default(),
+            move |secret| {
+                let name = secret.name_any();
+                by_secret
+                    .state()
+                    .into_iter()
+                    .filter(|t| named_secrets(t).any(|n| n == name))
+                    .map(|t| ObjectRef::from_obj(t.as_ref()))
+                    .collect::<Vec<_>>()
+            },
         )
         .watches_recovering(
             Api::<RetentionPolicy>::all(client.clone()),
@@ -463,6 +481,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             Vec::new()
         },
         namespace_not_owned: foreign.as_ref().map(|o| o.name.clone()),
+        unowned_secrets: unowned_secrets(tenant, ctx).await?,
     };
     let mut status = status::compute(tenant, &decision, &observed, now);
     if let (Some(t), Some(p)) = (&timing, &progress) {
@@ -756,6 +775,39 @@ fn record_purges(
         })
         .collect();
     ctx.metrics.set_purges(tenant, Some(&rows));
+}
+
+/// The Secrets the tenant names (notification signing secret, export token) that exist
+/// but are not labelled for it: Herald never reads them (see [`super::ownership`]).
+async fn unowned_secrets(tenant: &Tenant, ctx: &Context) -> Result<Vec<String>, Error> {
+    let name = tenant.name_any();
+    let mut out = Vec::new();
+    for secret in named_secrets(tenant) {
+        if let ownership::Owned::NotOwned(why) =
+            ownership::read_metadata(ctx, &name, secret).await?
+        {
+            out.push(why);
+        }
+    }
+    Ok(out)
+}
+
+/// The control-namespace Secrets a Tenant names.
+fn named_secrets(tenant: &Tenant) -> impl Iterator<Item = &str> {
+    let signing = tenant
+        .spec
+        .notifications
+        .as_ref()
+        .map(|n| n.signing_secret_ref.name.as_str());
+    let export = tenant
+        .spec
+        .contract
+        .on_termination
+        .as_ref()
+        .and_then(|o| o.export.as_ref())
+        .and_then(|e| e.auth_secret_ref.as_ref())
+        .map(|r| r.name.as_str());
+    signing.into_iter().chain(export)
 }
 
 fn observe_senders(d: &Deployment) -> SendersObserved {

@@ -74,6 +74,9 @@ pub struct Observed {
     /// The tenant namespace exists but Herald did not create it (its name): nothing is
     /// built in it, and a person must resolve the clash.
     pub namespace_not_owned: Option<String>,
+    /// Why a Secret the tenant names (signing secret, export token) is not read: one
+    /// message per Secret that exists but is not labelled for the tenant.
+    pub unowned_secrets: Vec<String>,
 }
 
 /// The purge of a category that is overdue: since when its clock runs.
@@ -284,6 +287,23 @@ pub fn compute(
         )
     };
 
+    let secrets_owned = if observed.unowned_secrets.is_empty() {
+        Desired::yes(
+            types::SECRETS_OWNED,
+            reason::RECONCILED,
+            format!("no Secret the tenant names lacks the label herald.dev/tenant={name}"),
+        )
+    } else {
+        Desired::no(
+            types::SECRETS_OWNED,
+            reason::SOURCE_NOT_OWNED_BY_TENANT,
+            format!(
+                "{}; nothing is signed or sent with it",
+                observed.unowned_secrets.join("; ")
+            ),
+        )
+    };
+
     // Stalled: progress needs a person to change something. Reconciling: Herald is
     // still converging and will finish by itself.
     let stalled = match decision.hold {
@@ -305,6 +325,12 @@ pub fn compute(
         _ if !decision.retention_found => Some((
             reason::RETENTION_POLICY_NOT_FOUND,
             format!("waiting for RetentionPolicy {policy}"),
+        )),
+        _ if !observed.unowned_secrets.is_empty() => Some((
+            reason::SOURCE_NOT_OWNED_BY_TENANT,
+            format!(
+                "waiting for the Secrets the tenant names to be labelled herald.dev/tenant={name}"
+            ),
         )),
         _ if !decision.retention_longer.is_empty() => Some((
             reason::RETENTION_LONGER_THAN_PLATFORM,
@@ -397,6 +423,7 @@ pub fn compute(
         residency,
         retention,
         senders_cond,
+        secrets_owned,
     ];
     desired.extend(purges_current);
     let generation = tenant.metadata.generation;
@@ -469,6 +496,7 @@ mod tests {
             purges: vec![],
             awaiting: vec![],
             namespace_not_owned: None,
+            unowned_secrets: vec![],
         }
     }
 
@@ -514,6 +542,30 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    #[test]
+    fn a_secret_not_labelled_for_the_tenant_stalls_it_and_says_which() {
+        let s = status(fixtures::ACTIVE, &rolled(2), true);
+        assert_eq!(cond(&s, types::SECRETS_OWNED), ("True", reason::RECONCILED));
+        let mut o = rolled(2);
+        o.unowned_secrets =
+            vec!["the Secret herald-system/x has no herald.dev/tenant label".into()];
+        let s = status(fixtures::ACTIVE, &o, true);
+        assert_eq!(
+            cond(&s, types::SECRETS_OWNED),
+            ("False", reason::SOURCE_NOT_OWNED_BY_TENANT)
+        );
+        assert_eq!(
+            cond(&s, types::STALLED),
+            ("True", reason::SOURCE_NOT_OWNED_BY_TENANT)
+        );
+        assert_eq!(
+            cond(&s, types::READY),
+            ("False", reason::SOURCE_NOT_OWNED_BY_TENANT)
+        );
+        let c = crate::conditions::find(&s.conditions, types::SECRETS_OWNED).unwrap();
+        assert!(c.message.contains("herald-system/x"), "{}", c.message);
     }
 
     #[test]

@@ -128,6 +128,11 @@ pub async fn advance(
         .unwrap_or_default();
     let name = tenant.name_any();
     let ns = namespace_name(&name);
+    let keep = tenant
+        .spec
+        .notifications
+        .as_ref()
+        .map(|n| n.signing_secret_ref.name.as_str());
     let progress =
         |es: ErasureStatus, keep_stack: bool, requeue: Duration, note: String| Progress {
             status: es,
@@ -215,7 +220,8 @@ pub async fn advance(
         // A tenant namespace Herald did not create: Herald never built the stack in it,
         // so no sender of Herald's ran there, and no purge Job may run in it either.
         // What erasure can do is delete what is labelled outside it, and say so.
-        let (inventory, not_erased, unverified) = inventory(ctx, &name, &ns, home.foreign).await?;
+        let (inventory, not_erased, unverified) =
+            inventory(ctx, &name, &ns, home.foreign, keep).await?;
         es.inventory = inventory;
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         let mut p = progress(
@@ -306,7 +312,8 @@ pub async fn advance(
             ));
         }
         // Everything that exists now is what erasure deletes: record it first.
-        let (inventory, not_erased, unverified) = inventory(ctx, &name, &ns, home.foreign).await?;
+        let (inventory, not_erased, unverified) =
+            inventory(ctx, &name, &ns, home.foreign, keep).await?;
         es.inventory = inventory;
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         let mut p = progress(
@@ -344,7 +351,7 @@ pub async fn advance(
                 format!("deleting: waiting for namespace {ns} to be gone"),
             ));
         }
-        let (remaining, unverified) = labelled_objects(ctx, &name).await?;
+        let (remaining, unverified) = labelled_objects(ctx, &name, keep).await?;
         let (remaining, not_erased) = scope::split(identified(remaining), &ns, home.foreign);
         let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
@@ -372,7 +379,7 @@ pub async fn advance(
     }
 
     if es.receipt.is_none() {
-        let (_, unverified) = labelled_objects(ctx, &name).await?;
+        let (_, unverified) = labelled_objects(ctx, &name, keep).await?;
         let receipt = plan::receipt(tenant, timing, &es, periods, records, unverified)
             .ok_or(Error::MissingName)?;
         let (body, digest) = plan::seal(&receipt).map_err(|source| Error::Build {
@@ -400,14 +407,15 @@ pub async fn advance(
             Some(n) => {
                 let (body, digest) =
                     read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
-                match crate::controller::subprocessor::signing_secret(ctx, &n.signing_secret_ref)
-                    .await?
+                match crate::controller::subprocessor::signing_secret(
+                    ctx,
+                    &name,
+                    &n.signing_secret_ref,
+                )
+                .await?
                 {
-                    None => Delivery::Pending(format!(
-                        "the signing secret {}/{} is missing",
-                        n.signing_secret_ref.name, n.signing_secret_ref.key
-                    )),
-                    Some(secret) => {
+                    Err(why) => Delivery::Pending(why),
+                    Ok(secret) => {
                         match crate::notify::send_signed(
                             &ctx.http,
                             &n.webhook_url,
@@ -672,10 +680,14 @@ async fn discover_deletable_types(ctx: &Context) -> Result<Vec<(ApiResource, boo
 }
 
 /// Everything labelled for the tenant, anywhere: (apiVersion, kind, namespace, name,
-/// uid), plus the types that could not be listed.
+/// uid), plus the types that could not be listed. `keep` is the tenant's notification
+/// signing Secret in the control namespace: labelled for the tenant (Herald signs with
+/// it only then), but the deletion receipt is signed with it after erasure, so erasure
+/// leaves it (see docs/operations.md).
 async fn labelled_objects(
     ctx: &Context,
     tenant: &str,
+    keep: Option<&str>,
 ) -> Result<(Vec<(ApiResource, DynamicObject)>, Vec<String>), Error> {
     let selector = format!("{TENANT_LABEL}={tenant}");
     // A few lists at a time: a sweep is about 50 lists, and one after the other they
@@ -696,7 +708,12 @@ async fn labelled_objects(
     let mut unverified = Vec::new();
     for (ar, result) in lists {
         match result {
-            Ok(list) => found.extend(list.items.into_iter().map(|o| (ar.clone(), o))),
+            Ok(list) => found.extend(
+                list.items
+                    .into_iter()
+                    .filter(|o| !is_kept(&ar, o, &ctx.config.control_namespace, keep))
+                    .map(|o| (ar.clone(), o)),
+            ),
             Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
                 unverified.push(format!("{}.{}", ar.plural, ar.group));
             }
@@ -704,6 +721,15 @@ async fn labelled_objects(
         }
     }
     Ok((found, unverified))
+}
+
+/// Whether `o` is the signing Secret erasure leaves for the receipt (see
+/// [`labelled_objects`]).
+fn is_kept(ar: &ApiResource, o: &DynamicObject, control_ns: &str, keep: Option<&str>) -> bool {
+    ar.group.is_empty()
+        && ar.kind == "Secret"
+        && o.metadata.namespace.as_deref() == Some(control_ns)
+        && keep.is_some_and(|k| o.metadata.name.as_deref() == Some(k))
 }
 
 /// The Job that purges the tenant's data at every provider and in the platform's stores.
@@ -739,6 +765,7 @@ async fn inventory(
     tenant: &str,
     ns: &str,
     foreign: Option<&NotErasedObject>,
+    keep: Option<&str>,
 ) -> Result<
     (
         Vec<crate::api::v1alpha1::DeletedKind>,
@@ -747,7 +774,7 @@ async fn inventory(
     ),
     Error,
 > {
-    let (labelled, unverified) = labelled_objects(ctx, tenant).await?;
+    let (labelled, unverified) = labelled_objects(ctx, tenant, keep).await?;
     let (labelled, not_erased) = scope::split(identified(labelled), ns, foreign);
     let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
