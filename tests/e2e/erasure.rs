@@ -849,6 +849,10 @@ async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure()
     apply_examples();
     let name = unique("e2e-foreign");
     let ns = format!("tenant-{name}");
+    // The tenant's carrier predates it, so it is effective at once (no notice owed).
+    use crate::channel_binding::{create_binding, create_subprocessor, put_secret, wait_binding};
+    let sp = unique("foreign-sp");
+    create_subprocessor(&client, &sp, 30).await;
     let ns_api: Api<Namespace> = Api::all(client.clone());
     let theirs: Namespace = serde_json::from_value(json!({
         "metadata": {"name": ns, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}}
@@ -913,6 +917,42 @@ async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure()
     let now = ns_api.get(&ns).await.unwrap();
     assert!(now.owner_references().is_empty(), "{:?}", now.metadata);
     assert!(!now.labels().contains_key("app.kubernetes.io/managed-by"));
+    // Nor does a channel of the tenant put its credential there.
+    let (binding, source) = (unique("foreign-b"), unique("foreign-src"));
+    put_secret(
+        &client,
+        &source,
+        Some(&name),
+        &[("apiKey", "foreign-value")],
+    )
+    .await;
+    create_binding(
+        &client,
+        &binding,
+        &name,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "reconciled", |b| {
+        b.status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            .is_some()
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let credentials = ListParams::default().labels("herald.dev/channel-binding");
+    assert!(
+        secrets.list(&credentials).await.unwrap().items.is_empty(),
+        "a credential was written into a namespace Herald did not create"
+    );
+    let bindings: Api<herald::api::v1alpha1::ChannelBinding> =
+        Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    bindings
+        .delete(&binding, &DeleteParams::default())
+        .await
+        .unwrap();
 
     // Terminated and deleted: erased without touching it.
     api.patch(

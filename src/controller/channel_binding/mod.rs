@@ -452,7 +452,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     );
     if let (Some(trigger), true, None, Some(source)) =
         (trigger, verdict.effective, &problem, &source)
-        && namespace_ready(ctx, &tenant_ns).await?
+        && namespace_writable(ctx, &tenant_ns, &tenant).await?
     {
         // A Secret newer than status is the product of a rotation whose status write was
         // lost (a crash): adopt it instead of minting another credential.
@@ -874,6 +874,24 @@ async fn namespace_ready(ctx: &Context, ns: &str) -> Result<bool, Error> {
         .await
         .map_err(Error::kube(format!("get Namespace {ns}")))?;
     Ok(found.is_some_and(|n| n.metadata.deletion_timestamp.is_none()))
+}
+
+/// Whether a new credential may be written to the tenant's namespace: it exists, is not
+/// terminating, and is the one Herald created for this Tenant. A `tenant-<name>` made by
+/// someone else gets no credential: the Tenant is Stalled (`NamespaceNotOwned`) and
+/// nothing of Herald's is written there.
+async fn namespace_writable(ctx: &Context, ns: &str, tenant: &Tenant) -> Result<bool, Error> {
+    use crate::controller::tenant::erasure::scope::{NamespaceOwner, namespace_owner};
+    let found = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns}")))?;
+    let uid = tenant.metadata.uid.as_deref().unwrap_or_default();
+    let live = found.filter(|n| n.metadata.deletion_timestamp.is_none());
+    Ok(matches!(
+        namespace_owner(live.as_ref(), uid),
+        NamespaceOwner::Herald
+    ))
 }
 
 /// Creates the credential Secret of `version`: copies the source or mints at the
