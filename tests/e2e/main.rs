@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod leader;
 mod retention;
+mod robustness;
 mod smoke;
 mod subprocessor;
 mod tenant;

@@ -150,6 +150,11 @@ pub mod reason {
     /// The tenant has no spec.notifications, so it cannot be notified and a new or
     /// changed Subprocessor never becomes effective for it.
     pub const NOTIFICATIONS_MISSING: &str = "NotificationsMissing";
+    /// A time computed from the spec (e.g. terminatedAt plus the erasure period) is
+    /// outside the representable range.
+    pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
+    /// The DPA's signedAt lies in the future: not signed yet.
+    pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -190,6 +195,8 @@ pub mod reason {
         SAFEGUARD_INSUFFICIENT,
         NOTICE_PENDING,
         NOTIFICATIONS_MISSING,
+        TIME_OUT_OF_RANGE,
+        DPA_SIGNED_IN_FUTURE,
     ];
 }
 
