@@ -16,8 +16,8 @@ use crate::common::{E2E_LABEL, WAIT, apply_examples, client, operator, repo_root
 /// The shared operator's pid, as its wrapper wrote it.
 fn operator_pid() -> u32 {
     let path = repo_root().join("target/e2e-operator.pid");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.trim()
         .parse()
         .unwrap_or_else(|e| panic!("pid {text:?}: {e}"))
@@ -55,7 +55,11 @@ fn refused<T: std::fmt::Debug>(result: kube::Result<T>, expected: &str) {
     match result {
         Err(kube::Error::Api(s)) => {
             assert_eq!(s.code, 422, "{s:?}");
-            assert!(s.message.contains(expected), "{:?} lacks {expected:?}", s.message);
+            assert!(
+                s.message.contains(expected),
+                "{:?} lacks {expected:?}",
+                s.message
+            );
         }
         other => panic!("expected a refusal naming {expected:?}, got {other:?}"),
     }
@@ -126,8 +130,8 @@ async fn out_of_range_numbers_and_times_are_refused_and_the_operator_stays_up() 
     wait_for(
         &tenants,
         &name,
-        has_condition(types::READY, "False", reason::CONTRACT_TERMINATED),
-        "Ready=False ContractTerminated",
+        has_condition(types::ERASED, "False", reason::ERASURE_SCHEDULED),
+        "Erased=False ErasureScheduled",
     )
     .await;
 
@@ -189,5 +193,8 @@ async fn a_paused_terminated_tenant_still_exports_its_deletion_deadline() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    tenants.delete(&name, &DeleteParams::default()).await.unwrap();
+    tenants
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
 }
