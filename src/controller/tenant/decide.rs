@@ -165,6 +165,33 @@ spec:
         assert!(!d.dpa_signed);
     }
 
+    proptest::proptest! {
+        /// Any signedAt, replica count, clock and period: decide never panics, and a
+        /// tenant with no sender allowed runs none.
+        #[test]
+        fn decide_never_panics(
+            signed in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            now in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            replicas in proptest::prelude::any::<i32>(),
+            message_days in proptest::prelude::any::<i32>(),
+        ) {
+            let mut t = tenant(ACTIVE);
+            if let Some(d) = t.spec.contract.dpa.as_mut() {
+                d.signed_at.0 = Timestamp::from_second(signed).unwrap_or(Timestamp::MAX);
+            }
+            if let Some(s) = t.spec.senders.as_mut() {
+                s.replicas = Some(replicas);
+            }
+            let periods = Periods { message_content_days: message_days, ..Periods::default() };
+            let now = Timestamp::from_second(now).unwrap_or(Timestamp::MAX);
+            let d = decide(&t, &config(), periods, true, now);
+            proptest::prop_assert_eq!(d.dpa_signed, signed <= now.as_second());
+            if d.hold.is_some() {
+                proptest::prop_assert_eq!(d.replicas, 0);
+            }
+        }
+    }
+
     #[test]
     fn a_dpa_dated_in_the_future_is_not_signed_until_then() {
         let t = tenant(ACTIVE);

@@ -436,6 +436,66 @@ mod tests {
         let t = terminated("2026-11-01T00:00:00Z");
         assert_eq!(receipt_name(&t), "deletion-receipt-acme-uid1");
     }
+
+    mod properties {
+        //! Any terminatedAt, period and margin: timing and receipts never panic, and a
+        //! deadline is never before the contract's end.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn at(secs: i64) -> Timestamp {
+            Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
+        }
+
+        proptest! {
+            #[test]
+            fn timing_never_panics_and_keeps_its_order(
+                ended in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                days in any::<i32>(),
+                margin in any::<i64>(),
+                deleted in proptest::option::of(Timestamp::MIN.as_second()..=Timestamp::MAX.as_second()),
+            ) {
+                let mut t = terminated("2026-11-01T00:00:00Z");
+                t.spec.contract.terminated_at = Some(Time(at(ended)));
+                t.metadata.deletion_timestamp = deleted.map(|d| Time(at(d)));
+                if let Ok(Some(timing)) = timing(&t, days, margin) {
+                    if days >= 0 {
+                        prop_assert!(timing.deadline >= timing.ended_at);
+                    }
+                    prop_assert!(timing.erase_from <= timing.ended_at.max(timing.deadline));
+                    let _ = export_window_end(&timing, at(ended));
+                    let _ = overdue(&timing, at(ended));
+                }
+            }
+
+            #[test]
+            fn receipts_never_panic(
+                verified in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                billing in any::<i32>(),
+                incidents in any::<i32>(),
+                backups in any::<i32>(),
+            ) {
+                let t = terminated("2026-11-01T00:00:00Z");
+                let Ok(Some(timing)) = timing(&t, 30, 3) else {
+                    return Err(TestCaseError::fail("a normal timing"));
+                };
+                let erasure = ErasureStatus {
+                    verified_at: Some(Time(at(verified))),
+                    ..ErasureStatus::default()
+                };
+                let records = RecordRetention {
+                    billing_days: Some(billing),
+                    security_incidents_days: Some(incidents),
+                    consent_days: None,
+                    deletion_receipts_days: None,
+                };
+                let periods = Periods { backups_days: backups, ..Periods::default() };
+                if let Ok(Some(r)) = receipt(&t, &timing, &erasure, &periods, Some(&records), vec![]) {
+                    prop_assert!(seal(&r).is_ok());
+                }
+            }
+        }
+    }
 }
 
 /// The certificate of deletion's way to the customer.
