@@ -172,7 +172,13 @@ async fn run() -> R<()> {
     let mut middle: Vec<Value> = Vec::new();
     let mut deployments = Vec::new();
     for t in &floor_tenants {
-        let decision = decide(t, &config, periods.clone(), true);
+        let decision = decide(
+            t,
+            &config,
+            periods.clone(),
+            true,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         let mounts: Vec<Mount> = CHANNELS
             .iter()
             .map(|c| Mount {

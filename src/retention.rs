@@ -260,6 +260,31 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    proptest::proptest! {
+        /// Any day counts (admission bounds them; this is the net behind it): resolving
+        /// and bounding never panic, and a bounded period is never longer than the
+        /// platform's.
+        #[test]
+        fn any_periods_resolve_and_bound_without_panic(
+            days in proptest::collection::vec(proptest::prelude::any::<i32>(), 7),
+        ) {
+            let s = spec(serde_json::json!({
+                "deleteWithinDays": days[0],
+                "messageContentDays": days[1],
+                "deliveryMetadataDays": days[2],
+                "smsVoiceTrafficDays": days[3],
+                "backupsDays": days[4],
+                "logsDays": days[5],
+                "accountDataDaysAfterContractEnd": days[6],
+            }));
+            let platform = Periods::default();
+            let (bounded, _) = bound(Periods::resolve(Some(&s), &platform), &platform);
+            for c in Category::ALL {
+                proptest::prop_assert!(bounded.days(c) <= platform.days(c));
+            }
+        }
+    }
+
     #[test]
     fn no_policy_gives_the_platform_periods() {
         assert_eq!(

@@ -115,6 +115,28 @@ pub fn metadata_trigger(
     Some(h.finish())
 }
 
+/// Runs one reconcile, turning a panic inside it into [`Error::Panic`]: the error policy
+/// counts it (category `panic`), logs it and retries the object with backoff, and the
+/// other objects and controllers go on. This relies on the default `panic = "unwind"`
+/// (Cargo.toml sets no `panic = "abort"`, and must not).
+pub async fn catch_panic<F>(reconcile: F) -> Result<kube::runtime::controller::Action, Error>
+where
+    F: std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(reconcile).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            Err(Error::Panic(message))
+        }
+    }
+}
+
 /// For a controller's output stream: logs what broke its watches (reconcile errors are
 /// logged by the error policies); everything else is dropped.
 pub fn log_queue_errors<T, E: std::error::Error + 'static>(
@@ -211,7 +233,40 @@ impl Changed {
 
 #[cfg(test)]
 mod tests {
-    use super::{Changed, resync};
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_and_is_counted() {
+        let metrics = crate::metrics::Metrics::new();
+        let result = catch_panic(metrics.reconcile("test", async {
+            if metrics.encode().is_ok() {
+                panic!("boom at {}", 42);
+            }
+            Ok(kube::runtime::controller::Action::await_change())
+        }))
+        .await;
+        let Err(e) = result else {
+            panic!("the panic was not caught");
+        };
+        assert!(matches!(&e, Error::Panic(m) if m == "boom at 42"), "{e}");
+        assert_eq!(e.category(), "panic");
+        // What every controller's error policy does with it.
+        metrics.reconcile_failed("test", e.category());
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("herald_reconcile_errors_total{")
+                    && l.contains(r#"category="panic""#)
+                    && l.ends_with(" 1")),
+            "{text}"
+        );
+        // A panic with a literal message, and a reconcile that does not panic.
+        let lit = catch_panic(async { panic!("literal") }).await;
+        assert!(matches!(lit, Err(Error::Panic(m)) if m == "literal"));
+        let ok = catch_panic(async { Ok(kube::runtime::controller::Action::await_change()) });
+        assert!(ok.await.is_ok());
+    }
+
+    use super::{Changed, Error, catch_panic, resync};
 
     #[test]
     fn resync_is_about_an_hour_and_spread() {
@@ -275,6 +330,12 @@ pub enum Error {
     CachesNotSynced,
     #[error("the deletion receipt signing key is not available")]
     SigningKey(#[source] crate::evidence::store::StoreError),
+    /// A time computed from a user-supplied number is out of range (never a panic).
+    #[error(transparent)]
+    Time(#[from] crate::controller::tenant::erasure::plan::OutOfRange),
+    /// A reconcile panicked; the panic was caught and the object is retried.
+    #[error("the reconcile panicked: {0}")]
+    Panic(String),
 }
 
 impl Error {
@@ -292,6 +353,8 @@ impl Error {
             Error::MissingName => "invalid",
             Error::SigningKey(_) => "signing-key",
             Error::CachesNotSynced => "cache-not-synced",
+            Error::Time(_) => "time",
+            Error::Panic(_) => "panic",
         }
     }
 

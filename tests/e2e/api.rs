@@ -58,6 +58,14 @@ const INVALID: &[(&str, &str)] = &[
         "billingDays must be at least 2555 (7 years)",
     ),
     (
+        "retentionpolicy-billing-beyond-100-years.yaml",
+        "billingDays in body should be less than or equal to 36500",
+    ),
+    (
+        "retentionpolicy-message-content-beyond-100-years.yaml",
+        "messageContentDays in body should be less than or equal to 36500",
+    ),
+    (
         "retentionpolicy-delete-within-45-days.yaml",
         "deleteWithinDays may be at most 30",
     ),
@@ -112,6 +120,14 @@ const INVALID: &[(&str, &str)] = &[
     (
         "tenant-active-with-terminated-at.yaml",
         "terminatedAt may only be set when contract.state is Terminated",
+    ),
+    (
+        "tenant-dpa-signed-in-1970.yaml",
+        "dpa.signedAt must be between 2000-01-01 and 2200-01-01",
+    ),
+    (
+        "tenant-terminated-at-year-9999.yaml",
+        "contract.terminatedAt must be between 2000-01-01 and 2200-01-01",
     ),
     (
         "tenant-duplicate-region.yaml",

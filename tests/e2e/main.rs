@@ -15,6 +15,7 @@ mod leader;
 mod network;
 mod restart;
 mod retention;
+mod robustness;
 mod smoke;
 mod subprocessor;
 mod tenant;

@@ -2,6 +2,7 @@
 //! URLs, and the EEA.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,7 @@ pub struct SecretKeyRef {
 }
 
 /// A signed data processing agreement (Art. 28 GDPR): which document, and since when.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Dpa {
     /// Identifier of the signed agreement in the contract system, e.g. `DPA-2026-0142`.
@@ -62,5 +63,7 @@ pub struct Dpa {
     #[schemars(length(min = 1, max = 128))]
     pub reference: String,
     /// When the agreement was signed (RFC 3339, e.g. `2026-01-15T09:00:00Z`).
+    #[x_kube(validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
+        .message("dpa.signedAt must be between 2000-01-01 and 2200-01-01"))]
     pub signed_at: Time,
 }

@@ -167,6 +167,11 @@ pub mod reason {
     /// secret or export token) is not labelled `herald.dev/tenant=<tenant>`: nothing is
     /// copied, signed or sent with it until it is.
     pub const SOURCE_NOT_OWNED_BY_TENANT: &str = "SourceNotOwnedByTenant";
+    /// A time computed from the spec (e.g. terminatedAt plus the erasure period) is
+    /// outside the representable range.
+    pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
+    /// The DPA's signedAt lies in the future: not signed yet.
+    pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -210,6 +215,8 @@ pub mod reason {
         NOTICE_PENDING,
         NOTIFICATIONS_MISSING,
         SOURCE_NOT_OWNED_BY_TENANT,
+        TIME_OUT_OF_RANGE,
+        DPA_SIGNED_IN_FUTURE,
     ];
 }
 

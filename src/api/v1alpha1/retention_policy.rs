@@ -71,20 +71,23 @@ pub struct RetentionPolicySpec {
     /// Days message content (bodies and attachments exchanged with end users) is kept,
     /// counted from when it was sent. The customer may shorten it. Default: 90.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // Bounded so that no date computed from it overflows (the law asks for far less).
+    #[schemars(range(min = 1, max = 36500))]
     pub message_content_days: Option<i32>,
 
     /// Days delivery metadata (timestamps, channel, status, error codes) is kept. Default:
     /// 180.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // Bounded so that no date computed from it overflows (the law asks for far less).
+    #[schemars(range(min = 1, max = 36500))]
     pub delivery_metadata_days: Option<i32>,
 
     /// Days SMS and voice traffic data (numbers, routing, call detail records) is kept,
     /// for the integrity of the service and to prevent misuse of telecom services.
     /// Default: 183 (six months, as MessageBird keeps it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // Bounded so that no date computed from it overflows (the law asks for far less).
+    #[schemars(range(min = 1, max = 36500))]
     pub sms_voice_traffic_days: Option<i32>,
 
     /// Days encrypted backups are kept, 1 to 7; older backups are deleted. Default: 7.
@@ -123,7 +126,8 @@ pub struct RecordRetention {
     /// Days billing and financial records are kept, at least 2555 (7 years, Dutch
     /// accounting law). Default: 2555.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // At most 100 years: a receipt states when each record category ends.
+    #[schemars(range(min = 1, max = 36500))]
     #[x_kube(validation = Rule::new("self >= 2555")
         .message("records.billingDays must be at least 2555 (7 years): accounting law requires billing records to be kept 7 years"))]
     pub billing_days: Option<i32>,
@@ -131,7 +135,8 @@ pub struct RecordRetention {
     /// Days security incident records are kept from the incident, at least 1095 (3 years).
     /// Default: 1095.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // At most 100 years: a receipt states when each record category ends.
+    #[schemars(range(min = 1, max = 36500))]
     #[x_kube(validation = Rule::new("self >= 1095")
         .message("records.securityIncidentsDays must be at least 1095 (3 years): security incident records are kept at least 3 years"))]
     pub security_incidents_days: Option<i32>,
@@ -139,13 +144,15 @@ pub struct RecordRetention {
     /// Days consent records are kept after the consent ends (Art. 7(1): the controller must
     /// be able to prove consent). Default: 1095 (3 years).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // At most 100 years: a receipt states when each record category ends.
+    #[schemars(range(min = 1, max = 36500))]
     pub consent_days: Option<i32>,
 
     /// Days deletion receipts (proof that a tenant was erased) are kept after the erasure,
     /// at least 1825 (5 years, as proof of fulfilled requests is kept). Default: 1825.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    // At most 100 years: a receipt states when each record category ends.
+    #[schemars(range(min = 1, max = 36500))]
     #[x_kube(validation = Rule::new("self >= 1825")
         .message("records.deletionReceiptsDays must be at least 1825 (5 years): proof that erasure was done is kept 5 years"))]
     pub deletion_receipts_days: Option<i32>,

@@ -123,6 +123,8 @@ pub struct Contract {
     /// Terminated; erasure must be complete by terminatedAt + the retention policy's
     /// deleteWithinDays. Cannot change afterwards.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
+        .message("contract.terminatedAt must be between 2000-01-01 and 2200-01-01"))]
     pub terminated_at: Option<Time>,
 
     /// The signed data processing agreement (Art. 28 GDPR). Without it the stack may exist

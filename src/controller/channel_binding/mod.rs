@@ -245,7 +245,10 @@ fn binding_trigger(b: &ChannelBinding) -> Option<u64> {
 async fn reconcile(b: Arc<ChannelBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, binding = %b.name_any(), tenant = %b.spec.tenant_ref.name);
     ctx.metrics
-        .reconcile(CONTROLLER, reconcile_inner(&b, &ctx).instrument(span))
+        .reconcile(
+            CONTROLLER,
+            super::catch_panic(reconcile_inner(&b, &ctx).instrument(span)),
+        )
         .await
 }
 

@@ -94,7 +94,10 @@ pub async fn run(
 async fn reconcile(sp: Arc<Subprocessor>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, subprocessor = %sp.name_any());
     ctx.metrics
-        .reconcile(CONTROLLER, reconcile_inner(&sp, &ctx).instrument(span))
+        .reconcile(
+            CONTROLLER,
+            super::catch_panic(reconcile_inner(&sp, &ctx).instrument(span)),
+        )
         .await
 }
 

@@ -467,7 +467,13 @@ mod tests {
     fn build(yaml: &str) -> Children {
         let tenant = fixtures::tenant(yaml);
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), true);
+        let decision = decide(
+            &tenant,
+            &config,
+            Periods::default(),
+            true,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         children(&Inputs {
             tenant: &tenant,
             decision: &decision,
@@ -760,7 +766,13 @@ mod tests {
             message_content_days: 400,
             ..Periods::default()
         };
-        let decision = decide(&tenant, &config, asked, true);
+        let decision = decide(
+            &tenant,
+            &config,
+            asked,
+            true,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         let c = children(&Inputs {
             tenant: &tenant,
             decision: &decision,

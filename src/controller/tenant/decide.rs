@@ -5,6 +5,7 @@ use crate::api::v1alpha1::{ContractState, Tenant};
 use crate::config::OperatorConfig;
 use crate::regions::Refusal;
 use crate::retention::{self, Longer, Periods};
+use k8s_openapi::jiff::Timestamp;
 
 /// Why no sender runs, when none does. Ordered by precedence: the first that applies
 /// is the one reported as the reason.
@@ -50,6 +51,7 @@ pub fn decide(
     config: &OperatorConfig,
     periods: Periods,
     retention_found: bool,
+    now: Timestamp,
 ) -> Decision {
     let spec = &tenant.spec;
     let allow_adequacy = spec.residency.allow_adequacy.unwrap_or(false);
@@ -74,7 +76,12 @@ pub fn decide(
             (allowed, refusals)
         }
     };
-    let dpa_signed = spec.contract.dpa.is_some();
+    // A DPA dated in the future is not signed yet: no sender runs on a promise.
+    let dpa_signed = spec
+        .contract
+        .dpa
+        .as_ref()
+        .is_some_and(|d| d.signed_at.0 <= now);
     let hold = match spec.contract.state {
         ContractState::Terminated => Some(Hold::Terminated),
         ContractState::Suspended => Some(Hold::Suspended),
@@ -104,6 +111,7 @@ pub fn decide(
 pub(crate) mod tests {
     use super::*;
     use crate::regions::Refusal;
+    use k8s_openapi::jiff::SignedDuration;
 
     pub(crate) fn tenant(yaml: &str) -> Tenant {
         let mut t: Tenant = serde_yaml::from_str(yaml).unwrap();
@@ -129,7 +137,13 @@ spec:
     }
 
     fn run(yaml: &str) -> Decision {
-        decide(&tenant(yaml), &config(), Periods::default(), true)
+        decide(
+            &tenant(yaml),
+            &config(),
+            Periods::default(),
+            true,
+            Timestamp::now(),
+        )
     }
 
     #[test]
@@ -149,6 +163,47 @@ spec:
         assert_eq!(d.hold, Some(Hold::NoDpa));
         assert_eq!(d.replicas, 0);
         assert!(!d.dpa_signed);
+    }
+
+    proptest::proptest! {
+        /// Any signedAt, replica count, clock and period: decide never panics, and a
+        /// tenant with no sender allowed runs none.
+        #[test]
+        fn decide_never_panics(
+            signed in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            now in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+            replicas in proptest::prelude::any::<i32>(),
+            message_days in proptest::prelude::any::<i32>(),
+        ) {
+            let mut t = tenant(ACTIVE);
+            if let Some(d) = t.spec.contract.dpa.as_mut() {
+                d.signed_at.0 = Timestamp::from_second(signed).unwrap_or(Timestamp::MAX);
+            }
+            if let Some(s) = t.spec.senders.as_mut() {
+                s.replicas = Some(replicas);
+            }
+            let periods = Periods { message_content_days: message_days, ..Periods::default() };
+            let now = Timestamp::from_second(now).unwrap_or(Timestamp::MAX);
+            let d = decide(&t, &config(), periods, true, now);
+            proptest::prop_assert_eq!(d.dpa_signed, signed <= now.as_second());
+            if d.hold.is_some() {
+                proptest::prop_assert_eq!(d.replicas, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_dpa_dated_in_the_future_is_not_signed_until_then() {
+        let t = tenant(ACTIVE);
+        let signed = "2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap();
+        let before = signed.checked_sub(SignedDuration::from_secs(1)).unwrap();
+        let d = decide(&t, &config(), Periods::default(), true, before);
+        assert_eq!(d.hold, Some(Hold::NoDpa));
+        assert_eq!(d.replicas, 0);
+        assert!(!d.dpa_signed);
+        let d = decide(&t, &config(), Periods::default(), true, signed);
+        assert!(d.dpa_signed);
+        assert_eq!(d.hold, None);
     }
 
     #[test]
@@ -189,7 +244,7 @@ spec:
             logs_days: 30,
             ..Periods::default()
         };
-        let d = decide(&tenant(ACTIVE), &config(), asked, true);
+        let d = decide(&tenant(ACTIVE), &config(), asked, true, Timestamp::now());
         assert_eq!(d.periods.message_content_days, 90);
         assert_eq!(d.periods.logs_days, 30);
         assert_eq!(d.retention_longer.len(), 1);

@@ -334,7 +334,10 @@ async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Err
     let name = tenant.name_any();
     let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
     ctx.metrics
-        .reconcile(CONTROLLER, reconcile_inner(&tenant, &ctx).instrument(span))
+        .reconcile(
+            CONTROLLER,
+            super::catch_panic(reconcile_inner(&tenant, &ctx).instrument(span)),
+        )
         .await
 }
 
@@ -400,7 +403,13 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         .await
         .map_err(Error::kube(format!("get RetentionPolicy {policy_name}")))?;
     let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec), &ctx.config.retention);
-    let decision = decide::decide(tenant, &ctx.config, periods, policy.is_some());
+    let decision = decide::decide(
+        tenant,
+        &ctx.config,
+        periods,
+        policy.is_some(),
+        Timestamp::now(),
+    );
     let all_bindings = ctx.bindings.state();
     let mounts = bindings::mounts(
         &name,
@@ -431,11 +440,30 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
 
     // A terminated or deleted tenant: the erasure pipeline decides what happens.
     let now = Timestamp::now();
-    let timing = erasure::plan::timing(
+    // An out-of-range time (an extreme terminatedAt) stalls the Tenant with its own
+    // reason: nothing is erased on a deadline that cannot be computed.
+    let (timing, out_of_range) = match erasure::plan::timing(
         tenant,
         decision.periods.delete_within_days,
         ctx.config.erasure.safety_margin_days,
-    );
+    ) {
+        Ok(t) => (t, None),
+        Err(e) => (None, Some(e)),
+    };
+    // The deadline gauge goes out before any step that can fail, so a tenant whose
+    // erasure errors still trips the deadline alerts (cleared below once it is done).
+    if let Some(t) = &timing {
+        let done = tenant
+            .status
+            .as_ref()
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| e.receipt.is_some());
+        ctx.metrics.set_deletion_deadline(
+            &name,
+            (!done).then_some(t.deadline.as_second()),
+            erasure::plan::overdue(t, now) && !done,
+        );
+    }
     let progress = match &timing {
         Some(t) => {
             let records = policy.as_ref().and_then(|p| p.spec.records.as_ref());
@@ -512,6 +540,35 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             (!p.done).then_some(t.deadline.as_second()),
             erasure::plan::overdue(t, now) && !p.done,
         );
+    }
+    if let Some(e) = &out_of_range {
+        let current = tenant
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let message = format!("{e}: check spec.contract.terminatedAt");
+        let desired = [
+            Desired::no(types::READY, reason::TIME_OUT_OF_RANGE, message.clone()),
+            Desired::yes(types::STALLED, reason::TIME_OUT_OF_RANGE, message),
+            Desired::no(
+                types::RECONCILING,
+                reason::TIME_OUT_OF_RANGE,
+                "waiting for a change",
+            ),
+        ];
+        let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
+        status
+            .conditions
+            .retain(|c| !owned.contains(&c.type_.as_str()));
+        status.conditions.extend(crate::conditions::merge(
+            &current,
+            &desired,
+            tenant.metadata.generation,
+            now,
+        ));
+        status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        warn!(tenant = %name, error = %e, "a time is out of range; stalled until the spec changes");
     }
     record_purges(ctx, &name, &status, &observed, now);
     publish_status(tenant, status.clone(), ctx).await?;
@@ -957,6 +1014,9 @@ async fn publish_status(tenant: &Tenant, status: TenantStatus, ctx: &Context) ->
 /// A paused tenant: nothing is touched; status says so, once.
 async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let current = tenant.status.clone().unwrap_or_default();
+    // A paused terminated tenant still has a deadline: the gauge keeps it, so the
+    // deadline alerts fire whether or not Herald may act.
+    paused_deadline(tenant, ctx, &current).await;
     if crate::conditions::is_true(&current.conditions, types::PAUSED) {
         return Ok(Action::await_change());
     }
@@ -1038,6 +1098,38 @@ async fn found_not_erased_event(
         ),
     )
     .await;
+}
+
+/// Exports the deletion-deadline gauge of a paused tenant: from its spec and policy when
+/// they can be read, else the deadline its status last recorded.
+async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus) {
+    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
+    let policy = policies
+        .get_opt(&tenant.spec.retention_policy_ref.name)
+        .await
+        .ok()
+        .flatten();
+    let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec), &ctx.config.retention);
+    let deadline = erasure::plan::timing(
+        tenant,
+        periods.delete_within_days,
+        ctx.config.erasure.safety_margin_days,
+    )
+    .ok()
+    .flatten()
+    .map(|t| t.deadline)
+    .or_else(|| current.deletion_deadline.as_ref().map(|t| t.0));
+    let done = current
+        .erasure
+        .as_ref()
+        .is_some_and(|e| e.receipt.is_some());
+    if let Some(d) = deadline {
+        ctx.metrics.set_deletion_deadline(
+            &tenant.name_any(),
+            (!done).then_some(d.as_second()),
+            Timestamp::now() > d && !done,
+        );
+    }
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.

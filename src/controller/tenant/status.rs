@@ -154,6 +154,14 @@ pub fn compute(
     let rolled_out = observed.senders.is_some() && senders.rolled_out();
 
     let dpa = match &tenant.spec.contract.dpa {
+        Some(dpa) if !decision.dpa_signed => Desired::no(
+            types::DPA_SIGNED,
+            reason::DPA_SIGNED_IN_FUTURE,
+            format!(
+                "DPA {} is dated {}, in the future: it does not count as signed until then",
+                dpa.reference, dpa.signed_at.0
+            ),
+        ),
         Some(dpa) => Desired::yes(
             types::DPA_SIGNED,
             reason::DPA_ON_RECORD,
@@ -473,7 +481,13 @@ mod tests {
     fn status(yaml: &str, observed: &Observed, found: bool) -> TenantStatus {
         let tenant = fixtures::tenant(yaml);
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), found);
+        let decision = decide(
+            &tenant,
+            &config,
+            Periods::default(),
+            found,
+            Timestamp::now(),
+        );
         compute(&tenant, &decision, observed, t(1000))
     }
 
@@ -680,7 +694,7 @@ mod tests {
     fn at(yaml: &str, observed: &Observed, now: i64) -> TenantStatus {
         let tenant = fixtures::tenant(yaml);
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), true);
+        let decision = decide(&tenant, &config, Periods::default(), true, Timestamp::now());
         compute(&tenant, &decision, observed, t(now))
     }
 
@@ -748,7 +762,7 @@ mod tests {
     fn a_recreated_cron_job_keeps_the_recorded_success() {
         let mut tenant = fixtures::tenant(fixtures::ACTIVE);
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), true);
+        let decision = decide(&tenant, &config, Periods::default(), true, Timestamp::now());
         let mut o = rolled(2);
         o.purges = vec![cron(Category::Logs, 0, Some(DAY))];
         let first = compute(&tenant, &decision, &o, t(2 * DAY));
@@ -767,7 +781,7 @@ mod tests {
         let mut tenant = fixtures::tenant(&yaml);
         tenant.status = Some(at(fixtures::ACTIVE, &rolled(2), DAY));
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), true);
+        let decision = decide(&tenant, &config, Periods::default(), true, Timestamp::now());
         let s = compute(&tenant, &decision, &rolled(0), t(400 * DAY));
         assert_eq!(s.purges.len(), 5);
         assert!(crate::conditions::find(&s.conditions, types::PURGES_CURRENT).is_none());
@@ -781,7 +795,7 @@ mod tests {
             sms_voice_traffic_days: 365,
             ..Periods::default()
         };
-        let decision = decide(&tenant, &config, asked, true);
+        let decision = decide(&tenant, &config, asked, true, Timestamp::now());
         let s = compute(&tenant, &decision, &rolled(2), t(1000));
         let c = crate::conditions::find(&s.conditions, types::RETENTION_APPLIED).unwrap();
         assert_eq!(
@@ -808,7 +822,7 @@ mod tests {
     fn recomputing_an_unchanged_world_gives_the_same_status() {
         let mut tenant = fixtures::tenant(fixtures::ACTIVE);
         let config = OperatorConfig::load(None).unwrap();
-        let decision = decide(&tenant, &config, Periods::default(), true);
+        let decision = decide(&tenant, &config, Periods::default(), true, Timestamp::now());
         let first = compute(&tenant, &decision, &rolled(2), t(1000));
         tenant.status = Some(first.clone());
         assert_eq!(compute(&tenant, &decision, &rolled(2), t(5000)), first);

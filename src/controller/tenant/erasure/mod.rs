@@ -380,7 +380,7 @@ pub async fn advance(
 
     if es.receipt.is_none() {
         let (_, unverified) = labelled_objects(ctx, &name, keep).await?;
-        let receipt = plan::receipt(tenant, timing, &es, periods, records, unverified)
+        let receipt = plan::receipt(tenant, timing, &es, periods, records, unverified)?
             .ok_or(Error::MissingName)?;
         let (body, digest) = plan::seal(&receipt).map_err(|source| Error::Build {
             what: "deletion receipt",

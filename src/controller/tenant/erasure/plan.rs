@@ -12,6 +12,27 @@ use crate::retention::Periods;
 
 const DAY: i64 = 86_400;
 
+/// A time computed from a user-supplied number falls outside what a timestamp can hold
+/// (jiff's range is the years -9999 to 9999). Checked instead of `+`, which panics.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} is out of range: {base} plus {days} days cannot be represented")]
+pub struct OutOfRange {
+    /// Which time could not be computed.
+    pub what: &'static str,
+    /// The time it starts from.
+    pub base: Timestamp,
+    /// The days added (negative: subtracted).
+    pub days: i64,
+}
+
+/// `base + days`, or [`OutOfRange`] naming `what`.
+pub fn add_days(what: &'static str, base: Timestamp, days: i64) -> Result<Timestamp, OutOfRange> {
+    let err = || OutOfRange { what, base, days };
+    let secs = days.checked_mul(DAY).ok_or_else(err)?;
+    let span = SignedDuration::from_secs(secs);
+    base.checked_add(span).map_err(|_| err())
+}
+
 /// When a tenant's data must be gone, and when erasure starts at the latest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -24,18 +45,42 @@ pub struct Timing {
     pub erase_from: Timestamp,
 }
 
-/// The timing of `tenant`'s erasure, or `None` while it is neither terminated nor deleted.
-pub fn timing(tenant: &Tenant, delete_within_days: i32, margin_days: i64) -> Option<Timing> {
+/// The timing of `tenant`'s erasure, `Ok(None)` while it is neither terminated nor deleted,
+/// or [`OutOfRange`] when `terminatedAt` plus the periods leaves the representable range
+/// (including the export window's 12 hours before the deadline).
+pub fn timing(
+    tenant: &Tenant,
+    delete_within_days: i32,
+    margin_days: i64,
+) -> Result<Option<Timing>, OutOfRange> {
     let spec = &tenant.spec.contract;
     let terminated = spec.state == ContractState::Terminated;
     let ended_at = match (&spec.terminated_at, &tenant.metadata.deletion_timestamp) {
         (Some(t), _) if terminated => t.0,
         (_, Some(d)) => d.0,
-        _ => return None,
+        _ => return Ok(None),
     };
-    let deadline = ended_at + SignedDuration::from_secs(i64::from(delete_within_days) * DAY);
+    let deadline = add_days(
+        "the erasure deadline",
+        ended_at,
+        i64::from(delete_within_days),
+    )?;
+    // The export window ends 12 hours before the deadline: checked here once, so that
+    // `export_window_end` cannot fail later.
+    deadline
+        .checked_sub(SignedDuration::from_secs(12 * 3600))
+        .map_err(|_| OutOfRange {
+            what: "the end of the export window",
+            base: deadline,
+            days: 0,
+        })?;
     let mut erase_from = if terminated {
-        let latest = deadline - SignedDuration::from_secs(margin_days * DAY);
+        let latest = add_days(
+            "the latest erasure start",
+            deadline,
+            margin_days.checked_neg().unwrap_or(i64::MAX),
+        )
+        .unwrap_or(ended_at);
         latest.max(ended_at)
     } else {
         ended_at
@@ -44,11 +89,11 @@ pub fn timing(tenant: &Tenant, delete_within_days: i32, margin_days: i64) -> Opt
     if let Some(deleted) = &tenant.metadata.deletion_timestamp {
         erase_from = erase_from.min(deleted.0);
     }
-    Some(Timing {
+    Ok(Some(Timing {
         ended_at,
         deadline,
         erase_from,
-    })
+    }))
 }
 
 /// Until when the export may run before erasure goes ahead without it: the scheduled
@@ -56,8 +101,15 @@ pub fn timing(tenant: &Tenant, delete_within_days: i32, margin_days: i64) -> Opt
 /// termination recorded late still gets its export), and never later than 12 hours
 /// before the deadline.
 pub fn export_window_end(timing: &Timing, started_at: Timestamp) -> Timestamp {
-    let at_least = started_at + SignedDuration::from_secs(3600);
-    let at_most = timing.deadline - SignedDuration::from_secs(12 * 3600);
+    // Saturating is right for both: an hour past the end of time is still "at least an
+    // hour", and `timing` checked that the deadline minus 12 hours exists.
+    let at_least = started_at
+        .checked_add(SignedDuration::from_secs(3600))
+        .unwrap_or(Timestamp::MAX);
+    let at_most = timing
+        .deadline
+        .checked_sub(SignedDuration::from_secs(12 * 3600))
+        .unwrap_or(timing.deadline);
     timing.erase_from.max(at_least).min(at_most)
 }
 
@@ -129,7 +181,8 @@ pub struct Receipt {
 }
 
 /// The receipt of a finished erasure, from what status recorded (so a restarted operator
-/// builds the same bytes). `None` until erasure is verified.
+/// builds the same bytes). `None` until erasure is verified; [`OutOfRange`] when a
+/// retention period reaches past the representable range.
 pub fn receipt(
     tenant: &Tenant,
     timing: &Timing,
@@ -137,16 +190,19 @@ pub fn receipt(
     periods: &Periods,
     records: Option<&RecordRetention>,
     unverified_kinds: Vec<String>,
-) -> Option<Receipt> {
-    let completed = erasure.verified_at.clone()?;
-    let after = |days: i32| Time(completed.0 + SignedDuration::from_secs(i64::from(days) * DAY));
+) -> Result<Option<Receipt>, OutOfRange> {
+    let Some(completed) = erasure.verified_at.clone() else {
+        return Ok(None);
+    };
+    let after =
+        |what: &'static str, days: i32| add_days(what, completed.0, i64::from(days)).map(Time);
     let r = records.cloned().unwrap_or(RecordRetention {
         billing_days: None,
         security_incidents_days: None,
         consent_days: None,
         deletion_receipts_days: None,
     });
-    Some(Receipt {
+    Ok(Some(Receipt {
         schema: "herald.dev/deletion-receipt/v1",
         tenant: tenant.metadata.name.clone().unwrap_or_default(),
         tenant_uid: tenant.metadata.uid.clone().unwrap_or_default(),
@@ -175,32 +231,38 @@ pub fn receipt(
             })
             .collect(),
         export: erasure.export.as_ref().and_then(|e| e.outcome.clone()),
-        backups_expire_by: after(periods.backups_days),
+        backups_expire_by: after("the backups' expiry", periods.backups_days)?,
         retained: vec![
             RetainedCategory {
                 category: "billing",
-                until: after(r.billing_days.unwrap_or(2555)),
+                until: after("the billing records' end", r.billing_days.unwrap_or(2555))?,
                 basis: "accounting law: invoices and payment records, no end-user data",
             },
             RetainedCategory {
                 category: "securityIncidents",
-                until: after(r.security_incidents_days.unwrap_or(1095)),
+                until: after(
+                    "the security incidents records' end",
+                    r.security_incidents_days.unwrap_or(1095),
+                )?,
                 basis: "security incident records, no end-user data",
             },
             RetainedCategory {
                 category: "consent",
-                until: after(r.consent_days.unwrap_or(1095)),
+                until: after("the consent records' end", r.consent_days.unwrap_or(1095))?,
                 basis: "proof of consent (Art. 7(1) GDPR)",
             },
             RetainedCategory {
                 category: "deletionReceipts",
-                until: after(r.deletion_receipts_days.unwrap_or(1825)),
+                until: after(
+                    "the deletion receipts records' end",
+                    r.deletion_receipts_days.unwrap_or(1825),
+                )?,
                 basis: "proof that this erasure was fulfilled",
             },
         ],
         unverified_kinds,
         operator_version: crate::VERSION,
-    })
+    }))
 }
 
 /// The receipt's canonical bytes and their SHA-256 (hex).
@@ -242,23 +304,27 @@ mod tests {
 
     #[test]
     fn terminated_tenants_are_erased_from_deadline_minus_margin() {
-        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3).unwrap();
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.deadline, ts("2026-12-01T00:00:00Z"));
         assert_eq!(t.erase_from, ts("2026-11-28T00:00:00Z"));
     }
 
     #[test]
     fn a_short_period_starts_erasure_at_termination() {
-        let t = timing(&terminated("2026-11-01T00:00:00Z"), 2, 3).unwrap();
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 2, 3)
+            .unwrap()
+            .unwrap();
         assert_eq!(t.erase_from, ts("2026-11-01T00:00:00Z"));
     }
 
     #[test]
     fn active_tenants_have_no_timing_until_deleted() {
         let mut t = tenant(ACTIVE);
-        assert_eq!(timing(&t, 30, 3), None);
+        assert_eq!(timing(&t, 30, 3), Ok(None));
         t.metadata.deletion_timestamp = Some(Time(ts("2026-11-05T10:00:00Z")));
-        let d = timing(&t, 30, 3).unwrap();
+        let d = timing(&t, 30, 3).unwrap().unwrap();
         assert_eq!(
             d.erase_from,
             ts("2026-11-05T10:00:00Z"),
@@ -269,7 +335,7 @@ mod tests {
     #[test]
     fn the_receipt_is_deterministic_and_its_digest_verifies() {
         let t = terminated("2026-11-01T00:00:00Z");
-        let timing = timing(&t, 30, 3).unwrap();
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
         let erasure = ErasureStatus {
             erasing_since: Some(Time(ts("2026-11-28T00:00:00Z"))),
             verified_at: Some(Time(ts("2026-11-28T00:05:00Z"))),
@@ -281,7 +347,9 @@ mod tests {
             }],
             ..ErasureStatus::default()
         };
-        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
         let (body, digest) = seal(&r).unwrap();
         assert_eq!(seal(&r.clone()).unwrap(), (body.clone(), digest.clone()));
         assert_eq!(crate::digest::sha256_hex(body.as_bytes()), digest);
@@ -300,7 +368,7 @@ mod tests {
     #[test]
     fn the_receipt_states_the_deadline_its_steps_as_objects_and_what_it_left() {
         let t = terminated("2026-11-01T00:00:00Z");
-        let timing = timing(&t, 30, 3).unwrap();
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
         let left = NotErasedObject {
             api_version: "v1".into(),
             kind: "Namespace".into(),
@@ -327,7 +395,9 @@ mod tests {
             not_erased: vec![left],
             ..ErasureStatus::default()
         };
-        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["metDeadline"], true);
         assert_eq!(
@@ -341,13 +411,17 @@ mod tests {
         assert_eq!(v["foundNotErased"][0]["reason"], "NamespaceNotOwned");
         // Verified after the deadline (2026-12-01): said so.
         erasure.verified_at = Some(Time(ts("2026-12-01T00:00:01Z")));
-        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![]).unwrap();
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
         assert!(!r.met_deadline);
     }
 
     #[test]
     fn a_late_termination_still_gets_an_hour_for_its_export() {
-        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3).unwrap();
+        let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             export_window_end(&t, ts("2026-11-10T00:00:00Z")),
             ts("2026-11-28T00:00:00Z")
@@ -368,7 +442,7 @@ mod tests {
         let mut t = terminated("2026-11-01T00:00:00Z");
         t.metadata.deletion_timestamp = Some(Time(ts("2026-11-02T00:00:00Z")));
         assert_eq!(
-            timing(&t, 30, 3).unwrap().erase_from,
+            timing(&t, 30, 3).unwrap().unwrap().erase_from,
             ts("2026-11-02T00:00:00Z")
         );
     }
@@ -376,7 +450,7 @@ mod tests {
     #[test]
     fn no_receipt_before_verification() {
         let t = terminated("2026-11-01T00:00:00Z");
-        let timing = timing(&t, 30, 3).unwrap();
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
         assert!(
             receipt(
                 &t,
@@ -386,14 +460,117 @@ mod tests {
                 None,
                 vec![]
             )
-            .is_none()
+            .is_ok_and(|r| r.is_none())
         );
+    }
+
+    #[test]
+    fn an_extreme_terminated_at_is_an_error_not_a_panic() {
+        let t = terminated("9999-12-30T00:00:00Z");
+        let e = timing(&t, 30, 3).unwrap_err();
+        assert_eq!(e.what, "the erasure deadline");
+        let mut t = terminated("2026-11-01T00:00:00Z");
+        t.spec.contract.terminated_at = Some(Time(
+            Timestamp::MIN
+                .checked_add(SignedDuration::from_hours(6))
+                .unwrap(),
+        ));
+        assert_eq!(
+            timing(&t, 0, 3).unwrap_err().what,
+            "the end of the export window"
+        );
+    }
+
+    #[test]
+    fn a_huge_records_period_is_an_error_not_a_panic() {
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
+        let erasure = ErasureStatus {
+            verified_at: Some(Time(ts("2026-11-20T00:00:00Z"))),
+            ..ErasureStatus::default()
+        };
+        let records = RecordRetention {
+            billing_days: Some(i32::MAX),
+            security_incidents_days: None,
+            consent_days: None,
+            deletion_receipts_days: None,
+        };
+        let e = receipt(
+            &t,
+            &timing,
+            &erasure,
+            &Periods::default(),
+            Some(&records),
+            vec![],
+        )
+        .unwrap_err();
+        assert_eq!(e.what, "the billing records' end");
     }
 
     #[test]
     fn receipt_names_are_stable_and_unique_per_uid() {
         let t = terminated("2026-11-01T00:00:00Z");
         assert_eq!(receipt_name(&t), "deletion-receipt-acme-uid1");
+    }
+
+    mod properties {
+        //! Any terminatedAt, period and margin: timing and receipts never panic, and a
+        //! deadline is never before the contract's end.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn at(secs: i64) -> Timestamp {
+            Timestamp::from_second(secs).unwrap_or(Timestamp::MAX)
+        }
+
+        proptest! {
+            #[test]
+            fn timing_never_panics_and_keeps_its_order(
+                ended in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                days in any::<i32>(),
+                margin in any::<i64>(),
+                deleted in proptest::option::of(Timestamp::MIN.as_second()..=Timestamp::MAX.as_second()),
+            ) {
+                let mut t = terminated("2026-11-01T00:00:00Z");
+                t.spec.contract.terminated_at = Some(Time(at(ended)));
+                t.metadata.deletion_timestamp = deleted.map(|d| Time(at(d)));
+                if let Ok(Some(timing)) = timing(&t, days, margin) {
+                    if days >= 0 {
+                        prop_assert!(timing.deadline >= timing.ended_at);
+                    }
+                    prop_assert!(timing.erase_from <= timing.ended_at.max(timing.deadline));
+                    let _ = export_window_end(&timing, at(ended));
+                    let _ = overdue(&timing, at(ended));
+                }
+            }
+
+            #[test]
+            fn receipts_never_panic(
+                verified in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                billing in any::<i32>(),
+                incidents in any::<i32>(),
+                backups in any::<i32>(),
+            ) {
+                let t = terminated("2026-11-01T00:00:00Z");
+                let Ok(Some(timing)) = timing(&t, 30, 3) else {
+                    return Err(TestCaseError::fail("a normal timing"));
+                };
+                let erasure = ErasureStatus {
+                    verified_at: Some(Time(at(verified))),
+                    ..ErasureStatus::default()
+                };
+                let records = RecordRetention {
+                    billing_days: Some(billing),
+                    security_incidents_days: Some(incidents),
+                    consent_days: None,
+                    deletion_receipts_days: None,
+                };
+                let periods = Periods { backups_days: backups, ..Periods::default() };
+                if let Ok(Some(r)) = receipt(&t, &timing, &erasure, &periods, Some(&records), vec![]) {
+                    prop_assert!(seal(&r).is_ok());
+                }
+            }
+        }
     }
 }
 
