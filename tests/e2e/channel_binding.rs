@@ -193,8 +193,27 @@ async fn assert_no_leak(client: &Client, binding: &str, values: &[&str]) {
         .await
         .unwrap();
     let status = serde_json::to_string(&b.status).unwrap();
-    let events = Api::<Event>::namespaced(client.clone(), CONTROL_NAMESPACE)
-        .list(&ListParams::default().fields(&format!("involvedObject.name={binding}")))
+    // Events are published after the status that reports the same news: wait for the
+    // first one (a watch sees it at once, or as soon as it is created).
+    let events_api = Api::<Event>::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let involved = format!("involvedObject.name={binding}");
+    {
+        use futures::{StreamExt, TryStreamExt};
+        use kube::runtime::{WatchStreamExt, watcher};
+        let mut first = watcher(
+            events_api.clone(),
+            watcher::Config::default().fields(&involved),
+        )
+        .applied_objects()
+        .boxed();
+        let seen = tokio::time::timeout(WAIT, first.try_next()).await;
+        assert!(
+            matches!(seen, Ok(Ok(Some(_)))),
+            "the binding has no events: {seen:?}"
+        );
+    }
+    let events = events_api
+        .list(&ListParams::default().fields(&involved))
         .await
         .unwrap();
     assert!(!events.items.is_empty(), "the binding has events");
