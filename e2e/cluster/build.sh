@@ -112,8 +112,8 @@ build_netpol() {
   local work=$cache/work/netpol-$sum
   rm -rf "$work" && mkdir -p "$work" && cp "$src" "$work/main.go"
   (cd "$work" && go mod init herald.dev/build/netpol >/dev/null 2>&1 &&
-    go get "github.com/mattfenwick/cyclonus@v$CYCLONUS_VERSION" >/dev/null 2>&1 &&
-    go mod tidy >/dev/null 2>&1 &&
+    go get "github.com/mattfenwick/cyclonus@v$CYCLONUS_VERSION" >&2 &&
+    go mod tidy >&2 &&
     mkdir -p "$out/bin" &&
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/bin/netpol-check.tmp" . &&
     mv "$out/bin/netpol-check.tmp" "$out/bin/netpol-check")
