@@ -97,7 +97,7 @@ fn merge(base: &mut Value, patch: Value) {
     }
 }
 
-fn condition_is(
+pub(crate) fn condition_is(
     type_: &'static str,
     status: &'static str,
     reason: &'static str,

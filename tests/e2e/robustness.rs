@@ -65,20 +65,6 @@ fn refused<T: std::fmt::Debug>(result: kube::Result<T>, expected: &str) {
     }
 }
 
-fn has_condition(
-    type_: &'static str,
-    status: &'static str,
-    reason: &'static str,
-) -> impl Condition<Tenant> {
-    move |t: Option<&Tenant>| {
-        t.and_then(|t| t.status.as_ref()).is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == type_ && c.status == status && c.reason == reason)
-        })
-    }
-}
-
 async fn wait_for(api: &Api<Tenant>, name: &str, cond: impl Condition<Tenant>, what: &str) {
     tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
         .await
@@ -130,7 +116,7 @@ async fn out_of_range_numbers_and_times_are_refused_and_the_operator_stays_up() 
     wait_for(
         &tenants,
         &name,
-        has_condition(types::ERASED, "False", reason::ERASURE_SCHEDULED),
+        crate::erasure::condition_is(types::ERASED, "False", reason::ERASURE_SCHEDULED),
         "Erased=False ErasureScheduled",
     )
     .await;
@@ -146,7 +132,7 @@ async fn out_of_range_numbers_and_times_are_refused_and_the_operator_stays_up() 
     wait_for(
         &tenants,
         &future,
-        has_condition(types::DPA_SIGNED, "False", reason::DPA_SIGNED_IN_FUTURE),
+        crate::erasure::condition_is(types::DPA_SIGNED, "False", reason::DPA_SIGNED_IN_FUTURE),
         "DPASigned=False DPASignedInFuture",
     )
     .await;
@@ -175,7 +161,7 @@ async fn a_paused_terminated_tenant_still_exports_its_deletion_deadline() {
     wait_for(
         &tenants,
         &name,
-        has_condition(types::PAUSED, "True", reason::PAUSED),
+        crate::erasure::condition_is(types::PAUSED, "True", reason::PAUSED),
         "Paused",
     )
     .await;

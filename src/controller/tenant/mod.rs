@@ -519,17 +519,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             .map(|s| s.conditions.clone())
             .unwrap_or_default();
         let desired = erasure::plan::conditions(&p.status, t, p.done, &p.delivery, &p.note, now);
-        let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
-        status
-            .conditions
-            .retain(|c| !owned.contains(&c.type_.as_str()));
-        status.conditions.extend(crate::conditions::merge(
-            &current,
-            &desired,
-            tenant.metadata.generation,
-            now,
-        ));
-        status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        override_conditions(&mut status, &current, &desired, tenant, now);
         status.phase = Some(erasure::plan::phase(&p.status, p.done));
         status.deletion_deadline = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             t.deadline,
@@ -557,17 +547,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 "waiting for a change",
             ),
         ];
-        let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
-        status
-            .conditions
-            .retain(|c| !owned.contains(&c.type_.as_str()));
-        status.conditions.extend(crate::conditions::merge(
-            &current,
-            &desired,
-            tenant.metadata.generation,
-            now,
-        ));
-        status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+        override_conditions(&mut status, &current, &desired, tenant, now);
         warn!(tenant = %name, error = %e, "a time is out of range; stalled until the spec changes");
     }
     record_purges(ctx, &name, &status, &observed, now);
@@ -1130,6 +1110,28 @@ async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus)
             Timestamp::now() > d && !done,
         );
     }
+}
+
+/// Replaces the conditions `desired` names with them (merged with `current`, so a
+/// condition keeps its lastTransitionTime unless it flips), in type order.
+fn override_conditions(
+    status: &mut TenantStatus,
+    current: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    desired: &[Desired],
+    tenant: &Tenant,
+    now: Timestamp,
+) {
+    let owned: Vec<&str> = desired.iter().map(|d| d.type_).collect();
+    status
+        .conditions
+        .retain(|c| !owned.contains(&c.type_.as_str()));
+    status.conditions.extend(crate::conditions::merge(
+        current,
+        desired,
+        tenant.metadata.generation,
+        now,
+    ));
+    status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
 /// Publishes an event on the tenant; failures are logged, never fatal.
