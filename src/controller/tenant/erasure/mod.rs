@@ -220,10 +220,7 @@ pub async fn advance(
         // A tenant namespace Herald did not create: Herald never built the stack in it,
         // so no sender of Herald's ran there, and no purge Job may run in it either.
         // What erasure can do is delete what is labelled outside it, and say so.
-        let (inventory, not_erased, unverified) =
-            inventory(ctx, &name, &ns, home.foreign, keep).await?;
-        es.inventory = inventory;
-        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
+        let unverified = record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
         let mut p = progress(
             es,
             false,
@@ -312,10 +309,7 @@ pub async fn advance(
             ));
         }
         // Everything that exists now is what erasure deletes: record it first.
-        let (inventory, not_erased, unverified) =
-            inventory(ctx, &name, &ns, home.foreign, keep).await?;
-        es.inventory = inventory;
-        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
+        let unverified = record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
         let mut p = progress(
             es,
             false,
@@ -545,6 +539,22 @@ async fn delete_job(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(Error::kube(format!("delete Job {name}"))(e)),
     }
+}
+
+/// Takes the inventory and records it in `es`: what erasure deletes, and what it leaves
+/// in place (merged with what earlier passes left). Returns the types it could not list.
+async fn record_inventory(
+    es: &mut ErasureStatus,
+    ctx: &Context,
+    name: &str,
+    ns: &str,
+    home: &JobHome<'_>,
+    keep: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let (inventory, not_erased, unverified) = inventory(ctx, name, ns, home.foreign, keep).await?;
+    es.inventory = inventory;
+    es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
+    Ok(unverified)
 }
 
 /// Creates the Job if absent (in its namespace, rebuilt if missing); where it stands.
