@@ -11,12 +11,24 @@
 //!   take the lease. A standby measures it on its own monotonic clock from the moment it
 //!   *observed* the record change, so clock skew between nodes does not matter.
 //! - **Renew deadline** (6 s, less than the duration): a leader that has not renewed
-//!   for this long gives up: [`Elector::hold`] returns, the caller drops its controllers
-//!   at once (in-flight reconciles are cancelled at their next await) and the process
-//!   exits non-zero for Kubernetes to restart it as a standby. Stepping down 4 s before
-//!   anyone else may take the lease is what guarantees that two replicas never write at
-//!   the same time. Exiting (rather than dropping back to standby in-process) is
-//!   client-go's choice too: it leaves no half-stopped state behind.
+//!   for this long gives up: [`Leadership::lost`] resolves, the caller drops its
+//!   controllers at once (in-flight reconciles are cancelled at their next await) and
+//!   the process exits non-zero for Kubernetes to restart it as a standby. Stepping down
+//!   4 s before anyone else may take the lease is what guarantees that two replicas
+//!   never write at the same time. Exiting (rather than dropping back to standby
+//!   in-process) is client-go's choice too: it leaves no half-stopped state behind.
+//!
+//! Three things keep that margin real under load, each learnt from a leader that
+//! stepped down 6 s after acquiring under the start-up burst:
+//!
+//! - the deadline is counted from the start of the write that won or renewed the lease
+//!   (not from when the caller got round to holding it), and a timer fires *at* the
+//!   deadline, whatever the renewal loop is doing;
+//! - the elector runs in a task of its own ([`Elector::lead`]) with a client of its own
+//!   (no shared in-flight limit), so renewals never queue behind reconciles;
+//! - if the process has not stopped [`EXIT_GRACE`] after the deadline (a caller stuck
+//!   in a long poll), the elector task exits the process itself, still 3 s before the
+//!   lease can expire.
 //! - **Retry period** (2 s): how often the leader renews and a standby looks again.
 //!
 //! A standby therefore takes over at most `duration + retry` (12 s) after the leader
@@ -35,6 +47,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::oneshot;
+
+/// How long after stepping down the elector waits for the process to stop on its own
+/// before it exits it (code 1): well inside the 4 s between the renew deadline and the
+/// lease's expiry.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
 use prometheus_client::registry::Registry;
 
 /// How the lease is named and timed.
@@ -106,6 +124,8 @@ pub enum LeaderError {
         name: String,
         deadline: Duration,
     },
+    #[error("the leader election task stopped unexpectedly")]
+    Stopped,
     #[error("Lease {namespace}/{name} was taken over by {holder:?}")]
     Taken {
         namespace: String,
@@ -192,6 +212,9 @@ pub struct Elector {
     gauge: Gauge,
     /// The last record read and when it was first seen unchanged.
     observed: Option<(Record, Instant)>,
+    /// When the write that last won or renewed the lease was started: the renew
+    /// deadline counts from here (others count the lease's duration from later).
+    last_renewal: Instant,
 }
 
 /// The outcome of one attempt.
@@ -209,6 +232,7 @@ impl Elector {
             config,
             gauge,
             observed: None,
+            last_renewal: Instant::now(),
         }
     }
 
@@ -222,8 +246,10 @@ impl Elector {
     pub async fn acquire(&mut self) {
         let mut last_holder: Option<String> = None;
         loop {
+            let started = Instant::now();
             match self.try_once().await {
                 Ok(Attempt::Leading) => {
+                    self.last_renewal = started;
                     self.gauge.set(1);
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "acquired the leader lease; starting the controllers");
                     return;
@@ -244,17 +270,27 @@ impl Elector {
 
     /// Renews the lease every retry period while this replica leads. Returns why
     /// leadership ended: the lease was taken, or the renew deadline passed without a
-    /// successful renewal. The caller must stop writing at once.
+    /// successful renewal — returned *at* the deadline, even while a renewal request is
+    /// still waiting for an answer. The caller must stop writing at once.
     pub async fn hold(&mut self) -> LeaderError {
-        let mut last_renewal = Instant::now();
         loop {
-            tokio::time::sleep(self.config.retry_period).await;
-            let deadline = last_renewal + self.config.renew_deadline;
-            let started = Instant::now();
-            let attempt = tokio::time::timeout_at(deadline.into(), self.try_once()).await;
+            let deadline = self.last_renewal + self.config.renew_deadline;
+            let renewal = async {
+                tokio::time::sleep(self.config.retry_period).await;
+                let started = Instant::now();
+                (started, self.try_once().await)
+            };
+            let outcome = tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(deadline.into()) => None,
+                outcome = renewal => Some(outcome),
+            };
+            let Some((started, attempt)) = outcome else {
+                return self.deadline_passed();
+            };
             match attempt {
-                Ok(Ok(Attempt::Leading)) => last_renewal = started,
-                Ok(Ok(Attempt::StandingBy(holder))) => {
+                Ok(Attempt::Leading) => self.last_renewal = started,
+                Ok(Attempt::StandingBy(holder)) => {
                     self.gauge.set(0);
                     return LeaderError::Taken {
                         namespace: self.config.namespace.clone(),
@@ -262,19 +298,47 @@ impl Elector {
                         holder: Some(holder),
                     };
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::warn!(lease = %self.config.name, error = %crate::error_chain(&e), "cannot renew the leader lease; retrying until the renew deadline");
                 }
-                Err(_elapsed) => {}
             }
-            if Instant::now() >= last_renewal + self.config.renew_deadline {
-                self.gauge.set(0);
-                return LeaderError::RenewDeadline {
-                    namespace: self.config.namespace.clone(),
-                    name: self.config.name.clone(),
-                    deadline: self.config.renew_deadline,
-                };
+        }
+    }
+
+    fn deadline_passed(&self) -> LeaderError {
+        self.gauge.set(0);
+        LeaderError::RenewDeadline {
+            namespace: self.config.namespace.clone(),
+            name: self.config.name.clone(),
+            deadline: self.config.renew_deadline,
+        }
+    }
+
+    /// Moves the elector into a task of its own that holds the lease (call after
+    /// [`Elector::acquire`]). The returned [`Leadership`] tells when it is lost and
+    /// hands it over on shutdown.
+    pub fn lead(mut self) -> Leadership {
+        let (lost_tx, lost_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                lost = self.hold() => {
+                    tracing::error!(lease = %self.config.name, error = %lost, "stepping down: stopping the controllers");
+                    let _ = lost_tx.send(lost);
+                    // The caller drops its controllers and returns at once; if it has
+                    // not after the grace, nothing it still does may reach the API
+                    // server once the lease can expire: end the process from here.
+                    tokio::time::sleep(EXIT_GRACE).await;
+                    tracing::error!(lease = %self.config.name, "the controllers did not stop within {EXIT_GRACE:?} of stepping down; exiting");
+                    std::process::exit(1);
+                }
+                _ = release_rx => self.release().await,
             }
+        });
+        Leadership {
+            lost: lost_rx,
+            release: release_tx,
+            task,
         }
     }
 
@@ -383,6 +447,32 @@ impl Elector {
                 }
             }
         }
+    }
+}
+
+/// A lease held by an elector running in its own task ([`Elector::lead`]).
+pub struct Leadership {
+    lost: oneshot::Receiver<LeaderError>,
+    release: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Leadership {
+    /// Resolves when the lease is lost (taken, or not renewed in time): stop writing.
+    pub async fn lost(&mut self) -> LeaderError {
+        match (&mut self.lost).await {
+            Ok(lost) => lost,
+            // The task ended without a verdict: it can only have panicked. Without an
+            // elector nobody renews, so this replica is no longer leader either.
+            Err(_) => LeaderError::Stopped,
+        }
+    }
+
+    /// Hands the lease over (holder cleared, see [`Elector::release`]) once the
+    /// controllers stopped; waits for that write.
+    pub async fn release(self) {
+        let _ = self.release.send(());
+        let _ = self.task.await;
     }
 }
 

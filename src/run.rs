@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::{ConfigError, OperatorConfig};
 use crate::controller::{self, Context};
-use crate::leader::{Elector, LeaderError, LeaseConfig};
+use crate::leader::{Elector, LeaderError, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::preflight::{self, PreflightError};
 use crate::server::{self, Health};
@@ -120,7 +120,12 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let client = client(config.api_in_flight)
+    let identity = config
+        .leader_election
+        .as_ref()
+        .map(|lease| lease.identity.clone())
+        .unwrap_or_else(crate::leader::default_identity);
+    let client = client(Some(config.api_in_flight), &identity)
         .await
         .map_err(RunError::Client)?;
     preflight::check_crds(&client).await?;
@@ -132,22 +137,26 @@ pub async fn run(
 
     // Leader election: a standby is ready (healthy; `herald_leader` 0) and starts no
     // watch or controller until it holds the lease.
-    let mut elector = config
-        .leader_election
-        .clone()
-        .map(|lease| Elector::new(client.clone(), lease, leader_gauge.clone()));
-    match elector.as_mut() {
-        Some(e) => {
+    // The elector has a client of its own: its renewals never wait for a slot behind
+    // the reconciles' requests.
+    let mut leadership = match config.leader_election.clone() {
+        Some(lease) => {
+            let own = self::client(None, &identity)
+                .await
+                .map_err(RunError::Client)?;
+            let mut elector = Elector::new(own, lease, leader_gauge.clone());
             health.set_ready(true);
             tokio::select! {
-                () = e.acquire() => {},
+                () = elector.acquire() => {},
                 () = stopped(stop_rx.clone()) => return finish(server, config.http_addr).await,
             };
+            Some(elector.lead())
         }
         None => {
             leader_gauge.set(1);
+            None
         }
-    }
+    };
 
     // Stores that reconciles read instead of asking the API server each time.
     let (nodes, nodes_writer) = reflector::store();
@@ -222,7 +231,7 @@ pub async fn run(
         () = binding_watch => {},
         // Lost the lease: the controllers are dropped here, mid-reconcile, before the
         // lease can expire; the process exits non-zero and restarts as a standby.
-        lost = hold(elector.as_mut()) => {
+        lost = lost(leadership.as_mut()) => {
             health.set_ready(false);
             return Err(RunError::Leadership(lost));
         }
@@ -237,33 +246,51 @@ pub async fn run(
         }
     }
     tracing::info!("shutdown requested; controllers stopped");
-    if let Some(e) = elector.as_mut() {
-        e.release().await;
+    if let Some(leadership) = leadership {
+        leadership.release().await;
     }
     finish(server, config.http_addr).await
 }
 
-/// The API client (KUBECONFIG or the in-cluster service account) with at most
-/// `in_flight` requests on the wire at once: concurrent reconciles queue for a slot
-/// instead of each opening a connection of its own.
-async fn client(in_flight: u16) -> Result<Client, kube::Error> {
-    let config = kube::Config::infer()
+/// The API client (KUBECONFIG or the in-cluster service account), with at most
+/// `in_flight` requests on the wire at once when given: concurrent reconciles queue for
+/// a slot instead of each opening a connection of its own. Its User-Agent names the
+/// replica, so that the audit log tells replicas of one ServiceAccount apart.
+async fn client(in_flight: Option<u16>, identity: &str) -> Result<Client, kube::Error> {
+    let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
-    Ok(kube::client::ClientBuilder::try_from(config)?
-        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
-            usize::from(in_flight).max(1),
-        ))
-        .build())
+    if let Ok(agent) = reqwest::header::HeaderValue::from_str(&user_agent(identity)) {
+        config.headers.push((reqwest::header::USER_AGENT, agent));
+    }
+    let builder = kube::client::ClientBuilder::try_from(config)?;
+    Ok(match in_flight {
+        Some(n) => builder
+            .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+                usize::from(n).max(1),
+            ))
+            .build(),
+        None => builder.build(),
+    })
+}
+
+/// `herald/<version> (<identity>)`, the identity reduced to what a header may carry.
+fn user_agent(identity: &str) -> String {
+    let identity: String = identity
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(128)
+        .collect();
+    format!("herald/{} ({identity})", env!("CARGO_PKG_VERSION"))
 }
 
 /// How long in-flight reconciles may run on after the shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Holds the lease while leading; never resolves without leader election.
-async fn hold(elector: Option<&mut Elector>) -> LeaderError {
-    match elector {
-        Some(e) => e.hold().await,
+/// Resolves when the lease is lost; never without leader election.
+async fn lost(leadership: Option<&mut Leadership>) -> LeaderError {
+    match leadership {
+        Some(l) => l.lost().await,
         None => future::pending().await,
     }
 }

@@ -21,6 +21,20 @@ pub struct Entry {
     #[serde(default)]
     pub object_ref: Option<ObjectRef>,
     pub stage: String,
+    /// The client's User-Agent: Herald's names the replica (`herald/<v> (<identity>)`).
+    #[serde(default)]
+    pub user_agent: String,
+    /// When the API server received the request (RFC 3339, microseconds).
+    #[serde(default)]
+    pub request_received_timestamp: String,
+    #[serde(default)]
+    pub response_status: Option<ResponseStatus>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ResponseStatus {
+    #[serde(default)]
+    pub code: u16,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +59,18 @@ impl Entry {
     /// Whether the request changes something.
     pub fn is_mutating(&self) -> bool {
         MUTATING.contains(&self.verb.as_str())
+    }
+
+    /// The HTTP status the API server answered (0 if not logged).
+    pub fn code(&self) -> u16 {
+        self.response_status.as_ref().map_or(0, |r| r.code)
+    }
+
+    /// When the request was received.
+    pub fn received(&self) -> k8s_openapi::jiff::Timestamp {
+        self.request_received_timestamp.parse().unwrap_or_else(|e| {
+            panic!("audit timestamp {:?}: {e}", self.request_received_timestamp)
+        })
     }
 
     /// The object reference, or an empty one.

@@ -21,6 +21,7 @@ use kube::api::{Api, DeleteParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
+use crate::audit;
 use crate::common::{
     CONTROL_NAMESPACE, WAIT, client, ensure_namespace, http_get, install_crds, repo_root, unique,
 };
@@ -195,6 +196,36 @@ async fn await_holder(leases: &Api<Lease>, lease: &str, want: &[&str], within: D
         .unwrap_or_default()
 }
 
+/// The mutating requests of one replica (its User-Agent names it), in order.
+fn writes_of(entries: &[audit::Entry], identity: &str) -> Vec<audit::Entry> {
+    let tag = format!("({identity})");
+    let mut writes: Vec<_> = entries
+        .iter()
+        .filter(|e| e.is_mutating() && e.user_agent.ends_with(&tag))
+        .cloned()
+        .collect();
+    writes.sort_by_key(audit::Entry::received);
+    writes
+}
+
+/// Every write of a replica was received before its lease could expire for others:
+/// within the lease duration (10 s) of the start of its last successful renewal.
+fn assert_writes_stop_before_expiry(writes: &[audit::Entry], lease: &str, identity: &str) {
+    let renewed = writes
+        .iter()
+        .filter(|e| e.object().resource == "leases" && e.object().name == lease)
+        .filter(|e| (200..300).contains(&e.code()))
+        .map(audit::Entry::received)
+        .max()
+        .unwrap_or_else(|| panic!("no successful lease write of {identity} in the audit log"));
+    let expiry = renewed + std::time::Duration::from_secs(10);
+    let last = writes.last().map(audit::Entry::received).unwrap();
+    assert!(
+        last < expiry,
+        "{identity} wrote at {last}, after its lease (renewed at {renewed}) could expire at {expiry}"
+    );
+}
+
 #[tokio::test]
 async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
     let client = client().await;
@@ -207,6 +238,7 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
     token_kubeconfig(CONTROL_NAMESPACE, &sa, &kubeconfig);
 
     let lease = unique("herald-e2e-lease");
+    let audit_mark = audit::mark();
     let a = start(&format!("{lease}-a"), &lease, &kubeconfig);
     let b = start(&format!("{lease}-b"), &lease, &kubeconfig);
     for r in [&a, &b] {
@@ -284,6 +316,24 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
             > transitions,
         "a takeover counts as a transition"
     );
+    // From the audit log: no write of the killed leader after the new one's first, and
+    // none after the killed one's lease could have expired (its last renewal + 10 s).
+    let entries = audit::since(audit_mark);
+    let old_writes = writes_of(&entries, &leader.identity);
+    let new_writes = writes_of(&entries, &standby.identity);
+    let last_old = old_writes
+        .last()
+        .expect("the old leader's lease writes are audited");
+    let first_new = new_writes
+        .first()
+        .expect("the new leader's lease write is audited");
+    assert!(
+        last_old.received() < first_new.received(),
+        "the old leader wrote at {} after the new one's first write at {}",
+        last_old.request_received_timestamp,
+        first_new.request_received_timestamp
+    );
+    assert_writes_stop_before_expiry(&old_writes, &lease, &leader.identity);
     until(
         "the new leader's herald_leader 1 and reconciles",
         &[&standby],
@@ -371,6 +421,10 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
         "{}",
         standby.log()
     );
+    // Its renewals failed from the revocation on (403); the audit log shows that it
+    // stopped asking before the lease its last successful renewal bought could expire.
+    let writes = writes_of(&audit::since(audit_mark), &standby.identity);
+    assert_writes_stop_before_expiry(&writes, &lease, &standby.identity);
     let _ = leases.delete(&lease, &DeleteParams::default()).await;
     let _ = Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone())
         .delete(&sa, &DeleteParams::default())
