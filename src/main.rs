@@ -46,6 +46,10 @@ enum Command {
         #[arg(long, env = "HERALD_CONTROLLERS", default_value = "tenant,channelbinding,subprocessor",
               value_parser = herald::run::Controllers::parse)]
         controllers: herald::run::Controllers,
+        /// Seconds a watch may fail without one success before `/healthz` (the
+        /// liveness probe) fails and Kubernetes restarts the process.
+        #[arg(long, env = "HERALD_WATCH_STALL_LIMIT_SECONDS", default_value_t = 300)]
+        watch_stall_limit_seconds: u64,
         /// Log line format.
         #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value = "json")]
         log_format: LogFormat,
@@ -139,6 +143,7 @@ fn main() -> ExitCode {
             lease_name,
             lease_namespace,
             lease_identity,
+            watch_stall_limit_seconds,
         } => {
             telemetry::init(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
                 }),
                 tenant_selector,
                 controllers,
+                watch_stall_limit: std::time::Duration::from_secs(watch_stall_limit_seconds),
             };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,

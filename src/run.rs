@@ -37,6 +37,8 @@ pub struct RunConfig {
     pub tenant_selector: Option<String>,
     /// Which controllers run.
     pub controllers: Controllers,
+    /// `/healthz` fails once a watch has failed without recovering for this long.
+    pub watch_stall_limit: std::time::Duration,
 }
 
 /// The controllers a process runs (all by default; a shard may run only some).
@@ -104,7 +106,7 @@ pub async fn run(
     let mut metrics = Metrics::new();
     let leader_gauge = crate::leader::register(&mut metrics.registry);
     let metrics = Arc::new(metrics);
-    let health = Health::new(metrics.clone());
+    let health = Health::new(metrics.clone(), config.watch_stall_limit);
 
     // One shutdown signal fanned out to the server and the operator.
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -17,14 +18,17 @@ use crate::metrics::Metrics;
 pub struct Health {
     ready: AtomicBool,
     metrics: Arc<Metrics>,
+    /// `/healthz` fails once a watch has failed without a success for this long.
+    watch_stall_limit: Duration,
 }
 
 impl Health {
     /// Not ready until [`Health::set_ready`] is called.
-    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn new(metrics: Arc<Metrics>, watch_stall_limit: Duration) -> Arc<Self> {
         Arc::new(Self {
             ready: AtomicBool::new(false),
             metrics,
+            watch_stall_limit,
         })
     }
 
@@ -42,10 +46,27 @@ impl Health {
 /// The router, separate from the listener so tests can drive it.
 pub fn router(health: Arc<Health>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(health)
+}
+
+/// Alive unless a watch has been failing for longer than the limit: then restarting
+/// the process (a fresh client, fresh watches) is the remedy left.
+async fn healthz(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    let stalled = crate::controller::watch::stalled(health.watch_stall_limit);
+    if stalled.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let list: Vec<String> = stalled
+        .iter()
+        .map(|(watch, failing)| format!("{watch} for {}s", failing.as_secs()))
+        .collect();
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("watches failing without recovery: {}\n", list.join(", ")),
+    )
 }
 
 async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {

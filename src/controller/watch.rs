@@ -11,9 +11,12 @@
 //! much again of jitter (so a fleet of watches does not retry in step), reset after a minute of health. A relist
 //! after a 410 is kube-runtime's own (its watcher starts over on `Gone`).
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt, stream};
 use kube::Api;
@@ -58,27 +61,101 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     let inner = watcher::watcher(api, config).boxed();
-    stream::unfold((inner, backoff()), |(mut inner, mut backoff)| async move {
-        loop {
-            match inner.next().await {
-                Some(Ok(event)) => {
-                    backoff.reset();
-                    return Some((Ok(event), (inner, backoff)));
+    let health = Failing::register(std::any::type_name::<K>());
+    stream::unfold(
+        (inner, backoff(), health),
+        |(mut inner, mut backoff, health)| async move {
+            loop {
+                match inner.next().await {
+                    Some(Ok(event)) => {
+                        backoff.reset();
+                        health.recovered();
+                        return Some((Ok(event), (inner, backoff, health)));
+                    }
+                    Some(Err(e)) => {
+                        health.failed();
+                        let wait = backoff.next().unwrap_or(MAX_RETRY);
+                        tracing::warn!(
+                            watch = std::any::type_name::<K>(),
+                            error = %crate::error_chain(&e),
+                            retry_in = ?wait,
+                            "watch failed; retrying"
+                        );
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return None,
                 }
-                Some(Err(e)) => {
-                    let wait = backoff.next().unwrap_or(MAX_RETRY);
-                    tracing::warn!(
-                        watch = std::any::type_name::<K>(),
-                        error = %crate::error_chain(&e),
-                        retry_in = ?wait,
-                        "watch failed; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                None => return None,
             }
+        },
+    )
+}
+
+/// The watches failing right now, process-wide: `/healthz` (the liveness probe) fails
+/// when one has failed without a single success for longer than a bound, so that
+/// Kubernetes restarts a process whose watch cannot recover (a revoked permission, a
+/// stream that no relist mends) instead of leaving it up and silently stale. Global on
+/// purpose: liveness is the process's, and every watch is made through [`watch`].
+static FAILING: Mutex<BTreeMap<u64, (&'static str, Instant)>> = Mutex::new(BTreeMap::new());
+static NEXT_WATCH: AtomicU64 = AtomicU64::new(0);
+
+/// One watch's entry in [`FAILING`]; removed when the watch is dropped (its controller
+/// stopped), so a stopped watch is never reported.
+struct Failing {
+    id: u64,
+    watch: &'static str,
+}
+
+impl Failing {
+    fn register(watch: &'static str) -> Self {
+        Self {
+            id: NEXT_WATCH.fetch_add(1, Ordering::Relaxed),
+            watch,
         }
-    })
+    }
+
+    /// Failing from now on, unless already failing (the first failure counts).
+    fn failed(&self) {
+        let mut failing = FAILING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failing
+            .entry(self.id)
+            .or_insert((self.watch, Instant::now()));
+    }
+
+    fn recovered(&self) {
+        FAILING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+impl Drop for Failing {
+    fn drop(&mut self) {
+        self.recovered();
+    }
+}
+
+/// The watches that have failed without a success for at least `limit`, with how long.
+pub fn stalled(limit: Duration) -> Vec<(&'static str, Duration)> {
+    let now = Instant::now();
+    let failing = FAILING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    stalled_among(failing.values().copied(), now, limit)
+}
+
+/// The pure part of [`stalled`].
+fn stalled_among(
+    failing: impl Iterator<Item = (&'static str, Instant)>,
+    now: Instant,
+    limit: Duration,
+) -> Vec<(&'static str, Duration)> {
+    failing
+        .map(|(watch, since)| (watch, now.saturating_duration_since(since)))
+        .filter(|(_, failing_for)| *failing_for >= limit)
+        .collect()
 }
 
 /// `Controller::watches` through [`watch`].
@@ -128,5 +205,33 @@ mod tests {
         assert_eq!(waits.len(), 50, "a watch is retried for ever");
         assert!(waits[0] <= Duration::from_secs(1), "{waits:?}");
         assert!(waits.iter().all(|w| *w <= 2 * MAX_RETRY), "{waits:?}");
+    }
+
+    #[test]
+    fn only_watches_failing_longer_than_the_limit_are_stalled() {
+        let now = Instant::now();
+        let limit = Duration::from_secs(300);
+        let failing = [
+            ("Tenant", now - Duration::from_secs(301)),
+            ("Node", now - Duration::from_secs(299)),
+            ("Job", now),
+        ];
+        let stalled = stalled_among(failing.into_iter(), now, limit);
+        assert_eq!(stalled, vec![("Tenant", Duration::from_secs(301))]);
+    }
+
+    #[test]
+    fn a_watch_that_recovers_or_stops_is_no_longer_failing() {
+        let a = Failing::register("A");
+        let b = Failing::register("B");
+        a.failed();
+        b.failed();
+        let present = |id: u64| FAILING.lock().unwrap().contains_key(&id);
+        assert!(present(a.id) && present(b.id));
+        a.recovered();
+        assert!(!present(a.id));
+        let b_id = b.id;
+        drop(b);
+        assert!(!present(b_id));
     }
 }

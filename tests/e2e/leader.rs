@@ -1,7 +1,8 @@
 //! Leader election with real operator processes: exactly one holds the Lease and
 //! reconciles, the standby writes nothing; SIGKILL the leader and the standby takes
 //! over within 15 s; SIGTERM a leader and it hands over at once (lease released); a
-//! leader that can no longer renew stops before its lease expires.
+//! leader that can no longer renew stops before its lease expires. The same processes
+//! show the liveness probe failing on a watch that cannot recover.
 //!
 //! How this coexists with the shared operator of the suite (`common::operator`), which
 //! reconciles every tenant of the other tests at the same time: the two processes here
@@ -136,6 +137,15 @@ fn apply_identity(sa: &str) {
 }
 
 fn start(identity: &str, lease: &str, kubeconfig: &std::path::Path) -> Replica {
+    start_with(identity, lease, kubeconfig, &[])
+}
+
+fn start_with(
+    identity: &str,
+    lease: &str,
+    kubeconfig: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Replica {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -151,6 +161,7 @@ fn start(identity: &str, lease: &str, kubeconfig: &std::path::Path) -> Replica {
         .env("POD_NAME", identity)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn,tower=warn,hyper=warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -433,4 +444,88 @@ async fn one_replica_leads_and_a_standby_takes_over_within_15s() {
         Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client, CONTROL_NAMESPACE)
             .delete(&sa, &DeleteParams::default())
             .await;
+}
+
+/// A watch that cannot recover (here: the operator may not list what it watches) makes
+/// `/healthz`, the liveness probe, fail once it has failed for the stall limit, naming
+/// the watch, so that Kubernetes restarts the pod; once the watch recovers (access
+/// granted), `/healthz` answers 200 again without a restart.
+#[tokio::test]
+async fn a_watch_that_cannot_recover_fails_the_liveness_probe() {
+    let client = client().await;
+    install_crds(&client).await;
+    ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    apply_read_only_roles();
+    let sa = unique("herald-e2e-live");
+    apply_identity(&sa);
+    let kubeconfig = repo_root().join(format!("target/e2e-{sa}.kubeconfig"));
+    token_kubeconfig(CONTROL_NAMESPACE, &sa, &kubeconfig);
+    // The Lease stays allowed (the control-namespace Role); the cluster-wide reads go.
+    let cluster_bindings =
+        Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(client.clone());
+    cluster_bindings
+        .delete(&sa, &DeleteParams::default())
+        .await
+        .unwrap();
+    let lease = unique("herald-e2e-live-lease");
+    let replica = start_with(
+        &format!("{lease}-a"),
+        &lease,
+        &kubeconfig,
+        &[("HERALD_WATCH_STALL_LIMIT_SECONDS", "5")],
+    );
+    let healthz = format!("http://{}/healthz", replica.addr);
+    until("/healthz up", &[&replica], async || {
+        http_get(&healthz).await.is_ok()
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    await_holder(&leases, &lease, &[&replica.identity], WAIT).await;
+
+    until("/healthz failing", &[&replica], async || {
+        http_get(&healthz).await == Err("HTTP 503".to_owned())
+    })
+    .await;
+    let body = raw_get(&replica.addr, "/healthz").await;
+    assert!(
+        body.contains("watches failing without recovery") && body.contains("herald::api::v1alpha1"),
+        "{body}"
+    );
+    // /readyz is another question (is it serving?): it stays up, the pod just restarts.
+    assert!(
+        http_get(&format!("http://{}/readyz", replica.addr))
+            .await
+            .is_ok()
+    );
+
+    apply_identity(&sa);
+    until("/healthz recovered", &[&replica], async || {
+        http_get(&healthz).await.is_ok()
+    })
+    .await;
+    let _ = leases.delete(&lease, &DeleteParams::default()).await;
+    let _ = cluster_bindings.delete(&sa, &DeleteParams::default()).await;
+    let _ = Api::<k8s_openapi::api::rbac::v1::RoleBinding>::namespaced(
+        client.clone(),
+        CONTROL_NAMESPACE,
+    )
+    .delete(&sa, &DeleteParams::default())
+    .await;
+    let _ =
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client, CONTROL_NAMESPACE)
+            .delete(&sa, &DeleteParams::default())
+            .await;
+}
+
+/// The body of a GET, whatever its status.
+async fn raw_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
 }
