@@ -38,8 +38,8 @@ enum Command {
         #[arg(long, env = "HERALD_API_IN_FLIGHT", default_value_t = 32)]
         api_in_flight: u16,
         /// Reconcile only the Tenants matching this label selector (shard a fleet
-        /// over several operators). Tenant-only: ChannelBindings and notices are not
-        /// sharded (see docs/operations.md). Default: every Tenant.
+        /// over several operators), and send notices only to them. ChannelBindings are
+        /// not sharded (see docs/operations.md). Default: every Tenant.
         #[arg(long, env = "HERALD_TENANT_SELECTOR")]
         tenant_selector: Option<String>,
         /// The controllers to run, comma-separated: tenant, channelbinding, subprocessor.

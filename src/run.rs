@@ -207,8 +207,12 @@ pub async fn run(
             stopped(stop_rx.clone()),
         )
     });
-    let subprocessors =
-        controller::subprocessor::run(ctx, config.concurrency, stopped(stop_rx.clone()));
+    let subprocessors = controller::subprocessor::run(
+        ctx,
+        config.concurrency,
+        config.tenant_selector.clone(),
+        stopped(stop_rx.clone()),
+    );
     // A disabled controller is never polled: it makes no watch and no request.
     let tenants = async move {
         if enabled.tenant {

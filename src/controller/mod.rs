@@ -37,6 +37,10 @@ pub const PAUSED_ANNOTATION: &str = "herald.dev/paused";
 /// Annotation whose change forces a reconcile; echoed in status once handled.
 pub const RECONCILE_REQUESTED_ANNOTATION: &str = "herald.dev/reconcile-requested-at";
 
+/// How long a reconcile waits for the caches it reads (bindings, nodes) to hold their
+/// first complete list; past it, the reconcile fails as `cache-not-synced`.
+pub(crate) const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Everything a reconcile needs, shared by all reconciles of all controllers.
 pub struct Context {
     /// The API client (the operator's identity).

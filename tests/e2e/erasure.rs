@@ -532,6 +532,11 @@ pub(crate) struct OwnOperator {
 }
 
 pub(crate) fn own_operator(shard: &str) -> OwnOperator {
+    own_operator_running(shard, "tenant")
+}
+
+/// An operator of its own for the Tenants labelled for `shard`, running `controllers`.
+pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -547,7 +552,7 @@ pub(crate) fn own_operator(shard: &str) -> OwnOperator {
             "--log-format",
             "text",
             "--controllers",
-            "tenant",
+            controllers,
         ])
         .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
         .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
@@ -562,6 +567,11 @@ pub(crate) fn own_operator(shard: &str) -> OwnOperator {
 }
 
 impl OwnOperator {
+    /// Its `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        http_get(&self.metrics).await.unwrap_or_default()
+    }
+
     pub(crate) async fn ready(&mut self) {
         let deadline = Instant::now() + WAIT;
         while http_get(&self.metrics.replace("/metrics", "/readyz"))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use herald::api::v1alpha1::Subprocessor;
+use herald::api::v1alpha1::{Subprocessor, SubprocessorNotice, Tenant};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
@@ -40,6 +40,8 @@ struct Hook {
     received: Arc<Mutex<Vec<Received>>>,
     /// Fail the next request with 500 (to see the retry), then accept.
     fail_once: Arc<AtomicBool>,
+    /// Never answer the next request (the operator is killed while it waits).
+    hang_once: Arc<AtomicBool>,
 }
 
 /// What a customer's receiver does: verify per Standard Webhooks with the reference
@@ -67,6 +69,9 @@ async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::By
         body: body.to_vec(),
         verified,
     });
+    if h.hang_once.swap(false, Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     if !verified {
         StatusCode::UNAUTHORIZED
     } else if h.fail_once.swap(false, Ordering::SeqCst) {
@@ -81,6 +86,7 @@ async fn start_hook(secret: &str, fail_once: bool) -> (String, Hook) {
         secret: secret.to_owned(),
         received: Arc::default(),
         fail_once: Arc::new(AtomicBool::new(fail_once)),
+        hang_once: Arc::new(AtomicBool::new(false)),
     };
     let app = axum::Router::new()
         .route("/notices", axum::routing::post(receive))
@@ -140,6 +146,39 @@ async fn wait_past_creation(client: &kube::Client, tenants: &[&str]) {
     let wait_ms = (newest + 1) * 1000 - now.as_millisecond();
     if wait_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64 + 50)).await;
+    }
+}
+
+/// Waits until the Tenant's record of the notices of Subprocessor `sp` (kept in the
+/// Tenant's `status.subprocessorNotices`) satisfies `f`, and returns it.
+pub(crate) async fn wait_notice(
+    tenant: &str,
+    sp: &str,
+    what: &str,
+    f: impl Fn(&SubprocessorNotice) -> bool,
+) -> SubprocessorNotice {
+    let api: Api<Tenant> = Api::all(client().await);
+    let sp_name = sp.to_owned();
+    let record = move |t: &Tenant| {
+        t.status
+            .as_ref()?
+            .subprocessor_notices
+            .iter()
+            .find(|n| n.subprocessor == sp_name)
+            .cloned()
+    };
+    let found = record.clone();
+    let cond = move |t: Option<&Tenant>| t.and_then(&found).is_some_and(|n| f(&n));
+    match tokio::time::timeout(WAIT, await_condition(api.clone(), tenant, cond)).await {
+        Ok(Ok(Some(t))) => record(&t).unwrap(),
+        _ => panic!(
+            "Tenant {tenant}: notice of {sp} {what} not reached; record: {:?}",
+            api.get_opt(tenant)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|t| record(&t))
+        ),
     }
 }
 
@@ -211,24 +250,30 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
 
     wait_past_creation(&client, &[&objecting, &waiting]).await;
     create_subprocessor(&client, &sp, 30).await;
-    let s = wait_sp(&sp, "both notices delivered", |s| {
-        s.status.as_ref().is_some_and(|st| {
-            st.notices.len() == 2 && st.notices.iter().all(|n| n.delivered_at.is_some())
-        })
-    })
-    .await;
-    let status = s.status.unwrap();
-    for n in &status.notices {
-        let (d, e) = (
+    let mut records = Vec::new();
+    for t in [&objecting, &waiting] {
+        let n = wait_notice(t, &sp, "delivered", |n| n.delivered_at.is_some()).await;
+        let (sent, delivered, ends) = (
+            n.sent_at.as_ref().unwrap().0,
             n.delivered_at.as_ref().unwrap().0,
             n.objection_window_ends.as_ref().unwrap().0,
         );
         assert_eq!(
-            e.duration_since(d).as_hours(),
-            30 * 24,
-            "window = delivery + 30 days"
+            ends.duration_since(sent),
+            k8s_openapi::jiff::SignedDuration::from_hours(30 * 24),
+            "window = the notice's sentAt + 30 days"
         );
+        assert!(sent <= delivered && !n.awaiting_outcome, "{n:?}");
+        records.push((t.to_string(), n));
     }
+    // The Subprocessor only counts; the records stay with the tenants.
+    wait_sp(&sp, "2/2 notices delivered", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.notices_delivered.as_deref())
+            == Some("2/2")
+    })
+    .await;
 
     // Signed per Standard Webhooks (verified by the receiver with the reference
     // library), each attempt with its own timestamp, the retry with the same id.
@@ -290,22 +335,27 @@ async fn a_new_subprocessor_is_announced_objected_to_and_effective_after_the_not
 
     // Time passes (the notice record is moved 31 days into the past, as a clock would):
     // the waiting tenant's binding becomes effective and its channel reaches the senders.
-    let mut notices = status.notices.clone();
-    for n in notices.iter_mut().filter(|n| n.tenant == waiting) {
+    let mut notices: Vec<SubprocessorNotice> = records
+        .iter()
+        .filter(|(t, _)| *t == waiting)
+        .map(|(_, n)| n.clone())
+        .collect();
+    for n in notices.iter_mut() {
         let past = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 t.0.checked_sub(k8s_openapi::jiff::SignedDuration::from_hours(31 * 24))
                     .unwrap(),
             )
         };
+        n.sent_at = n.sent_at.as_ref().map(past);
         n.delivered_at = n.delivered_at.as_ref().map(past);
         n.objection_window_ends = n.objection_window_ends.as_ref().map(past);
     }
-    Api::<Subprocessor>::all(client.clone())
+    Api::<Tenant>::all(client.clone())
         .patch_status(
-            &sp,
+            &waiting,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"notices": notices}})),
+            &Patch::Merge(json!({"status": {"subprocessorNotices": notices}})),
         )
         .await
         .unwrap();
@@ -471,19 +521,19 @@ async fn a_tenant_naming_another_tenants_signing_secret_is_conditioned_and_sent_
     }
     wait_past_creation(&client, &[&owner, &thief]).await;
     create_subprocessor(&client, &sp, 30).await;
-    let s = wait_sp(&sp, "A delivered, B refused", |s| {
-        s.status.as_ref().is_some_and(|st| {
-            st.notices
-                .iter()
-                .any(|n| n.tenant == owner && n.delivered_at.is_some())
-                && st.notices.iter().any(|n| {
-                    n.tenant == thief
-                        && n.delivered_at.is_none()
-                        && n.last_failure
-                            .as_deref()
-                            .is_some_and(|f| f.contains("herald.dev/tenant="))
-                })
-        })
+    wait_notice(&owner, &sp, "A delivered", |n| n.delivered_at.is_some()).await;
+    wait_notice(&thief, &sp, "B refused", |n| {
+        n.delivered_at.is_none()
+            && n.last_failure
+                .as_deref()
+                .is_some_and(|f| f.contains("herald.dev/tenant="))
+    })
+    .await;
+    let s = wait_sp(&sp, "1/2 delivered", |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.notices_delivered.as_deref())
+            == Some("1/2")
     })
     .await;
     let a = hook_a.received.lock().unwrap().clone();
@@ -493,6 +543,151 @@ async fn a_tenant_naming_another_tenants_signing_secret_is_conditioned_and_sent_
         hook_b.received.lock().unwrap().is_empty(),
         "B's endpoint received nothing (nothing signed with A's key)"
     );
-    let status = serde_json::to_string(&s.status).unwrap();
-    assert!(!status.contains(&key_a), "the key is not in the status");
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let status = format!(
+        "{} {} {}",
+        serde_json::to_string(&s.status).unwrap(),
+        serde_json::to_string(&tenants.get(&owner).await.unwrap().status).unwrap(),
+        serde_json::to_string(&tenants.get(&thief).await.unwrap().status).unwrap()
+    );
+    assert!(!status.contains(&key_a), "the key is not in any status");
+}
+
+/// The sum of a metric family's samples whose line contains `filter` (0 when absent).
+fn metric_sum(metrics: &str, name: &str, filter: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(filter))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The operator dies after sending a notice and before recording its outcome: the
+/// next one sends that very notice again (same webhook-id, same body: same sentAt and
+/// objection window), which the customer drops as a duplicate; once delivered, a third
+/// operator sends nothing. Notices are sharded like Tenants (`--tenant-selector`): the
+/// tenant belongs to the operators this test starts, so the suite's shared operator
+/// leaves its notices alone.
+#[tokio::test]
+async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one_never() {
+    use crate::common::SHARD_LABEL;
+    use crate::erasure::own_operator_running;
+    let client = client().await;
+    operator().await;
+    let (sp, tenant) = (unique("sp-crash"), unique("sp-crash-t"));
+    let shard = tenant.clone();
+    let key = secret();
+    let (url, hook) = start_hook(&key, false).await;
+    hook.hang_once.store(true, Ordering::SeqCst);
+    let sig = unique("sp-crash-sig");
+    put_secret(&client, &sig, Some(&tenant), &[("hmacKey", &key)]).await;
+    create_tenant(
+        &client,
+        &tenant,
+        json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": sig, "key": "hmacKey"}}}),
+    )
+    .await;
+    Api::<Tenant>::all(client.clone())
+        .patch(
+            &tenant,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {SHARD_LABEL: shard}}})),
+        )
+        .await
+        .unwrap();
+    let src = unique("sp-crash-src");
+    put_secret(&client, &src, Some(&tenant), &[("apiKey", "crash-key")]).await;
+    let binding = unique("sp-crash-b");
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": src}}),
+    )
+    .await;
+    wait_past_creation(&client, &[&tenant]).await;
+    create_subprocessor(&client, &sp, 30).await;
+
+    // Operator A sends; the customer's endpoint takes the request and never answers.
+    let mut first = own_operator_running(&shard, "subprocessor");
+    first.ready().await;
+    let in_flight = wait_notice(&tenant, &sp, "recorded before it is sent", |n| {
+        n.awaiting_outcome && n.sent_at.is_some()
+    })
+    .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while hook.received.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the notice was never sent"
+        );
+        // The endpoint is a local server: nothing to watch.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(first); // SIGKILL, while the request waits for its answer
+
+    // Operator B sends the same notice again, and it is acknowledged.
+    let mut second = own_operator_running(&shard, "subprocessor");
+    second.ready().await;
+    let delivered = wait_notice(&tenant, &sp, "delivered", |n| n.delivered_at.is_some()).await;
+    let received = hook.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "sent once per operator: {received:?}");
+    assert_eq!(received[0].id, received[1].id, "same webhook-id");
+    assert_eq!(
+        received[0].body, received[1].body,
+        "byte for byte the same notice"
+    );
+    assert!(
+        received[1].verified,
+        "signed afresh, within the receiver's window"
+    );
+    let body: Value = serde_json::from_slice(&received[1].body).unwrap();
+    assert_eq!(
+        delivered
+            .objection_window_ends
+            .as_ref()
+            .unwrap()
+            .0
+            .to_string(),
+        body["objectionWindowEnds"].as_str().unwrap(),
+        "the window recorded is the one the customer was told"
+    );
+    assert_eq!(delivered.sent_at, in_flight.sent_at);
+    assert_eq!(delivered.attempts, 2);
+    drop(second);
+
+    // Operator C reconciles every Subprocessor and sends nothing.
+    let mut third = own_operator_running(&shard, "subprocessor");
+    third.ready().await;
+    let all = Api::<Subprocessor>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .len() as f64;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let m = third.metrics().await;
+        if metric_sum(&m, "herald_reconcile_total", "controller=\"subprocessor\"") >= all {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "C did not reconcile:\n{m}"
+        );
+        // A process's metrics: nothing to watch.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        hook.received.lock().unwrap().len(),
+        2,
+        "a delivered notice is not resent"
+    );
+    let record = wait_notice(&tenant, &sp, "unchanged", |_| true).await;
+    assert_eq!(record, delivered, "the record is untouched");
+    drop(third);
+    let _ = Api::<Subprocessor>::all(client)
+        .delete(&sp, &DeleteParams::default())
+        .await;
 }

@@ -29,8 +29,8 @@ pub use retention_policy::{
     RecordRetention, RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus,
 };
 pub use subprocessor::{
-    Safeguard, Subprocessor, SubprocessorCategory, SubprocessorSpec, SubprocessorStatus,
-    TenantNotice,
+    Safeguard, Subprocessor, SubprocessorCategory, SubprocessorNotice, SubprocessorSpec,
+    SubprocessorStatus,
 };
 pub use tenant::CategoryPurge;
 pub use tenant::{

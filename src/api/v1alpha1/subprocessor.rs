@@ -56,6 +56,12 @@ use super::common::{Dpa, eea_cel_list};
         description = "Affected tenants it is effective for / all affected tenants."
     ),
     printcolumn(
+        name = "Notified",
+        type_ = "string",
+        json_path = ".status.noticesDelivered",
+        description = "Tenants that acknowledged the notice of the current terms / tenants that must be told."
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
@@ -205,39 +211,59 @@ pub struct SubprocessorStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub material_changed_at: Option<Time>,
 
-    /// One notice record per affected tenant: what was announced, when it was delivered,
-    /// and when the objection window ends.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["tenant".into()]))]
-    pub notices: Vec<TenantNotice>,
+    /// How many of the affected tenants that must be told have acknowledged the notice
+    /// of the current terms, e.g. `3/4`. The records themselves are kept per tenant, in
+    /// the Tenant's `status.subprocessorNotices`, so that no object grows with the fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notices_delivered: Option<String>,
 }
 
-/// The notice of a Subprocessor's current terms to one tenant.
+/// The notice of a Subprocessor's current terms to one tenant, kept in that Tenant's
+/// status (`status.subprocessorNotices`, one entry per Subprocessor, each written by the
+/// Subprocessor controller under a field manager of its own).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TenantNotice {
-    /// The Tenant notified.
-    pub tenant: String,
+pub struct SubprocessorNotice {
+    /// The Subprocessor announced.
+    pub subprocessor: String,
 
     /// The materialHash the notice announced. A notice of an older hash does not count
     /// for the current terms.
     pub material_hash: String,
 
-    /// The Idempotency-Key header of the notice: the same for every retry of it, so the
-    /// customer can drop duplicates.
+    /// The notice's `webhook-id` (Standard Webhooks): the same for every retry of it,
+    /// so the customer can drop duplicates.
     pub idempotency_key: String,
+
+    /// The sentAt of the notice last sent. Recorded before it is sent: a notice whose
+    /// outcome was never recorded (the operator stopped mid-delivery) is sent again
+    /// unchanged — same sentAt, same objection window — never with a new window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Time>,
+
+    /// The end of the objection window the notice states (sentAt + noticePeriodDays).
+    /// Until then the tenant may object and the Subprocessor is not effective for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objection_window_ends: Option<Time>,
+
+    /// True from just before a delivery attempt until its outcome is recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_outcome: bool,
 
     /// When the customer's endpoint acknowledged the notice (2xx). Unset while it has not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Time>,
 
-    /// deliveredAt + noticePeriodDays: until then the tenant may object and the
-    /// Subprocessor is not effective for it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub objection_window_ends: Option<Time>,
+    /// Delivery attempts of this notice so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
 
     /// Why the last delivery attempt failed (an HTTP status or a transport error class),
     /// while the notice is undelivered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

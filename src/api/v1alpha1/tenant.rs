@@ -330,6 +330,14 @@ pub struct TenantStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 
+    /// The notices of sub-processor changes sent to this tenant, one per Subprocessor:
+    /// what was announced, when, and until when the tenant may object. Written by the
+    /// Subprocessor controller (never by the Tenant controller), each record as the
+    /// delivery happens; kept here so that no Subprocessor grows with the fleet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["subprocessor".into()]))]
+    pub subprocessor_notices: Vec<super::SubprocessorNotice>,
+
     /// Progress of the termination pipeline (stop, revoke, export, erase, verify, receipt),
     /// persisted step by step so that a restarted operator resumes where it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -160,7 +160,6 @@ pub async fn run(
                 sp.metadata.generation,
                 status.and_then(|s| s.material_hash.clone()),
                 status.and_then(|s| s.material_changed_at.as_ref().map(|t| t.0.as_second())),
-                status.and_then(|s| serde_json::to_string(&s.notices).ok()),
             );
             if !sp_changed.passes(&sp, key) {
                 return Vec::new();
@@ -173,7 +172,13 @@ pub async fn run(
         Api::<Tenant>::all(client.clone()),
         WatcherConfig::default(),
         move |t| {
-            if !tenant_changed.passes(&t, t.metadata.generation) {
+            // The spec, and the notice records the Subprocessor controller keeps in the
+            // tenant's status (a delivered notice starts the objection window).
+            let notices = t
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_string(&s.subprocessor_notices).ok());
+            if !tenant_changed.passes(&t, (t.metadata.generation, notices)) {
                 return Vec::new();
             }
             let name = t.name_any();

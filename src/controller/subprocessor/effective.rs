@@ -7,7 +7,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
-    Channel, EEA_COUNTRIES, Safeguard, Subprocessor, SubprocessorSpec, Tenant,
+    Channel, EEA_COUNTRIES, Safeguard, Subprocessor, SubprocessorNotice, SubprocessorSpec, Tenant,
 };
 use crate::regions::{RegionCatalog, TransferStatus};
 
@@ -241,11 +241,7 @@ pub fn verdict(
         );
     }
     let hash = material_hash(&sp.spec);
-    let record = sp
-        .status
-        .as_ref()
-        .and_then(|s| s.notices.iter().find(|n| n.tenant == tenant_name))
-        .filter(|n| n.material_hash == hash);
+    let record = notice_record(tenant, sp_name).filter(|n| n.material_hash == hash);
     match record.and_then(|n| Some((n.delivered_at.as_ref()?, n.objection_window_ends.as_ref()?))) {
         Some((_, ends)) if now >= ends.0 => Verdict::yes(format!(
             "Subprocessor {sp_name} is effective for Tenant {tenant_name}: notified, and the objection window ended at {}",
@@ -276,10 +272,19 @@ pub fn verdict(
     }
 }
 
+/// The tenant's record of the notices of `sp_name` (kept in the Tenant's status).
+pub fn notice_record<'a>(tenant: &'a Tenant, sp_name: &str) -> Option<&'a SubprocessorNotice> {
+    tenant
+        .status
+        .as_ref()?
+        .subprocessor_notices
+        .iter()
+        .find(|n| n.subprocessor == sp_name)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::api::v1alpha1::TenantNotice;
     use crate::config::OperatorConfig;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -347,7 +352,7 @@ pub(crate) mod tests {
     #[test]
     fn a_newer_subprocessor_waits_for_notice_and_period() {
         let mut s = sp(SMS, "2026-03-01T00:00:00Z");
-        let t = tenant("2026-01-01T00:00:00Z", &[], true);
+        let mut t = tenant("2026-01-01T00:00:00Z", &[], true);
         assert_eq!(
             v(&s, &t, "2026-03-02T00:00:00Z").reason,
             reason::NOTICE_PENDING
@@ -355,13 +360,14 @@ pub(crate) mod tests {
         let status = s.status.get_or_insert_default();
         status.material_hash = Some(material_hash(&s.spec));
         status.material_changed_at = Some(Time(ts("2026-03-01T00:00:00Z")));
-        status.notices = vec![TenantNotice {
-            tenant: "acme".into(),
+        t.status.get_or_insert_default().subprocessor_notices = vec![SubprocessorNotice {
+            subprocessor: "carrier".into(),
             material_hash: material_hash(&s.spec),
             idempotency_key: "k".into(),
+            sent_at: Some(Time(ts("2026-03-01T00:01:00Z"))),
             delivered_at: Some(Time(ts("2026-03-01T00:01:00Z"))),
             objection_window_ends: Some(Time(ts("2026-03-31T00:01:00Z"))),
-            last_failure: None,
+            ..SubprocessorNotice::default()
         }];
         let running = v(&s, &t, "2026-03-02T00:00:00Z");
         assert_eq!(running.reason, reason::NOTICE_PERIOD_RUNNING);

@@ -19,7 +19,7 @@ use futures::{StreamExt, future};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -28,7 +28,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{Changed, Context, Error, PAUSED_ANNOTATION};
 use crate::api::v1alpha1::{
-    ChannelBinding, Subprocessor, SubprocessorStatus, Tenant, TenantNotice,
+    ChannelBinding, Subprocessor, SubprocessorNotice, SubprocessorStatus, Tenant,
 };
 
 /// The controller label value in metrics.
@@ -43,11 +43,17 @@ const RETRY_MIN: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Runs the Subprocessor controller until `shutdown` resolves.
+/// `tenant_selector` shards the deliveries: this process sends notices only to the
+/// Tenants it matches (another shard's operator tells the others), while the
+/// Subprocessor's status is computed from every tenant's records, so that all shards
+/// write the same status.
 pub async fn run(
     ctx: Arc<Context>,
     concurrency: u16,
+    tenant_selector: Option<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let selector = Arc::new(tenant_selector);
     let client = ctx.client.clone();
     let controller = Controller::new(
         Api::<Subprocessor>::all(client.clone()),
@@ -58,6 +64,7 @@ pub async fn run(
     // notifications; a deletion bumps the generation too) and bindings' spec, not their
     // status writes, each of which used to cost a list of every Tenant.
     let (tenants_changed, bindings_changed) = (Changed::default(), Changed::default());
+    let records_changed = Changed::default();
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         // A new tenant, an objection, a notification endpoint: every Subprocessor may
@@ -66,12 +73,28 @@ pub async fn run(
             Api::<Tenant>::all(client.clone()),
             WatcherConfig::default(),
             move |t| {
-                if !tenants_changed.passes(&t, t.metadata.generation) {
+                // A changed notice record (ours after a delivery, or anyone's edit)
+                // concerns only the Subprocessors it records.
+                let records = t
+                    .status
+                    .as_ref()
+                    .map(|s| s.subprocessor_notices.clone())
+                    .unwrap_or_default();
+                let records_moved =
+                    records_changed.passes(&t, serde_json::to_string(&records).ok());
+                if tenants_changed.passes(&t, t.metadata.generation) {
+                    return all
+                        .state()
+                        .iter()
+                        .map(|s| ObjectRef::from_obj(s.as_ref()))
+                        .collect::<Vec<_>>();
+                }
+                if !records_moved {
                     return Vec::new();
                 }
-                all.state()
+                records
                     .iter()
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .map(|r| ObjectRef::new(&r.subprocessor))
                     .collect::<Vec<_>>()
             },
         )
@@ -86,17 +109,25 @@ pub async fn run(
             },
         )
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |sp, ctx| reconcile(sp, ctx, selector.clone()),
+            error_policy,
+            ctx,
+        )
         .for_each(|_| future::ready(()))
         .await;
 }
 
-async fn reconcile(sp: Arc<Subprocessor>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    sp: Arc<Subprocessor>,
+    ctx: Arc<Context>,
+    selector: Arc<Option<String>>,
+) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, subprocessor = %sp.name_any());
     ctx.metrics
         .reconcile(
             CONTROLLER,
-            super::catch_panic(reconcile_inner(&sp, &ctx).instrument(span)),
+            super::catch_panic(reconcile_inner(&sp, &ctx, selector.as_deref()).instrument(span)),
         )
         .await
 }
@@ -107,7 +138,11 @@ fn error_policy(sp: Arc<Subprocessor>, error: &Error, ctx: Arc<Context>) -> Acti
     Action::requeue(REQUEUE_ERROR)
 }
 
-async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_inner(
+    sp: &Subprocessor,
+    ctx: &Context,
+    selector: Option<&str>,
+) -> Result<Action, Error> {
     let name = sp.name_any();
     if sp
         .annotations()
@@ -115,6 +150,14 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         .is_some_and(|v| v != "false")
     {
         return Ok(Action::await_change());
+    }
+    // Who is affected comes from the bindings cache: right after a start it may still
+    // be filling, and an empty one would count no carrier's tenant as affected.
+    if !tokio::time::timeout(super::CACHE_WAIT, ctx.bindings.wait_until_ready())
+        .await
+        .is_ok_and(|r| r.is_ok())
+    {
+        return Err(Error::CachesNotSynced);
     }
     let now = Timestamp::now();
     let hash = effective::material_hash(&sp.spec);
@@ -126,6 +169,21 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         .await
         .map_err(Error::kube("list Tenants"))?
         .items;
+    // The tenants this process delivers to (all, without a selector), as the API
+    // server matches the selector.
+    let ours: Option<std::collections::HashSet<String>> = match selector {
+        Some(selector) => Some(
+            Api::<Tenant>::all(ctx.client.clone())
+                .list_metadata(&kube::api::ListParams::default().labels(selector))
+                .await
+                .map_err(Error::kube("list this shard's Tenants"))?
+                .items
+                .into_iter()
+                .filter_map(|t| t.metadata.name)
+                .collect(),
+        ),
+        None => None,
+    };
     let bindings = ctx.bindings.state();
     let affected: Vec<&Tenant> = tenants
         .iter()
@@ -139,23 +197,14 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         })
         .collect();
 
-    // Keep the records of tenants that still exist: they are the evidence of notice.
-    let mut notices: Vec<TenantNotice> = sp
-        .status
-        .as_ref()
-        .map(|s| s.notices.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| {
-            tenants
-                .iter()
-                .any(|t| t.metadata.name.as_ref() == Some(&n.tenant))
-        })
-        .collect();
-
+    // Each affected tenant's record lives in its own status; every delivery is recorded
+    // there as it happens (before the request, and its outcome after it).
+    let mut notices: Vec<(String, SubprocessorNotice)> = Vec::new();
+    let mut must_tell = 0;
     let mut undelivered = false;
     for tenant in &affected {
         let tenant_name = tenant.name_any();
+        let existing = effective::notice_record(tenant, &name);
         let started = tenant
             .metadata
             .creation_timestamp
@@ -168,31 +217,28 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         let Some(notifications) = &tenant.spec.notifications else {
             continue; // cannot be told; the verdict says NotificationsMissing
         };
-        let existing = notices.iter().position(|n| n.tenant == tenant_name);
-        if let Some(i) = existing
-            && notices[i].material_hash == hash
-            && notices[i].delivered_at.is_some()
-        {
+        must_tell += 1;
+        if ours.as_ref().is_some_and(|o| !o.contains(&tenant_name)) {
+            // Another shard's tenant: its operator delivers; its record still counts.
+            if let Some(record) = existing {
+                notices.push((tenant_name, record.clone()));
+            }
             continue;
         }
         let key = notice::idempotency_key(&name, &hash, &tenant_name);
-        let mut record = match existing {
-            Some(i) if notices[i].material_hash == hash => notices.remove(i),
-            Some(i) => {
-                notices.remove(i);
-                TenantNotice::default()
+        let Some(mut record) = notice::next_attempt(
+            existing,
+            &name,
+            &hash,
+            &key,
+            effective::notice_period(&sp.spec),
+            Timestamp::now(),
+        ) else {
+            if let Some(done) = existing {
+                notices.push((tenant_name, done.clone()));
             }
-            None => TenantNotice::default(),
+            continue; // delivered: never sent again
         };
-        record.tenant = tenant_name.clone();
-        record.material_hash = hash.clone();
-        record.idempotency_key = key.clone();
-        let previous_failure = record.last_failure.clone();
-
-        let sent_at = Timestamp::now();
-        let window_ends = sent_at
-            .checked_add(effective::notice_period(&sp.spec))
-            .unwrap_or(sent_at);
         let change = if sp
             .status
             .as_ref()
@@ -203,31 +249,45 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         } else {
             "added"
         };
-        let result =
-            match signing_secret(ctx, &tenant_name, &notifications.signing_secret_ref).await? {
-                Ok(secret) => {
-                    let body =
-                        notice::body(sp, &tenant_name, &key, &hash, change, sent_at, window_ends);
-                    crate::notify::send_signed(
-                        &ctx.http,
-                        &notifications.webhook_url,
-                        &secret,
-                        &key,
-                        &body,
-                        sent_at,
-                    )
-                    .await
-                    .map_err(|e| e.category())
-                }
-                Err(why) => Err(why),
-            };
+        let secret = signing_secret(ctx, &tenant_name, &notifications.signing_secret_ref).await?;
+        let result = match secret {
+            Ok(secret) => {
+                // Recorded before it is sent: if this process stops before the outcome
+                // is recorded, the next one sends this very notice again.
+                record_notice(ctx, &tenant_name, &record).await?;
+                // next_attempt sets both; the fallbacks are never used.
+                let sent_at = record.sent_at.as_ref().map_or(now, |t| t.0);
+                let window_ends = record.objection_window_ends.as_ref().map_or(now, |t| t.0);
+                let body =
+                    notice::body(sp, &tenant_name, &key, &hash, change, sent_at, window_ends);
+                crate::notify::send_signed(
+                    &ctx.http,
+                    &notifications.webhook_url,
+                    &secret,
+                    &key,
+                    &body,
+                    // Signed now (the receiver's replay window), whatever sentAt says.
+                    Timestamp::now(),
+                )
+                .await
+                .map_err(|e| e.category())
+            }
+            Err(why) => Err(why),
+        };
+        let previous_failure = record.last_failure.clone();
+        record.awaiting_outcome = false;
         match result {
             Ok(()) => {
-                record.delivered_at = Some(Time(sent_at));
-                record.objection_window_ends = Some(Time(window_ends));
+                let window_ends = record
+                    .objection_window_ends
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default();
+                record.delivered_at = Some(Time(Timestamp::now()));
                 record.last_failure = None;
+                record_notice(ctx, &tenant_name, &record).await?;
                 ctx.metrics.notice("delivered");
-                info!(tenant = %tenant_name, window_ends = %window_ends, "notice delivered");
+                info!(tenant = %tenant_name, %window_ends, "notice delivered");
                 event(
                     ctx,
                     sp,
@@ -254,18 +314,19 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
                     .await;
                 }
                 record.last_failure = Some(why);
+                record_notice(ctx, &tenant_name, &record).await?;
             }
         }
-        notices.push(record);
+        notices.push((tenant_name, record));
     }
 
     let verdicts: Vec<(String, effective::Verdict)> = affected
         .iter()
         .map(|t| {
-            (
-                t.name_any(),
-                notice::verdict_with(sp, &hash, changed_at, &notices, t, catalog, now),
-            )
+            let name = t.name_any();
+            let record = notices.iter().find(|(n, _)| *n == name).map(|(_, r)| r);
+            let verdict = notice::verdict_with(sp, &hash, changed_at, record, t, catalog, now);
+            (name, verdict)
         })
         .collect();
     let objections = tenants
@@ -284,6 +345,7 @@ async fn reconcile_inner(sp: &Subprocessor, ctx: &Context) -> Result<Action, Err
         hash,
         changed_at,
         notices,
+        must_tell,
         verdicts,
         safeguard: effective::safeguard_fits(&sp.spec, catalog),
         objections,
@@ -336,6 +398,44 @@ pub(crate) async fn signing_secret(
     };
     Ok(crate::notify::signing_key(&value)
         .map_err(|e| format!("the signing secret {ns}/{} key {} {e}", r.name, r.key)))
+}
+
+/// Writes one notice record into the Tenant's `status.subprocessorNotices`: a
+/// server-side apply of that one entry, under a field manager of this Subprocessor's
+/// own, so that it neither removes the records of other Subprocessors (each manager's
+/// apply only owns its own entry) nor touches what the Tenant controller writes.
+async fn record_notice(
+    ctx: &Context,
+    tenant: &str,
+    record: &SubprocessorNotice,
+) -> Result<(), Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let patch = serde_json::json!({
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "Tenant",
+        "status": {"subprocessorNotices": [record]},
+    });
+    api.patch_status(
+        tenant,
+        &PatchParams::apply(&notice_field_manager(&record.subprocessor)).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("record the notice to Tenant {tenant}")))?;
+    ctx.metrics.wrote(CONTROLLER, "Tenant/status");
+    Ok(())
+}
+
+/// `herald-notice-<subprocessor>`; a long name is shortened with a digest (a field
+/// manager is at most 128 characters).
+fn notice_field_manager(subprocessor: &str) -> String {
+    let name = format!("herald-notice-{subprocessor}");
+    if name.len() <= 128 {
+        name
+    } else {
+        let digest = crate::digest::sha256_hex(subprocessor.as_bytes());
+        format!("herald-notice-{}-{}", &subprocessor[..64], &digest[..16])
+    }
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.

@@ -7,7 +7,8 @@ use k8s_openapi::jiff::Timestamp;
 use super::effective::{self, Verdict, channel_str, notice_period_days};
 use crate::api::v1alpha1::conditions::{self as types, reason};
 use crate::api::v1alpha1::{
-    ContractState, Subprocessor, SubprocessorCategory, SubprocessorStatus, Tenant, TenantNotice,
+    ContractState, Subprocessor, SubprocessorCategory, SubprocessorNotice, SubprocessorStatus,
+    Tenant,
 };
 use crate::conditions::{Desired, merge};
 
@@ -79,8 +80,12 @@ pub struct Outcome<'a> {
     pub hash: String,
     /// When the current terms took effect.
     pub changed_at: Timestamp,
-    /// The notice records after this reconcile's deliveries.
-    pub notices: Vec<TenantNotice>,
+    /// The notice records of the tenants that must be told (by tenant name), after
+    /// this reconcile's deliveries.
+    pub notices: Vec<(String, SubprocessorNotice)>,
+    /// How many affected tenants must be told (new or changed terms since they started,
+    /// with an endpoint to tell).
+    pub must_tell: usize,
     /// The verdict for each affected tenant, by name.
     pub verdicts: Vec<(String, Verdict)>,
     /// Whether the safeguard fits (Err: why not).
@@ -95,15 +100,17 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
     let name = o.sp.metadata.name.as_deref().unwrap_or_default();
     let affected = o.verdicts.len();
     let effective = o.verdicts.iter().filter(|(_, v)| v.effective).count();
-    let undelivered: Vec<&TenantNotice> = o
+    let records: Vec<(&String, &SubprocessorNotice)> = o
         .notices
         .iter()
-        .filter(|n| {
-            n.material_hash == o.hash
-                && n.delivered_at.is_none()
-                && o.verdicts.iter().any(|(t, _)| *t == n.tenant)
-        })
+        .filter(|(t, n)| n.material_hash == o.hash && o.verdicts.iter().any(|(v, _)| v == t))
+        .map(|(t, n)| (t, n))
         .collect();
+    let undelivered: Vec<&(&String, &SubprocessorNotice)> = records
+        .iter()
+        .filter(|(_, n)| n.delivered_at.is_none())
+        .collect();
+    let delivered = records.len() - undelivered.len();
     let blocked: Vec<String> = o
         .verdicts
         .iter()
@@ -140,20 +147,31 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
             "every affected tenant that must be told has been sent the notice of the current terms",
         )
     } else {
-        let who: Vec<String> = undelivered
+        // A bounded message: at a fleet's scale the list would outgrow the object.
+        let mut who: Vec<String> = undelivered
             .iter()
-            .map(|n| {
+            .take(MAX_NAMED)
+            .map(|(t, n)| {
                 format!(
-                    "{} ({})",
-                    n.tenant,
+                    "{t} ({})",
                     n.last_failure.as_deref().unwrap_or("not sent yet")
                 )
             })
             .collect();
+        if undelivered.len() > MAX_NAMED {
+            who.push(format!(
+                "and {} more (see each Tenant's status.subprocessorNotices)",
+                undelivered.len() - MAX_NAMED
+            ));
+        }
         Desired::no(
             types::NOTICES_DELIVERED,
             reason::NOTICE_FAILED,
-            format!("notices not delivered yet, retrying: {}", who.join(", ")),
+            format!(
+                "notices not delivered yet to {} tenants, retrying: {}",
+                undelivered.len(),
+                who.join(", ")
+            ),
         )
     };
     let stalled = o.safeguard.as_ref().err();
@@ -194,24 +212,62 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
         delivered_cond,
     ];
     let _ = name;
-    let mut notices = o.notices.clone();
-    notices.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     SubprocessorStatus {
         observed_generation: o.sp.metadata.generation,
         conditions: merge(&current.conditions, &desired, o.sp.metadata.generation, now),
         effective: Some(format!("{effective}/{affected}")),
         material_hash: Some(o.hash.clone()),
         material_changed_at: Some(Time(o.changed_at)),
-        notices,
+        notices_delivered: Some(format!("{delivered}/{}", o.must_tell)),
     }
 }
 
-/// The verdict for one tenant with the notices of this reconcile taken into account.
+/// Undelivered tenants named in the NoticesDelivered message; the rest are counted.
+const MAX_NAMED: usize = 10;
+
+/// The record to write before sending the notice of `hash` to a tenant whose current
+/// record is `existing`, at `now`, and whether a notice must be sent at all. A notice
+/// whose outcome was never recorded (`awaitingOutcome`: the operator stopped between
+/// sending and recording) is sent again unchanged — same sentAt, same window — so the
+/// customer's deduplication by webhook-id holds and no new window is ever promised;
+/// after a recorded failure the next attempt is a new sending, with its own sentAt.
+pub fn next_attempt(
+    existing: Option<&SubprocessorNotice>,
+    subprocessor: &str,
+    hash: &str,
+    key: &str,
+    period: k8s_openapi::jiff::SignedDuration,
+    now: Timestamp,
+) -> Option<SubprocessorNotice> {
+    let same = existing.filter(|n| n.material_hash == hash);
+    if same.is_some_and(|n| n.delivered_at.is_some()) {
+        return None;
+    }
+    let mut record = same.cloned().unwrap_or_else(|| SubprocessorNotice {
+        subprocessor: subprocessor.to_owned(),
+        material_hash: hash.to_owned(),
+        ..SubprocessorNotice::default()
+    });
+    record.idempotency_key = key.to_owned();
+    let resend = record.awaiting_outcome && record.sent_at.is_some();
+    if !resend {
+        // Whole seconds: a Kubernetes Time stores no fraction, and a resent notice must
+        // say exactly what the first one said.
+        let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
+        record.sent_at = Some(Time(now));
+        record.objection_window_ends = Some(Time(now.checked_add(period).unwrap_or(now)));
+    }
+    record.awaiting_outcome = true;
+    record.attempts = record.attempts.saturating_add(1);
+    Some(record)
+}
+
+/// The verdict for one tenant with its record of this reconcile taken into account.
 pub fn verdict_with(
     sp: &Subprocessor,
     hash: &str,
     changed_at: Timestamp,
-    notices: &[TenantNotice],
+    record: Option<&SubprocessorNotice>,
     tenant: &Tenant,
     catalog: &crate::regions::RegionCatalog,
     now: Timestamp,
@@ -220,9 +276,14 @@ pub fn verdict_with(
     let status = view.status.get_or_insert_default();
     status.material_hash = Some(hash.to_owned());
     status.material_changed_at = Some(Time(changed_at));
-    status.notices = notices.to_vec();
     let name = sp.metadata.name.as_deref().unwrap_or_default();
-    effective::verdict(Some(&view), name, tenant, None, catalog, now)
+    let mut tenant = tenant.clone();
+    if let Some(record) = record {
+        let notices = &mut tenant.status.get_or_insert_default().subprocessor_notices;
+        notices.retain(|n| n.subprocessor != name);
+        notices.push(record.clone());
+    }
+    effective::verdict(Some(&view), name, &tenant, None, catalog, now)
 }
 
 #[cfg(test)]
@@ -244,23 +305,25 @@ mod tests {
         let t = tenant("2026-01-01T00:00:00Z", &[], true);
         let now: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
         let hash = effective::material_hash(&s.spec);
-        let notices = vec![TenantNotice {
-            tenant: "acme".into(),
+        let record = SubprocessorNotice {
+            subprocessor: "carrier".into(),
             material_hash: hash.clone(),
             idempotency_key: "k".into(),
-            delivered_at: None,
-            objection_window_ends: None,
+            attempts: 1,
             last_failure: Some("HTTP 500".into()),
-        }];
+            ..SubprocessorNotice::default()
+        };
         let catalog = crate::config::OperatorConfig::load(None).unwrap().regions;
         let changed_at = "2026-03-01T00:00:00Z".parse().unwrap();
-        let v = verdict_with(&s, &hash, changed_at, &notices, &t, &catalog, now);
+        let v = verdict_with(&s, &hash, changed_at, Some(&record), &t, &catalog, now);
+        let notices = vec![("acme".to_owned(), record)];
         assert_eq!(v.reason, reason::NOTICE_FAILED);
         let o = Outcome {
             sp: &s,
             hash: hash.clone(),
             changed_at,
             notices,
+            must_tell: 1,
             verdicts: vec![("acme".into(), v)],
             safeguard: Ok(()),
             objections: 0,
@@ -271,9 +334,105 @@ mod tests {
             types::RECONCILING
         ));
         assert_eq!(st.effective.as_deref(), Some("0/1"));
+        assert_eq!(st.notices_delivered.as_deref(), Some("0/1"));
         let mut again = s.clone();
         again.status = Some(st.clone());
         let o2 = Outcome { sp: &again, ..o };
         assert_eq!(status(&o2, "2026-03-03T00:00:00Z".parse().unwrap()), st);
+    }
+
+    const PERIOD: k8s_openapi::jiff::SignedDuration =
+        k8s_openapi::jiff::SignedDuration::from_hours(30 * 24);
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_first_notice_is_recorded_with_its_sent_at_and_window_before_it_is_sent() {
+        let now = ts("2026-03-02T00:00:00.75Z");
+        let r = next_attempt(None, "carrier", "h1", "k", PERIOD, now).unwrap();
+        let now = ts("2026-03-02T00:00:00Z"); // what a Kubernetes Time can hold
+        assert!(r.awaiting_outcome);
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.sent_at, Some(Time(now)));
+        assert_eq!(
+            r.objection_window_ends,
+            Some(Time(ts("2026-04-01T00:00:00Z")))
+        );
+        assert_eq!(
+            (r.subprocessor.as_str(), r.material_hash.as_str()),
+            ("carrier", "h1")
+        );
+    }
+
+    #[test]
+    fn a_notice_whose_outcome_was_never_recorded_is_resent_with_the_same_window() {
+        let first = next_attempt(
+            None,
+            "carrier",
+            "h1",
+            "k",
+            PERIOD,
+            ts("2026-03-02T00:00:00Z"),
+        );
+        // The operator died after sending: the record still awaits its outcome.
+        let later = ts("2026-03-05T00:00:00Z");
+        let again = next_attempt(first.as_ref(), "carrier", "h1", "k", PERIOD, later).unwrap();
+        let first = first.unwrap();
+        assert_eq!(again.sent_at, first.sent_at);
+        assert_eq!(again.objection_window_ends, first.objection_window_ends);
+        assert_eq!(again.attempts, 2);
+    }
+
+    #[test]
+    fn after_a_recorded_failure_the_next_attempt_is_a_new_sending() {
+        let mut failed = next_attempt(
+            None,
+            "carrier",
+            "h1",
+            "k",
+            PERIOD,
+            ts("2026-03-02T00:00:00Z"),
+        )
+        .unwrap();
+        failed.awaiting_outcome = false;
+        failed.last_failure = Some("HTTP 503".into());
+        let later = ts("2026-03-05T00:00:00Z");
+        let next = next_attempt(Some(&failed), "carrier", "h1", "k", PERIOD, later).unwrap();
+        assert_eq!(next.sent_at, Some(Time(later)));
+        assert_eq!(
+            next.objection_window_ends,
+            Some(Time(ts("2026-04-04T00:00:00Z")))
+        );
+        assert_eq!(
+            next.last_failure.as_deref(),
+            Some("HTTP 503"),
+            "kept until the outcome"
+        );
+    }
+
+    #[test]
+    fn a_delivered_notice_is_never_sent_again_but_changed_terms_are() {
+        let mut delivered = next_attempt(
+            None,
+            "carrier",
+            "h1",
+            "k",
+            PERIOD,
+            ts("2026-03-02T00:00:00Z"),
+        )
+        .unwrap();
+        delivered.awaiting_outcome = false;
+        delivered.delivered_at = delivered.sent_at.clone();
+        let later = ts("2026-03-05T00:00:00Z");
+        assert_eq!(
+            next_attempt(Some(&delivered), "carrier", "h1", "k", PERIOD, later),
+            None
+        );
+        let changed = next_attempt(Some(&delivered), "carrier", "h2", "k2", PERIOD, later).unwrap();
+        assert_eq!(changed.sent_at, Some(Time(later)));
+        assert_eq!(changed.delivered_at, None);
+        assert_eq!(changed.attempts, 1);
     }
 }

@@ -61,8 +61,6 @@ const REGION_LABEL: &str = "topology.kubernetes.io/region";
 /// slowed the API server the rollouts wait on.
 const REQUEUE_CONVERGING: Duration = Duration::from_secs(120);
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
-/// How long a reconcile waits for the binding and node caches' first complete list.
-const CACHE_WAIT: Duration = Duration::from_secs(30);
 /// How long a new tenant's first sender rollout waits for its channels' first
 /// credentials (see [`bindings::awaiting`]); after that the senders start without them.
 const FIRST_START_WAIT: k8s_openapi::jiff::SignedDuration =
@@ -362,7 +360,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     let warm = async {
         ctx.bindings.wait_until_ready().await.is_ok() && ctx.nodes.wait_until_ready().await.is_ok()
     };
-    if !tokio::time::timeout(CACHE_WAIT, warm)
+    if !tokio::time::timeout(super::CACHE_WAIT, warm)
         .await
         .unwrap_or(false)
     {
@@ -977,8 +975,18 @@ async fn evict(pods: &Api<Pod>, pod: &str, ctx: &Context) -> Result<(), Error> {
 }
 
 /// Patches the status when it changed; events on transitions.
-async fn publish_status(tenant: &Tenant, status: TenantStatus, ctx: &Context) -> Result<(), Error> {
-    let before = tenant.status.clone().unwrap_or_default();
+async fn publish_status(
+    tenant: &Tenant,
+    mut status: TenantStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    // The notice records belong to the Subprocessor controller, which writes each one
+    // as a delivery happens under a field manager of its own: this controller neither
+    // compares them (a new record is no reason to write) nor applies them (a copy from
+    // its cache could overwrite a newer record).
+    let mut before = tenant.status.clone().unwrap_or_default();
+    before.subprocessor_notices.clear();
+    status.subprocessor_notices.clear();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     crate::controller::status::publish(
         ctx,

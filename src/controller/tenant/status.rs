@@ -464,6 +464,8 @@ pub fn compute(
             .as_ref()
             .and_then(|a| a.get(crate::controller::RECONCILE_REQUESTED_ANNOTATION))
             .cloned(),
+        // The Subprocessor controller's, never written from here (see publish_status).
+        subprocessor_notices: Vec::new(),
     }
 }
 
