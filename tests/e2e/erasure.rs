@@ -3,7 +3,8 @@
 //! terminated today waits with its senders stopped; ReturnThenDelete exports first; a
 //! SIGKILLed operator resumes an erasure and writes exactly one receipt; deleting a
 //! terminated tenant erases it and leaves a receipt; a tenant deleted before its
-//! namespace existed is still purged and goes; a failed purge Job is run again.
+//! namespace existed is still purged and goes; a failed purge Job is run again (and said
+//! at once, with no receipt meanwhile); a provider refusing revocation does not hold it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -816,7 +817,39 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         })
     };
     wait_for(&api, &name, said, "the failed purge reported", WAIT).await;
+    // Said with its own condition, long before the deadline (a day away), and while it
+    // stands no receipt claims the purge.
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(
+            types::ERASURE_STEP_FAILING,
+            "True",
+            herald::api::v1alpha1::conditions::reason::PURGE_FAILING,
+        ),
+        "ErasureStepFailing=True, PurgeFailing",
+        WAIT,
+    )
+    .await;
+    let es = t.status.as_ref().and_then(|s| s.erasure.clone()).unwrap();
+    assert!(
+        es.receipt.is_none(),
+        "a receipt while the purge fails: {es:?}"
+    );
+    let purge = es
+        .failing_steps
+        .iter()
+        .find(|f| f.step == "purge")
+        .unwrap_or_else(|| panic!("the failed purge is not in failingSteps: {es:?}"));
+    assert_eq!((purge.error.as_str(), purge.attempts), ("JobFailed", 1));
     let t = wait_erased(&api, &name, "Erased", WAIT).await;
+    assert!(
+        t.status
+            .as_ref()
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| e.failing_steps.is_empty()),
+        "the purge's failure outlived its success"
+    );
     // Confirmed by a Job of Herald's, not by the failed one.
     let es = t.status.unwrap().erasure.unwrap();
     let platform = es
@@ -1303,4 +1336,171 @@ async fn a_receipt_is_signed_verifies_offline_and_cannot_be_deleted_or_changed()
         .delete(&receipt_name, &dry_run)
         .await
         .unwrap_or_else(|e| panic!("the break-glass group may delete evidence: {e}"));
+}
+
+/// A fake provider credential API on 127.0.0.1 that mints but refuses every revocation
+/// with HTTP 500 until `accept` is set; counts the revocations it was asked for.
+async fn refusing_provider(
+    token: &str,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let accept = Arc::new(AtomicBool::new(false));
+    let revokes = Arc::new(AtomicU32::new(0));
+    let bearer = format!("Bearer {token}");
+    let (a, r) = (accept.clone(), revokes.clone());
+    let app = axum::Router::new()
+        .route(
+            "/credentials",
+            axum::routing::post(move |headers: HeaderMap| {
+                let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some(bearer.as_str());
+                async move {
+                    if !ok {
+                        return (StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let secret = unique("minted");
+                    (
+                        StatusCode::CREATED,
+                        json!({"id": "cred-1", "secret": secret}).to_string(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/credentials/{id}",
+            axum::routing::delete(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                let accepted = a.load(Ordering::SeqCst);
+                async move {
+                    if accepted {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), accept, revokes)
+}
+
+/// A provider that refuses to revoke the channel's credentials does not hold erasure:
+/// the tenant is erased well before its deadline, the receipt says which revocation
+/// failed (class, attempts), the Tenant says so, and the binding keeps retrying after
+/// the receipt, until the provider accepts and the failure goes from the status.
+#[tokio::test]
+async fn a_provider_refusing_revocation_does_not_hold_erasure_and_the_receipt_says_so() {
+    use crate::channel_binding::{
+        create_binding, create_subprocessor, create_tenant, put_secret, wait_binding,
+    };
+    use herald::api::v1alpha1::conditions::reason;
+    use std::sync::atomic::Ordering;
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let (name, sp, binding, token_secret) = (
+        unique("e2e-revoke"),
+        unique("e2e-revoke-sp"),
+        unique("e2e-revoke-b"),
+        unique("e2e-revoke-tok"),
+    );
+    let token = unique("token");
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &name, json!({})).await;
+    let (url, accept, revokes) = refusing_provider(&token).await;
+    put_secret(&client, &token_secret, None, &[("token", &token)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &name,
+        &sp,
+        json!({"providerApi": {"url": url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "a minted credential", |b| {
+        b.status
+            .as_ref()
+            .is_some_and(|s| s.provider_credential_id.is_some())
+    })
+    .await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+
+    let t = wait_erased(&api, &name, "Erased despite the refused revocation", WAIT).await;
+    assert!(
+        revokes.load(Ordering::SeqCst) >= 1,
+        "no revocation was tried"
+    );
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert_eq!(r["metDeadline"], true);
+    let failed = r["failedExternalSteps"].as_array().unwrap();
+    assert!(
+        failed.iter().any(|f| f["step"] == "revocation"
+            && f["target"] == "sms"
+            && f["error"] == "server_error"
+            && f["attempts"].as_i64().unwrap_or(0) >= 1
+            && f["lastTry"].is_string()),
+        "the refused revocation is not in the receipt: {failed:?}"
+    );
+    // The channel's data was purged by the Job: that is confirmed, the revocation not.
+    assert!(
+        r["externalPurges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["target"] == "sms" && p["confirmedAt"].is_string()),
+        "{r}"
+    );
+    let failing = condition_is(
+        types::ERASURE_STEP_FAILING,
+        "True",
+        reason::REVOCATION_FAILING,
+    );
+    assert!(
+        failing.matches_object(Some(&t)),
+        "{:?}",
+        t.status.map(|s| s.conditions)
+    );
+
+    // Retried after the receipt: once the provider accepts, the revocation completes
+    // and the failure leaves the Tenant's status (the binding's backoff reaches minutes).
+    accept.store(true, Ordering::SeqCst);
+    let cleared = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref())
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| e.failing_steps.is_empty())
+            && condition_is(types::ERASURE_STEP_FAILING, "False", reason::RECONCILED)
+                .matches_object(t)
+    };
+    wait_for(
+        &api,
+        &name,
+        cleared,
+        "the revocation retried after the receipt",
+        Duration::from_secs(400),
+    )
+    .await;
+    let b = wait_binding(&client, &binding, "revoked", |b| {
+        b.status
+            .as_ref()
+            .is_some_and(|s| s.credentials_revoked_at.is_some() && s.revocation_failure.is_none())
+    })
+    .await;
+    assert!(b.status.is_some());
+    assert_eq!(receipts(&client, &name).await.len(), 1, "one receipt only");
 }

@@ -525,6 +525,14 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             t.deadline,
         ));
         status.erasure = Some(p.status.clone());
+        ctx.metrics.set_erasure_step_failures(
+            &name,
+            erasure::plan::step::ALL,
+            p.status
+                .failing_steps
+                .iter()
+                .map(|f| (f.step.as_str(), f.attempts)),
+        );
         ctx.metrics.set_deletion_deadline(
             &name,
             (!p.done).then_some(t.deadline.as_second()),
@@ -571,6 +579,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 .forget(tenant.metadata.uid.as_deref().unwrap_or_default());
             ctx.metrics.set_tenant_phase(&name, None);
             ctx.metrics.set_deletion_deadline(&name, None, false);
+            ctx.metrics
+                .set_erasure_step_failures(&name, erasure::plan::step::ALL, []);
         }
         return Ok(Action::requeue(p.requeue));
     }

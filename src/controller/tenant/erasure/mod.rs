@@ -146,6 +146,12 @@ pub async fn advance(
     if es.started_at.is_none() {
         es.started_at = Some(Time(now));
     }
+    // Revocation is the bindings' work, retried by them: erasure only reports how it
+    // fails, on every pass (even after the receipt), and never waits for it.
+    es.failing_steps = plan::with_revocations(
+        std::mem::take(&mut es.failing_steps),
+        revocation_failures(ctx, &name),
+    );
     es.erase_from = Some(Time(timing.erase_from));
 
     // Export before erasure, when asked for, until its window (erase_from) ends.
@@ -262,9 +268,18 @@ pub async fn advance(
             }
             JobState::Failed => {
                 // The purge must happen: a Job out of retries is replaced by a new one
-                // (its pods go with it), and the status says so meanwhile.
+                // (its pods go with it), and the status says so meanwhile: the receipt
+                // waits for it, so the condition and the alert say so long before the
+                // deadline.
                 warn!(job = ERASE_JOB, "the purge Job failed; running it again");
                 delete_job(ctx, &ns, ERASE_JOB).await?;
+                es.failing_steps = plan::step_failed(
+                    std::mem::take(&mut es.failing_steps),
+                    plan::step::PURGE,
+                    ERASE_JOB,
+                    "JobFailed",
+                    now,
+                );
                 return Ok(progress(
                     es,
                     false,
@@ -277,6 +292,13 @@ pub async fn advance(
             JobState::Running | JobState::Succeeded => {}
         }
         let job_done = job == JobState::Succeeded;
+        if job_done {
+            es.failing_steps = plan::step_succeeded(
+                std::mem::take(&mut es.failing_steps),
+                plan::step::PURGE,
+                ERASE_JOB,
+            );
+        }
         let mut all_done = true;
         let mut records = Vec::new();
         for target in targets {
@@ -288,9 +310,11 @@ pub async fn advance(
                 records.push(p.clone());
                 continue;
             }
-            // A channel's purge counts once its provider credentials are revoked too
-            // (the ChannelBinding controller records credentialsRevokedAt).
-            let done = job_done && credentials_revoked(ctx, &name, &target);
+            // A channel's purge counts once the Job purged it. Its credentials'
+            // revocation is not waited for: it holds no end-user data, and a provider
+            // refusing it must not stall erasure past the deadline (it is reported in
+            // failingSteps and the receipt, and retried by the binding).
+            let done = job_done;
             all_done &= done;
             records.push(PurgeRecord {
                 target,
@@ -408,7 +432,16 @@ pub async fn advance(
                 )
                 .await?
                 {
-                    Err(why) => Delivery::Pending(why),
+                    Err(why) => {
+                        es.failing_steps = plan::step_failed(
+                            std::mem::take(&mut es.failing_steps),
+                            plan::step::RECEIPT_DELIVERY,
+                            DELIVERY_TARGET,
+                            "SigningSecretUnusable",
+                            now,
+                        );
+                        Delivery::Pending(why)
+                    }
                     Ok(secret) => {
                         match crate::notify::send_signed(
                             &ctx.http,
@@ -422,10 +455,22 @@ pub async fn advance(
                         {
                             Ok(()) => {
                                 es.receipt_delivered_at = Some(Time(now));
+                                es.failing_steps = plan::step_succeeded(
+                                    std::mem::take(&mut es.failing_steps),
+                                    plan::step::RECEIPT_DELIVERY,
+                                    DELIVERY_TARGET,
+                                );
                                 Delivery::Delivered
                             }
                             Err(e) => {
                                 warn!(error = %e, "deletion receipt not acknowledged; retrying");
+                                es.failing_steps = plan::step_failed(
+                                    std::mem::take(&mut es.failing_steps),
+                                    plan::step::RECEIPT_DELIVERY,
+                                    DELIVERY_TARGET,
+                                    &e.category(),
+                                    now,
+                                );
                                 Delivery::Pending(format!(
                                     "the customer's endpoint did not acknowledge it ({e})"
                                 ))
@@ -436,7 +481,9 @@ pub async fn advance(
             }
         };
     }
-    let requeue = if matches!(delivery, Delivery::Pending(_)) {
+    // A failing step after the receipt (a revocation, the delivery) is still reported:
+    // look again soon, until none is.
+    let requeue = if matches!(delivery, Delivery::Pending(_)) || !es.failing_steps.is_empty() {
         30
     } else {
         3600
@@ -471,19 +518,21 @@ fn purge_targets(tenant: &str, ctx: &Context) -> Vec<String> {
     targets.into_iter().collect()
 }
 
-/// Whether every binding of `tenant` for `channel` has its credentials revoked (the
-/// platform's own target has none).
-fn credentials_revoked(ctx: &Context, tenant: &str, channel: &str) -> bool {
+/// The revocations the tenant's bindings report failing (not yet revoked, at least one
+/// failed attempt).
+fn revocation_failures(ctx: &Context, tenant: &str) -> Vec<crate::api::v1alpha1::StepFailure> {
     ctx.bindings
         .state()
         .iter()
-        .filter(|b| b.spec.tenant_ref.name == tenant && channel_name(b) == channel)
-        .all(|b| {
-            b.status
-                .as_ref()
-                .is_some_and(|s| s.credentials_revoked_at.is_some())
-        })
+        .filter(|b| b.spec.tenant_ref.name == tenant)
+        .filter_map(|b| b.status.as_ref())
+        .filter(|s| s.credentials_revoked_at.is_none())
+        .filter_map(|s| s.revocation_failure.clone())
+        .collect()
 }
+
+/// The `target` of the receipt's delivery in failingSteps.
+const DELIVERY_TARGET: &str = "customer";
 
 /// Ensures the export Job runs; its outcome once finished.
 async fn run_export(
