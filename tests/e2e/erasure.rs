@@ -4,7 +4,9 @@
 //! SIGKILLed operator resumes an erasure and writes exactly one receipt; deleting a
 //! terminated tenant erases it and leaves a receipt; a tenant deleted before its
 //! namespace existed is still purged and goes; a failed purge Job is run again (and said
-//! at once, with no receipt meanwhile); a provider refusing revocation does not hold it.
+//! at once, with no receipt meanwhile); a provider refusing revocation does not hold it;
+//! a premade erase Job with other arguments is replaced; a restart between target
+//! selection and Job creation still purges every binding's channel.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -775,14 +777,10 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
     // The purge Job, there before erasure looks for it, and out of retries: suspended
     // (no pod), its status as the Job controller writes it for BackoffLimitExceeded.
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-    let failed: Job = serde_json::from_value(json!({
-        "metadata": {"name": "herald-erase", "labels": {E2E_LABEL: "erasure"}},
-        "spec": {"suspend": true, "template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "job", "image": "registry.invalid/purge"}]
-        }}}
-    }))
-    .unwrap();
+    // It runs what erasure would run (the platform's image, the targets it records), so
+    // erasure takes its outcome as the purge's: a Job that runs anything else is not
+    // trusted (the next test).
+    let failed = erase_job(&["purge", "--all", "--target", "platform"]);
     let failed_uid = jobs
         .create(&PostParams::default(), &failed)
         .await
@@ -1503,4 +1501,190 @@ async fn a_provider_refusing_revocation_does_not_hold_erasure_and_the_receipt_sa
     .await;
     assert!(b.status.is_some());
     assert_eq!(receipts(&client, &name).await.len(), 1, "one receipt only");
+}
+
+/// A `herald-erase` Job with erasure's image and `args`, suspended (no pod runs).
+fn erase_job(args: &[&str]) -> Job {
+    let config = herald::config::OperatorConfig::load(None).unwrap();
+    let image = herald::controller::tenant::data_plane::image(&config);
+    serde_json::from_value(json!({
+        "metadata": {"name": "herald-erase", "labels": {E2E_LABEL: "erasure"}},
+        "spec": {"suspend": true, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "job", "image": image, "args": args}]
+        }}}
+    }))
+    .unwrap()
+}
+
+/// A `herald-erase` Job made by someone else, for other targets and already marked
+/// Complete, confirms nothing: erasure replaces it with its own, and the receipt's purge
+/// is that one's.
+#[tokio::test]
+async fn a_premade_erase_job_with_other_arguments_is_replaced_and_confirms_nothing() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-fakejob");
+    let ns = format!("tenant-{name}");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let fake_uid = jobs
+        .create(
+            &PostParams::default(),
+            &erase_job(&["purge", "--target", "nothing"]),
+        )
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let now = Timestamp::now().to_string();
+    let condition = |type_: &str| json!({"type": type_, "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": now});
+    jobs.patch_status(
+        "herald-erase",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1,
+            "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_erased(&api, &name, "Erased", WAIT).await;
+    let es = t.status.unwrap().erasure.unwrap();
+    let job_uids = &es
+        .inventory
+        .iter()
+        .find(|k| k.kind == "Job")
+        .unwrap_or_else(|| panic!("no Job in the inventory: {es:?}"))
+        .uids;
+    assert!(
+        !job_uids.contains(&fake_uid),
+        "the premade Job was accepted as the purge: {job_uids:?}"
+    );
+    assert!(
+        es.external_purges
+            .iter()
+            .any(|p| p.target == "platform" && p.confirmed_at.is_some()),
+        "{es:?}"
+    );
+}
+
+/// The purge targets are chosen once, from the live bindings, and persisted before the
+/// Job exists: an operator killed between the two (Job creation held by a quota of zero
+/// Jobs) resumes with them, and the receipt confirms exactly the bindings' channels.
+#[tokio::test]
+async fn a_restart_between_target_selection_and_job_creation_purges_every_binding_channel() {
+    use crate::channel_binding::{create_binding, create_subprocessor, put_secret};
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-targets");
+    let ns = format!("tenant-{name}");
+    let shard = name.clone();
+    let mut first = own_operator(&shard);
+    first.ready().await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &tenant(
+            &name,
+            None,
+            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_ready_active(&api, &name).await;
+    let (sp, binding, source) = (
+        unique("e2e-targets-sp"),
+        unique("e2e-targets-b"),
+        unique("e2e-targets-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    put_secret(&client, &source, Some(&name), &[("apiKey", "k")]).await;
+    create_binding(
+        &client,
+        &binding,
+        &name,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    // No Job can be created in the tenant namespace for now.
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), &ns);
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-jobs"},
+                "spec": {"hard": {"count/jobs.batch": "0"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let recorded = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref())
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| !e.external_purges.is_empty())
+    };
+    let t = wait_for(&api, &name, recorded, "purge targets recorded", WAIT).await;
+    let targets: Vec<String> = t
+        .status
+        .unwrap()
+        .erasure
+        .unwrap()
+        .external_purges
+        .iter()
+        .map(|p| p.target.clone())
+        .collect();
+    assert_eq!(targets, ["platform", "sms"], "targets recorded");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        jobs.get_opt("herald-erase").await.unwrap().is_none(),
+        "the Job was created despite the quota"
+    );
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    quotas
+        .delete("no-jobs", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let mut second = own_operator(&shard);
+    second.ready().await;
+    let t = wait_erased(&api, &name, "Erased after restart", WAIT).await;
+    drop(second);
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    let confirmed: Vec<&str> = r["externalPurges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["confirmedAt"].is_string())
+        .map(|p| p["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(confirmed, ["platform", "sms"], "{r}");
+    assert_eq!(t.uid(), Some(r["tenantUid"].as_str().unwrap().to_owned()));
 }

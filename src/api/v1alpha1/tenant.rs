@@ -353,7 +353,9 @@ pub struct ErasureStatus {
     /// When erasure itself began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erasing_since: Option<Time>,
-    /// External purges (per channel, and the platform's stores), each confirmed by a Job.
+    /// External purges (per channel, and the platform's stores): the targets, chosen once
+    /// from the live bindings and recorded before the purge Job is created (its arguments
+    /// come from here), each confirmed only by a Job Herald verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["target".into()]))]
     pub external_purges: Vec<PurgeRecord>,

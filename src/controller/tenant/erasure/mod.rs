@@ -37,8 +37,8 @@ use super::bindings::channel_name;
 use super::build::namespace_name;
 use super::data_plane::DataPlane;
 use crate::api::v1alpha1::{
-    ErasureStatus, ExportStatus, NotErasedObject, PurgeRecord, RecordRetention, Tenant,
-    TerminationAction,
+    ChannelBinding, ErasureStatus, ExportStatus, NotErasedObject, PurgeRecord, RecordRetention,
+    Tenant, TerminationAction,
 };
 use crate::controller::{Context, Error, TENANT_LABEL, finalizer};
 use crate::evidence;
@@ -109,6 +109,10 @@ enum JobState {
     /// Not created: its namespace is being deleted (by hand, or by GC). It is created
     /// once the namespace is gone, in a rebuilt one.
     NamespaceTerminating,
+    /// A Job of that name whose image or arguments are not what erasure asks for (made
+    /// by someone else, or for other targets) was deleted, or is still going: its
+    /// outcome counts for nothing, and Herald's own is created once it is gone.
+    Replaced,
 }
 
 /// Runs the next steps of the pipeline for a terminated or deleted tenant.
@@ -238,8 +242,28 @@ pub async fn advance(
         p.unverified = unverified;
         return Ok(p);
     }
+    if es.verified_at.is_none() && !inventoried && es.external_purges.is_empty() {
+        // The targets are chosen once, from a live list of the bindings (a cache can be
+        // cold after a restart or a leader change), and persisted before any Job runs:
+        // from here on the Job's arguments and the receipt come from status alone.
+        let targets = purge_targets(&name, ctx).await?;
+        let note = format!("purge targets recorded: {}", targets.join(", "));
+        es.external_purges = targets
+            .into_iter()
+            .map(|target| PurgeRecord {
+                target,
+                job: ERASE_JOB.to_owned(),
+                confirmed_at: None,
+            })
+            .collect();
+        return Ok(progress(es, false, Duration::from_secs(1), note));
+    }
     if es.verified_at.is_none() && !inventoried {
-        let targets = purge_targets(&name, ctx);
+        let targets: Vec<String> = es
+            .external_purges
+            .iter()
+            .map(|p| p.target.clone())
+            .collect();
         let confirmed = |target: &str| {
             es.external_purges
                 .iter()
@@ -248,13 +272,19 @@ pub async fn advance(
         let job = if targets.iter().all(|t| confirmed(t)) {
             JobState::Succeeded
         } else {
-            let mut args = vec!["purge".to_owned(), "--all".to_owned()];
-            for target in &targets {
-                args.extend(["--target".to_owned(), target.clone()]);
-            }
-            run_job(ctx, tenant, home, ERASE_JOB, args).await?
+            run_job(ctx, tenant, home, ERASE_JOB, plan::purge_args(&targets)).await?
         };
         match job {
+            JobState::Replaced => {
+                return Ok(progress(
+                    es,
+                    false,
+                    Duration::from_secs(5),
+                    format!(
+                        "replacing the Job {ERASE_JOB}: its image or arguments were not those erasure recorded"
+                    ),
+                ));
+            }
             JobState::NamespaceTerminating => {
                 return Ok(progress(
                     es,
@@ -505,17 +535,23 @@ pub async fn advance(
     })
 }
 
-/// The channels of the tenant's bindings, plus the platform's stores.
-fn purge_targets(tenant: &str, ctx: &Context) -> Vec<String> {
-    let mut targets: BTreeSet<String> = ctx
-        .bindings
-        .state()
+/// The channels of the tenant's bindings, from a live list (not the cache, which can
+/// be cold after a restart), plus the platform's stores.
+async fn purge_targets(tenant: &str, ctx: &Context) -> Result<Vec<String>, Error> {
+    let api: Api<ChannelBinding> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let bindings = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list ChannelBindings"))?;
+    let mut targets: BTreeSet<String> = bindings
+        .items
         .iter()
         .filter(|b| b.spec.tenant_ref.name == tenant)
-        .map(|b| channel_name(b))
+        .map(channel_name)
         .collect();
     targets.insert(PLATFORM_TARGET.to_owned());
-    targets.into_iter().collect()
+    Ok(targets.into_iter().collect())
 }
 
 /// The revocations the tenant's bindings report failing (not yet revoked, at least one
@@ -555,7 +591,7 @@ async fn run_export(
         match run_job(ctx, tenant, home, "herald-export", args).await? {
             JobState::Succeeded => Some("Succeeded".into()),
             JobState::Failed => Some("Failed".into()),
-            JobState::Running | JobState::NamespaceTerminating => None,
+            JobState::Running | JobState::NamespaceTerminating | JobState::Replaced => None,
         },
     )
 }
@@ -621,6 +657,18 @@ async fn run_job(
         .await
         .map_err(Error::kube(format!("get Job {name}")))?
     {
+        // Only a Job Herald verified confirms anything: the one it would create.
+        if job.metadata.deletion_timestamp.is_some() {
+            return Ok(JobState::Replaced);
+        }
+        if !plan::job_runs(&job, &home.data_plane.image, &args) {
+            warn!(
+                job = name,
+                "the Job's image or arguments are not erasure's; replacing it"
+            );
+            delete_job(ctx, &ns, name).await?;
+            return Ok(JobState::Replaced);
+        }
         return Ok(job_state(&job));
     }
     // The Job's namespace and ServiceAccount first: without them it cannot be created

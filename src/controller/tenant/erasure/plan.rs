@@ -139,6 +139,34 @@ pub struct ExternalStep {
     pub confirmed_at: Option<Time>,
 }
 
+/// The purge Job's arguments for `targets` (as persisted in status).
+pub fn purge_args(targets: &[String]) -> Vec<String> {
+    let mut args = vec!["purge".to_owned(), "--all".to_owned()];
+    for target in targets {
+        args.extend(["--target".to_owned(), target.clone()]);
+    }
+    args
+}
+
+/// Whether `job` runs exactly `image` with `args` in its one container: only then is it
+/// the Job erasure would have created, and its outcome counts.
+pub fn job_runs(job: &k8s_openapi::api::batch::v1::Job, image: &str, args: &[String]) -> bool {
+    let containers = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    match containers {
+        [c] => {
+            c.image.as_deref() == Some(image)
+                && c.command.is_none()
+                && c.args.as_deref().unwrap_or_default() == args
+        }
+        _ => false,
+    }
+}
+
 /// The erasure steps that can fail and are retried (`StepFailure.step`).
 pub mod step {
     /// The purge Job (end-user data at the providers and in the stores): holds the
@@ -518,6 +546,43 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!r.met_deadline);
+    }
+
+    #[test]
+    fn only_a_job_running_erasure_s_image_and_arguments_counts() {
+        let args = purge_args(&["platform".into(), "sms".into()]);
+        assert_eq!(
+            args,
+            ["purge", "--all", "--target", "platform", "--target", "sms"]
+        );
+        let job = |image: &str, args: serde_json::Value, command: Option<&str>| {
+            let mut c = serde_json::json!({"name": "job", "image": image, "args": args});
+            if let Some(cmd) = command {
+                c["command"] = serde_json::json!([cmd]);
+            }
+            serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(serde_json::json!({
+                "metadata": {"name": "herald-erase"},
+                "spec": {"template": {"spec": {"containers": [c]}}}
+            }))
+            .unwrap()
+        };
+        let ours = serde_json::json!(args);
+        assert!(job_runs(&job("img:1", ours.clone(), None), "img:1", &args));
+        assert!(!job_runs(&job("img:2", ours.clone(), None), "img:1", &args));
+        assert!(!job_runs(
+            &job(
+                "img:1",
+                serde_json::json!(["purge", "--all", "--target", "platform"]),
+                None
+            ),
+            "img:1",
+            &args
+        ));
+        assert!(!job_runs(
+            &job("img:1", ours, Some("/bin/true")),
+            "img:1",
+            &args
+        ));
     }
 
     #[test]
