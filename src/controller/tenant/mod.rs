@@ -352,6 +352,16 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     if is_paused(tenant) {
         return paused(tenant, ctx).await;
     }
+    // The deadline gauge first, before any step that can fail (the cache wait, the
+    // finalizer write, the reads below): a tenant whose reconcile keeps failing still
+    // trips the deadline alerts. Only a terminated or deleted tenant has a deadline, so
+    // an active one costs nothing here.
+    if tenant.spec.contract.state == crate::api::v1alpha1::ContractState::Terminated
+        || tenant.metadata.deletion_timestamp.is_some()
+    {
+        let current = tenant.status.clone().unwrap_or_default();
+        paused_deadline(tenant, ctx, &current).await;
+    }
     // Warm before acting: a reconcile right after a start or a leader change, with the
     // binding and node caches still filling, would build a sender template without the
     // credentials of bindings it has not seen yet (a rollout to pods without
@@ -450,8 +460,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         Ok(t) => (t, None),
         Err(e) => (None, Some(e)),
     };
-    // The deadline gauge goes out before any step that can fail, so a tenant whose
-    // erasure errors still trips the deadline alerts (cleared below once it is done).
+    // The deadline gauge, again with the timing this pass computed (it went out first
+    // above; cleared below once erasure is done).
     if let Some(t) = &timing {
         let done = tenant
             .status
@@ -1090,7 +1100,8 @@ async fn found_not_erased_event(
     .await;
 }
 
-/// Exports the deletion-deadline gauge of a paused tenant: from its spec and policy when
+/// Exports the deletion-deadline gauge of a paused tenant, or of any terminated one before
+/// its reconcile does anything that can fail: from its spec and policy when
 /// they can be read, else the deadline its status last recorded.
 async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus) {
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
