@@ -6,7 +6,8 @@
 //! namespace existed is still purged and goes; a failed purge Job is run again (and said
 //! at once, with no receipt meanwhile); a provider refusing revocation does not hold it;
 //! a premade erase Job with other arguments is replaced; a restart between target
-//! selection and Job creation still purges every binding's channel.
+//! selection and Job creation still purges every binding's channel; in the control
+//! namespace only the tenant's own Secrets are erased.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1687,4 +1688,74 @@ async fn a_restart_between_target_selection_and_job_creation_purges_every_bindin
         .collect();
     assert_eq!(confirmed, ["platform", "sms"], "{r}");
     assert_eq!(t.uid(), Some(r["tenantUid"].as_str().unwrap().to_owned()));
+}
+
+/// In the control namespace erasure takes only the tenant's own Secrets (labelled for
+/// it: its credentials), and counts them; anything else labelled for it there is the
+/// platform's: left in place and reported as found-not-erased.
+#[tokio::test]
+async fn the_tenant_s_source_secrets_are_erased_and_other_control_namespace_objects_left() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-ctlns");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let source = unique("e2e-ctlns-src");
+    crate::channel_binding::put_secret(&client, &source, Some(&name), &[("apiKey", "k")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let secret_uid = secrets.get(&source).await.unwrap().uid().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let note = unique("e2e-ctlns-cm");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": note, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}},
+        "data": {"note": "the platform's"}
+    }))
+    .unwrap();
+    let cm_uid = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    wait_erased(&api, &name, "Erased", WAIT).await;
+    assert!(
+        secrets.get_opt(&source).await.unwrap().is_none(),
+        "the tenant's source Secret survived its erasure"
+    );
+    assert!(
+        cms.get_opt(&note).await.unwrap().is_some(),
+        "a ConfigMap of the control namespace was erased"
+    );
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert!(
+        r["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "Secret"
+                && k["uids"].as_array().unwrap().contains(&json!(secret_uid))),
+        "the source Secret is not counted: {r}"
+    );
+    assert!(
+        r["foundNotErased"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["uid"] == cm_uid.as_str() && o["reason"] == "OutsideErasureScope"),
+        "the ConfigMap left is not reported: {r}"
+    );
+    cms.delete(&note, &DeleteParams::default()).await.unwrap();
 }

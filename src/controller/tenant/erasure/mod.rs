@@ -400,7 +400,12 @@ pub async fn advance(
             ));
         }
         let (remaining, unverified) = labelled_objects(ctx, &name, keep).await?;
-        let (remaining, not_erased) = scope::split(identified(remaining), &ns, home.foreign);
+        let (remaining, not_erased) = scope::split(
+            identified(remaining),
+            &ns,
+            &ctx.config.control_namespace,
+            home.foreign,
+        );
         let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         if ns_obj.is_some() || !remaining.is_empty() {
@@ -882,7 +887,12 @@ async fn inventory(
     Error,
 > {
     let (labelled, unverified) = labelled_objects(ctx, tenant, keep).await?;
-    let (labelled, not_erased) = scope::split(identified(labelled), ns, foreign);
+    let (labelled, not_erased) = scope::split(
+        identified(labelled),
+        ns,
+        &ctx.config.control_namespace,
+        foreign,
+    );
     let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |ar: &ApiResource, o: &DynamicObject| {
