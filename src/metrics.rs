@@ -48,6 +48,15 @@ pub struct TenantLabels {
     pub tenant: String,
 }
 
+/// `tenant`, `step`: one failing erasure step of a tenant.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErasureStepLabels {
+    /// The Tenant's name.
+    pub tenant: String,
+    /// `purge`, `revocation` or `receiptDelivery`.
+    pub step: String,
+}
+
 /// `controller`, `kind`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
@@ -131,6 +140,8 @@ pub struct Metrics {
     pub deletion_deadline: Family<TenantLabels, Gauge>,
     /// 1 while a tenant's erasure deadline has passed without verified erasure.
     pub deletion_overdue: Family<TenantLabels, Gauge>,
+    /// Failed attempts of an erasure step that is being retried (absent: not failing).
+    pub erasure_step_failures: Family<ErasureStepLabels, Gauge>,
     /// Last known phase per tenant, from which `tenants` is recounted.
     phases: Mutex<BTreeMap<String, String>>,
 }
@@ -216,6 +227,12 @@ impl Metrics {
             "1 while the tenant's erasure deadline has passed without verified erasure",
             deletion_overdue.clone(),
         );
+        let erasure_step_failures = Family::<ErasureStepLabels, Gauge>::default();
+        registry.register(
+            "erasure_step_failures",
+            "Failed attempts of a terminated tenant's erasure step (purge, revocation, receiptDelivery) that is being retried; absent when it is not failing",
+            erasure_step_failures.clone(),
+        );
         let credential_last_rotation = Family::<BindingLabels, Gauge>::default();
         registry.register(
             "credential_last_rotation_timestamp_seconds",
@@ -265,6 +282,7 @@ impl Metrics {
             residency_evictions,
             deletion_deadline,
             deletion_overdue,
+            erasure_step_failures,
             phases: Mutex::new(BTreeMap::new()),
         }
     }
@@ -394,6 +412,35 @@ impl Metrics {
             None => {
                 self.deletion_deadline.remove(&labels);
                 self.deletion_overdue.remove(&labels);
+            }
+        }
+    }
+
+    /// Sets a tenant's failing erasure steps: for each of `steps`, its attempts in
+    /// `failing` (summed over targets), or no series when it is not failing.
+    pub fn set_erasure_step_failures<'a>(
+        &self,
+        tenant: &str,
+        steps: &[&str],
+        failing: impl IntoIterator<Item = (&'a str, i64)> + Clone,
+    ) {
+        for step in steps {
+            let labels = ErasureStepLabels {
+                tenant: tenant.to_owned(),
+                step: (*step).to_owned(),
+            };
+            let attempts: i64 = failing
+                .clone()
+                .into_iter()
+                .filter(|(s, _)| s == step)
+                .map(|(_, n)| n)
+                .sum();
+            if attempts > 0 {
+                self.erasure_step_failures
+                    .get_or_create(&labels)
+                    .set(attempts);
+            } else {
+                self.erasure_step_failures.remove(&labels);
             }
         }
     }

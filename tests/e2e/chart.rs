@@ -279,6 +279,7 @@ fn the_alerts_name_the_metrics_herald_exports() {
             category: "api".into(),
         })
         .inc();
+    metrics.set_erasure_step_failures("t", &["purge"], [("purge", 1)]);
     let exported = metrics.encode().unwrap();
     for (alert, metric) in [
         ("HeraldResidencyViolation", "herald_residency_violations"),
@@ -295,6 +296,11 @@ fn the_alerts_name_the_metrics_herald_exports() {
         (
             "HeraldTenantDeletionOverdue",
             "herald_tenant_deletion_overdue",
+        ),
+        ("HeraldErasurePurgeFailing", "herald_erasure_step_failures"),
+        (
+            "HeraldErasureExternalStepFailing",
+            "herald_erasure_step_failures",
         ),
     ] {
         let (_, expr) = alerts

@@ -3,7 +3,11 @@
 //! terminated today waits with its senders stopped; ReturnThenDelete exports first; a
 //! SIGKILLed operator resumes an erasure and writes exactly one receipt; deleting a
 //! terminated tenant erases it and leaves a receipt; a tenant deleted before its
-//! namespace existed is still purged and goes; a failed purge Job is run again.
+//! namespace existed is still purged and goes; a failed purge Job is run again (and said
+//! at once, with no receipt meanwhile); a provider refusing revocation does not hold it;
+//! a premade erase Job with other arguments is replaced; a restart between target
+//! selection and Job creation still purges every binding's channel; in the control
+//! namespace only the tenant's own Secrets are erased.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -784,14 +788,10 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
     // The purge Job, there before erasure looks for it, and out of retries: suspended
     // (no pod), its status as the Job controller writes it for BackoffLimitExceeded.
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
-    let failed: Job = serde_json::from_value(json!({
-        "metadata": {"name": "herald-erase", "labels": {E2E_LABEL: "erasure"}},
-        "spec": {"suspend": true, "template": {"spec": {
-            "restartPolicy": "Never",
-            "containers": [{"name": "job", "image": "registry.invalid/purge"}]
-        }}}
-    }))
-    .unwrap();
+    // It runs what erasure would run (the platform's image, the targets it records), so
+    // erasure takes its outcome as the purge's: a Job that runs anything else is not
+    // trusted (the next test).
+    let failed = erase_job(&["purge", "--all", "--target", "platform"]);
     let failed_uid = jobs
         .create(&PostParams::default(), &failed)
         .await
@@ -826,7 +826,39 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
         })
     };
     wait_for(&api, &name, said, "the failed purge reported", WAIT).await;
+    // Said with its own condition, long before the deadline (a day away), and while it
+    // stands no receipt claims the purge.
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(
+            types::ERASURE_STEP_FAILING,
+            "True",
+            herald::api::v1alpha1::conditions::reason::PURGE_FAILING,
+        ),
+        "ErasureStepFailing=True, PurgeFailing",
+        WAIT,
+    )
+    .await;
+    let es = t.status.as_ref().and_then(|s| s.erasure.clone()).unwrap();
+    assert!(
+        es.receipt.is_none(),
+        "a receipt while the purge fails: {es:?}"
+    );
+    let purge = es
+        .failing_steps
+        .iter()
+        .find(|f| f.step == "purge")
+        .unwrap_or_else(|| panic!("the failed purge is not in failingSteps: {es:?}"));
+    assert_eq!((purge.error.as_str(), purge.attempts), ("JobFailed", 1));
     let t = wait_erased(&api, &name, "Erased", WAIT).await;
+    assert!(
+        t.status
+            .as_ref()
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| e.failing_steps.is_empty()),
+        "the purge's failure outlived its success"
+    );
     // Confirmed by a Job of Herald's, not by the failed one.
     let es = t.status.unwrap().erasure.unwrap();
     let platform = es
@@ -1313,4 +1345,427 @@ async fn a_receipt_is_signed_verifies_offline_and_cannot_be_deleted_or_changed()
         .delete(&receipt_name, &dry_run)
         .await
         .unwrap_or_else(|e| panic!("the break-glass group may delete evidence: {e}"));
+}
+
+/// A fake provider credential API on 127.0.0.1 that mints but refuses every revocation
+/// with HTTP 500 until `accept` is set; counts the revocations it was asked for.
+async fn refusing_provider(
+    token: &str,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
+    use axum::http::StatusCode;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let accept = Arc::new(AtomicBool::new(false));
+    let revokes = Arc::new(AtomicU32::new(0));
+    let bearer = format!("Bearer {token}");
+    let (a, r) = (accept.clone(), revokes.clone());
+    let app = axum::Router::new()
+        .route(
+            "/credentials",
+            axum::routing::post(move |headers: HeaderMap| {
+                let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some(bearer.as_str());
+                async move {
+                    if !ok {
+                        return (StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let secret = unique("minted");
+                    (
+                        StatusCode::CREATED,
+                        json!({"id": "cred-1", "secret": secret}).to_string(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/credentials/{id}",
+            axum::routing::delete(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                let accepted = a.load(Ordering::SeqCst);
+                async move {
+                    if accepted {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), accept, revokes)
+}
+
+/// A provider that refuses to revoke the channel's credentials does not hold erasure:
+/// the tenant is erased well before its deadline, the receipt says which revocation
+/// failed (class, attempts), the Tenant says so, and the binding keeps retrying after
+/// the receipt, until the provider accepts and the failure goes from the status.
+#[tokio::test]
+async fn a_provider_refusing_revocation_does_not_hold_erasure_and_the_receipt_says_so() {
+    use crate::channel_binding::{
+        create_binding, create_subprocessor, create_tenant, put_secret, wait_binding,
+    };
+    use herald::api::v1alpha1::conditions::reason;
+    use std::sync::atomic::Ordering;
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let (name, sp, binding, token_secret) = (
+        unique("e2e-revoke"),
+        unique("e2e-revoke-sp"),
+        unique("e2e-revoke-b"),
+        unique("e2e-revoke-tok"),
+    );
+    let token = unique("token");
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &name, json!({})).await;
+    let (url, accept, revokes) = refusing_provider(&token).await;
+    put_secret(&client, &token_secret, None, &[("token", &token)]).await;
+    create_binding(
+        &client,
+        &binding,
+        &name,
+        &sp,
+        json!({"providerApi": {"url": url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+    )
+    .await;
+    wait_binding(&client, &binding, "a minted credential", |b| {
+        b.status
+            .as_ref()
+            .is_some_and(|s| s.provider_credential_id.is_some())
+    })
+    .await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+
+    let t = wait_erased(&api, &name, "Erased despite the refused revocation", WAIT).await;
+    assert!(
+        revokes.load(Ordering::SeqCst) >= 1,
+        "no revocation was tried"
+    );
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert_eq!(r["metDeadline"], true);
+    let failed = r["failedExternalSteps"].as_array().unwrap();
+    assert!(
+        failed.iter().any(|f| f["step"] == "revocation"
+            && f["target"] == "sms"
+            && f["error"] == "server_error"
+            && f["attempts"].as_i64().unwrap_or(0) >= 1
+            && f["lastTry"].is_string()),
+        "the refused revocation is not in the receipt: {failed:?}"
+    );
+    // The channel's data was purged by the Job: that is confirmed, the revocation not.
+    assert!(
+        r["externalPurges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["target"] == "sms" && p["confirmedAt"].is_string()),
+        "{r}"
+    );
+    let failing = condition_is(
+        types::ERASURE_STEP_FAILING,
+        "True",
+        reason::REVOCATION_FAILING,
+    );
+    assert!(
+        failing.matches_object(Some(&t)),
+        "{:?}",
+        t.status.map(|s| s.conditions)
+    );
+
+    // Retried after the receipt: once the provider accepts, the revocation completes
+    // and the failure leaves the Tenant's status (the binding's backoff reaches minutes).
+    accept.store(true, Ordering::SeqCst);
+    let cleared = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref())
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| e.failing_steps.is_empty())
+            && condition_is(types::ERASURE_STEP_FAILING, "False", reason::RECONCILED)
+                .matches_object(t)
+    };
+    wait_for(
+        &api,
+        &name,
+        cleared,
+        "the revocation retried after the receipt",
+        Duration::from_secs(400),
+    )
+    .await;
+    let b = wait_binding(&client, &binding, "revoked", |b| {
+        b.status
+            .as_ref()
+            .is_some_and(|s| s.credentials_revoked_at.is_some() && s.revocation_failure.is_none())
+    })
+    .await;
+    assert!(b.status.is_some());
+    assert_eq!(receipts(&client, &name).await.len(), 1, "one receipt only");
+}
+
+/// A `herald-erase` Job with erasure's image and `args`, suspended (no pod runs).
+fn erase_job(args: &[&str]) -> Job {
+    let config = herald::config::OperatorConfig::load(None).unwrap();
+    let image = herald::controller::tenant::data_plane::image(&config);
+    serde_json::from_value(json!({
+        "metadata": {"name": "herald-erase", "labels": {E2E_LABEL: "erasure"}},
+        "spec": {"suspend": true, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "job", "image": image, "args": args}]
+        }}}
+    }))
+    .unwrap()
+}
+
+/// A `herald-erase` Job made by someone else, for other targets and already marked
+/// Complete, confirms nothing: erasure replaces it with its own, and the receipt's purge
+/// is that one's.
+#[tokio::test]
+async fn a_premade_erase_job_with_other_arguments_is_replaced_and_confirms_nothing() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-fakejob");
+    let ns = format!("tenant-{name}");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let fake_uid = jobs
+        .create(
+            &PostParams::default(),
+            &erase_job(&["purge", "--target", "nothing"]),
+        )
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let now = Timestamp::now().to_string();
+    let condition = |type_: &str| json!({"type": type_, "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastTransitionTime": now});
+    jobs.patch_status(
+        "herald-erase",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"startTime": now, "completionTime": now, "succeeded": 1,
+            "conditions": [condition("SuccessCriteriaMet"), condition("Complete")]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_erased(&api, &name, "Erased", WAIT).await;
+    let es = t.status.unwrap().erasure.unwrap();
+    let job_uids = &es
+        .inventory
+        .iter()
+        .find(|k| k.kind == "Job")
+        .unwrap_or_else(|| panic!("no Job in the inventory: {es:?}"))
+        .uids;
+    assert!(
+        !job_uids.contains(&fake_uid),
+        "the premade Job was accepted as the purge: {job_uids:?}"
+    );
+    assert!(
+        es.external_purges
+            .iter()
+            .any(|p| p.target == "platform" && p.confirmed_at.is_some()),
+        "{es:?}"
+    );
+}
+
+/// The purge targets are chosen once, from the live bindings, and persisted before the
+/// Job exists: an operator killed between the two (Job creation held by a quota of zero
+/// Jobs) resumes with them, and the receipt confirms exactly the bindings' channels.
+#[tokio::test]
+async fn a_restart_between_target_selection_and_job_creation_purges_every_binding_channel() {
+    use crate::channel_binding::{create_binding, create_subprocessor, put_secret};
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-targets");
+    let ns = format!("tenant-{name}");
+    let shard = name.clone();
+    let mut first = own_operator(&shard);
+    first.ready().await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &tenant(
+            &name,
+            None,
+            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_ready_active(&api, &name).await;
+    let (sp, binding, source) = (
+        unique("e2e-targets-sp"),
+        unique("e2e-targets-b"),
+        unique("e2e-targets-src"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    put_secret(&client, &source, Some(&name), &[("apiKey", "k")]).await;
+    create_binding(
+        &client,
+        &binding,
+        &name,
+        &sp,
+        json!({"secretRef": {"name": source}}),
+    )
+    .await;
+    // No Job can be created in the tenant namespace for now.
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), &ns);
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-jobs"},
+                "spec": {"hard": {"count/jobs.batch": "0"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let recorded = |t: Option<&Tenant>| {
+        t.and_then(|t| t.status.as_ref())
+            .and_then(|s| s.erasure.as_ref())
+            .is_some_and(|e| !e.external_purges.is_empty())
+    };
+    let t = wait_for(&api, &name, recorded, "purge targets recorded", WAIT).await;
+    let targets: Vec<String> = t
+        .status
+        .unwrap()
+        .erasure
+        .unwrap()
+        .external_purges
+        .iter()
+        .map(|p| p.target.clone())
+        .collect();
+    assert_eq!(targets, ["platform", "sms"], "targets recorded");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        jobs.get_opt("herald-erase").await.unwrap().is_none(),
+        "the Job was created despite the quota"
+    );
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    quotas
+        .delete("no-jobs", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let mut second = own_operator(&shard);
+    second.ready().await;
+    let t = wait_erased(&api, &name, "Erased after restart", WAIT).await;
+    drop(second);
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    let confirmed: Vec<&str> = r["externalPurges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["confirmedAt"].is_string())
+        .map(|p| p["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(confirmed, ["platform", "sms"], "{r}");
+    assert_eq!(t.uid(), Some(r["tenantUid"].as_str().unwrap().to_owned()));
+}
+
+/// In the control namespace erasure takes only the tenant's own Secrets (labelled for
+/// it: its credentials), and counts them; anything else labelled for it there is the
+/// platform's: left in place and reported as found-not-erased.
+#[tokio::test]
+async fn the_tenant_s_source_secrets_are_erased_and_other_control_namespace_objects_left() {
+    let client = client().await;
+    operator().await;
+    apply_examples();
+    let name = unique("e2e-ctlns");
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(&PostParams::default(), &tenant(&name, None, json!({})))
+        .await
+        .unwrap();
+    wait_ready_active(&api, &name).await;
+    let source = unique("e2e-ctlns-src");
+    crate::channel_binding::put_secret(&client, &source, Some(&name), &[("apiKey", "k")]).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let secret_uid = secrets.get(&source).await.unwrap().uid().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let note = unique("e2e-ctlns-cm");
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": note, "labels": {"herald.dev/tenant": name, E2E_LABEL: "erasure"}},
+        "data": {"note": "the platform's"}
+    }))
+    .unwrap();
+    let cm_uid = cms
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    wait_erased(&api, &name, "Erased", WAIT).await;
+    assert!(
+        secrets.get_opt(&source).await.unwrap().is_none(),
+        "the tenant's source Secret survived its erasure"
+    );
+    assert!(
+        cms.get_opt(&note).await.unwrap().is_some(),
+        "a ConfigMap of the control namespace was erased"
+    );
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert!(
+        r["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kind"] == "Secret"
+                && k["uids"].as_array().unwrap().contains(&json!(secret_uid))),
+        "the source Secret is not counted: {r}"
+    );
+    assert!(
+        r["foundNotErased"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["uid"] == cm_uid.as_str() && o["reason"] == "OutsideErasureScope"),
+        "the ConfigMap left is not reported: {r}"
+    );
+    cms.delete(&note, &DeleteParams::default()).await.unwrap();
 }

@@ -266,9 +266,16 @@ pub struct ChannelBindingStatus {
     /// (a secretRef source: revoking it is up to whoever issued it). From then on the
     /// binding is never rotated again (Ready=False, reason TenantTerminated).
     ///
-    /// The contract with the termination pipeline: the tenant's erasure confirms the
-    /// external purges only once every ChannelBinding of the tenant has this set. It is
-    /// never unset.
+    /// The termination pipeline reads it: while it is unset the tenant's erasure reports
+    /// the revocation as a failing step (see revocationFailure), without waiting for it.
+    /// It is never unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credentials_revoked_at: Option<Time>,
+
+    /// While the terminated tenant's credentials cannot be revoked: the error class of
+    /// the last attempt, how many attempts failed, and when the last was made. The
+    /// tenant's erasure does not wait for the revocation (no end-user data is at stake);
+    /// it reports this in its status and its receipt. Unset once revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_failure: Option<super::StepFailure>,
 }

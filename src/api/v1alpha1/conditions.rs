@@ -52,6 +52,11 @@ pub const DELETION_OVERDUE: &str = "DeletionOverdue";
 /// onTermination.export.authSecretRef) carries `herald.dev/tenant=<tenant>`; one that
 /// does not is never read (no notice or receipt is signed with it).
 pub const SECRETS_OWNED: &str = "SecretsOwned";
+/// Tenant: an erasure step keeps failing and is retried (abnormal-true, absent or False
+/// while none is). Reason `PurgeFailing`: the purge Job failed, the receipt waits for it
+/// (the data may still exist). `RevocationFailing`, `ReceiptDeliveryFailing`: erasure did
+/// not wait for them; see status.erasure.failingSteps.
+pub const ERASURE_STEP_FAILING: &str = "ErasureStepFailing";
 
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
@@ -71,6 +76,7 @@ pub const TYPES: &[&str] = &[
     DELETION_OVERDUE,
     RECEIPT_DELIVERED,
     SECRETS_OWNED,
+    ERASURE_STEP_FAILING,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -172,6 +178,14 @@ pub mod reason {
     pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     /// The DPA's signedAt lies in the future: not signed yet.
     pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
+    /// ErasureStepFailing: the purge Job failed and is run again; the receipt waits.
+    pub const PURGE_FAILING: &str = "PurgeFailing";
+    /// ErasureStepFailing: a channel's credentials cannot be revoked at its provider
+    /// (retried; erasure did not wait).
+    pub const REVOCATION_FAILING: &str = "RevocationFailing";
+    /// ErasureStepFailing: the customer's endpoint does not acknowledge the receipt
+    /// (retried; erasure did not wait).
+    pub const RECEIPT_DELIVERY_FAILING: &str = "ReceiptDeliveryFailing";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -217,6 +231,9 @@ pub mod reason {
         SOURCE_NOT_OWNED_BY_TENANT,
         TIME_OUT_OF_RANGE,
         DPA_SIGNED_IN_FUTURE,
+        PURGE_FAILING,
+        REVOCATION_FAILING,
+        RECEIPT_DELIVERY_FAILING,
     ];
 }
 

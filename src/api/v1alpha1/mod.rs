@@ -35,7 +35,7 @@ pub use subprocessor::{
 pub use tenant::CategoryPurge;
 pub use tenant::{
     Contract, ContractState, DeletedKind, ErasureStatus, ExportDestination, ExportStatus,
-    NotErasedObject, Notifications, OnTermination, PurgeRecord, Residency, Senders,
+    NotErasedObject, Notifications, OnTermination, PurgeRecord, Residency, Senders, StepFailure,
     SubprocessorObjection, Tenant, TenantPhase, TenantSpec, TenantStatus, TerminationAction,
 };
 

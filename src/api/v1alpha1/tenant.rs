@@ -361,7 +361,9 @@ pub struct ErasureStatus {
     /// When erasure itself began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erasing_since: Option<Time>,
-    /// External purges (per channel, and the platform's stores), each confirmed by a Job.
+    /// External purges (per channel, and the platform's stores): the targets, chosen once
+    /// from the live bindings and recorded before the purge Job is created (its arguments
+    /// come from here), each confirmed only by a Job Herald verified.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["target".into()]))]
     pub external_purges: Vec<PurgeRecord>,
@@ -374,6 +376,12 @@ pub struct ErasureStatus {
     /// erasure scope: listed so that a person decides.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_erased: Vec<NotErasedObject>,
+    /// Erasure steps that keep failing and are retried: the purge Job (which holds the
+    /// receipt: the data may still exist), the revocation of a channel's credentials and
+    /// the receipt's delivery (which do not: no end-user data is at stake). Each entry
+    /// goes once its step succeeds; the receipt lists those failing when it was written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_steps: Vec<StepFailure>,
     /// When Herald verified that nothing labelled for the tenant remained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified_at: Option<Time>,
@@ -415,6 +423,24 @@ pub struct PurgeRecord {
     /// When the Job succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_at: Option<Time>,
+}
+
+/// An erasure step that failed and is being retried.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepFailure {
+    /// `purge`, `revocation` or `receiptDelivery`.
+    pub step: String,
+    /// What it acts on: the purge Job, a channel (`sms`, …), or `customer` (the
+    /// customer's notification endpoint).
+    pub target: String,
+    /// The class of the last error (e.g. `server_error`, `timeout`, `JobFailed`): never
+    /// its text, which may name a URL.
+    pub error: String,
+    /// How many attempts failed so far.
+    pub attempts: i64,
+    /// When the last attempt failed.
+    pub last_try: Time,
 }
 
 /// The objects of one kind that erasure deleted.

@@ -35,7 +35,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
 
 use crate::api::v1alpha1::conditions::{self as types, reason};
-use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, Tenant};
+use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, StepFailure, Tenant};
 use crate::conditions::{Desired, merge};
 use crate::controller::subprocessor::effective::Verdict;
 use crate::controller::{MANAGED_BY, TENANT_LABEL};
@@ -484,6 +484,23 @@ pub fn ids_to_revoke<'a>(
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The binding's record of failed revocations after one more failed with `error` (a
+/// class, never the error's text): one more attempt, made `now`.
+pub fn revocation_failed(
+    before: Option<StepFailure>,
+    channel: &str,
+    error: &str,
+    now: Timestamp,
+) -> StepFailure {
+    StepFailure {
+        step: "revocation".into(),
+        target: channel.to_owned(),
+        error: error.to_owned(),
+        attempts: before.map_or(0, |f| f.attempts).saturating_add(1),
+        last_try: Time(now),
+    }
 }
 
 /// The status of a binding whose Tenant is terminated: `state` carries

@@ -615,13 +615,24 @@ async fn terminate(
         let versions = list_versions(ctx, &tenant_ns, &channel, &b.name_any()).await?;
         let revoked = match revoke_all(b, ctx, &state, &versions).await? {
             Ok(_) => true,
-            Err((p, retry)) => {
+            Err((p, retry, attempt)) => {
+                // Only a call that failed counts as an attempt (not a wait for the
+                // backoff): the tenant's erasure reports these.
+                if let Some(error) = attempt {
+                    state.revocation_failure = Some(decide::revocation_failed(
+                        state.revocation_failure.take(),
+                        &channel,
+                        error,
+                        now,
+                    ));
+                }
                 problem = Some(p);
                 wait = retry;
                 false
             }
         };
         if revoked {
+            state.revocation_failure = None;
             state.credentials_revoked_at = Some(Time(now));
             state.previous_credential_version = None;
             state.previous_credential_secret = None;
@@ -652,19 +663,20 @@ async fn terminate(
 /// of them now; a secretRef binding has nothing Herald could revoke (revoking the source
 /// is up to whoever issued it), so it answers at once. `Ok(Err((problem, retry)))`: not
 /// yet, and when to try again. Idempotent: a repeated revocation answers 404, which
-/// counts as revoked.
+/// counts as revoked. The third element of a failure is the class of the error of a
+/// call that failed now (`None`: no call was made, e.g. waiting for the backoff).
 async fn revoke_all(
     b: &ChannelBinding,
     ctx: &Context,
     state: &ChannelBindingStatus,
     versions: &[Version],
-) -> Result<Result<usize, (Problem, Duration)>, Error> {
+) -> Result<Result<usize, (Problem, Duration, Option<&'static str>)>, Error> {
     if b.spec.credential.provider_api.is_none() {
         return Ok(Ok(0));
     }
     let uid = b.metadata.uid.clone().unwrap_or_default();
-    if let Some(gated) = PACING.gate(&uid) {
-        return Ok(Err(gated));
+    if let Some((p, retry)) = PACING.gate(&uid) {
+        return Ok(Err((p, retry, None)));
     }
     let leftovers: Vec<&str> = versions
         .iter()
@@ -686,7 +698,7 @@ async fn revoke_all(
                         message: format!("cannot revoke its credentials at the provider: {e}"),
                     };
                     let retry = PACING.failed(&uid, &p);
-                    return Ok(Err((p, retry)));
+                    return Ok(Err((p, retry, Some(e.category()))));
                 }
             }
             PACING.succeeded(&uid);
@@ -700,6 +712,7 @@ async fn revoke_all(
                 message: format!("cannot revoke its credentials: {}", p.message),
             },
             REQUEUE_WAITING,
+            Some(p.reason),
         ))),
     }
 }
@@ -723,7 +736,7 @@ async fn remove(b: &ChannelBinding, ctx: &Context, now: Timestamp) -> Result<Act
         Some(_) => 0,
         None => match revoke_all(b, ctx, &state, &versions).await? {
             Ok(n) => n,
-            Err((problem, retry)) => {
+            Err((problem, retry, _)) => {
                 let status = decide::deleting_status(b, state, &problem, now);
                 publish_status(b, status, ctx).await?;
                 return Ok(Action::requeue(retry));

@@ -350,6 +350,16 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     if is_paused(tenant) {
         return paused(tenant, ctx).await;
     }
+    // The deadline gauge first, before any step that can fail (the cache wait, the
+    // finalizer write, the reads below): a tenant whose reconcile keeps failing still
+    // trips the deadline alerts. Only a terminated or deleted tenant has a deadline, so
+    // an active one costs nothing here.
+    if tenant.spec.contract.state == crate::api::v1alpha1::ContractState::Terminated
+        || tenant.metadata.deletion_timestamp.is_some()
+    {
+        let current = tenant.status.clone().unwrap_or_default();
+        paused_deadline(tenant, ctx, &current).await;
+    }
     // Warm before acting: a reconcile right after a start or a leader change, with the
     // binding and node caches still filling, would build a sender template without the
     // credentials of bindings it has not seen yet (a rollout to pods without
@@ -448,8 +458,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         Ok(t) => (t, None),
         Err(e) => (None, Some(e)),
     };
-    // The deadline gauge goes out before any step that can fail, so a tenant whose
-    // erasure errors still trips the deadline alerts (cleared below once it is done).
+    // The deadline gauge, again with the timing this pass computed (it went out first
+    // above; cleared below once erasure is done).
     if let Some(t) = &timing {
         let done = tenant
             .status
@@ -523,6 +533,14 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             t.deadline,
         ));
         status.erasure = Some(p.status.clone());
+        ctx.metrics.set_erasure_step_failures(
+            &name,
+            erasure::plan::step::ALL,
+            p.status
+                .failing_steps
+                .iter()
+                .map(|f| (f.step.as_str(), f.attempts)),
+        );
         ctx.metrics.set_deletion_deadline(
             &name,
             (!p.done).then_some(t.deadline.as_second()),
@@ -569,6 +587,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 .forget(tenant.metadata.uid.as_deref().unwrap_or_default());
             ctx.metrics.set_tenant_phase(&name, None);
             ctx.metrics.set_deletion_deadline(&name, None, false);
+            ctx.metrics
+                .set_erasure_step_failures(&name, erasure::plan::step::ALL, []);
         }
         return Ok(Action::requeue(p.requeue));
     }
@@ -1088,7 +1108,8 @@ async fn found_not_erased_event(
     .await;
 }
 
-/// Exports the deletion-deadline gauge of a paused tenant: from its spec and policy when
+/// Exports the deletion-deadline gauge of a paused tenant, or of any terminated one before
+/// its reconcile does anything that can fail: from its spec and policy when
 /// they can be read, else the deadline its status last recorded.
 async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus) {
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());

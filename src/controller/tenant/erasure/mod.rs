@@ -37,8 +37,8 @@ use super::bindings::channel_name;
 use super::build::namespace_name;
 use super::data_plane::DataPlane;
 use crate::api::v1alpha1::{
-    ErasureStatus, ExportStatus, NotErasedObject, PurgeRecord, RecordRetention, Tenant,
-    TerminationAction,
+    ChannelBinding, ErasureStatus, ExportStatus, NotErasedObject, PurgeRecord, RecordRetention,
+    Tenant, TerminationAction,
 };
 use crate::controller::{Context, Error, TENANT_LABEL, finalizer};
 use crate::evidence;
@@ -109,6 +109,10 @@ enum JobState {
     /// Not created: its namespace is being deleted (by hand, or by GC). It is created
     /// once the namespace is gone, in a rebuilt one.
     NamespaceTerminating,
+    /// A Job of that name whose image or arguments are not what erasure asks for (made
+    /// by someone else, or for other targets) was deleted, or is still going: its
+    /// outcome counts for nothing, and Herald's own is created once it is gone.
+    Replaced,
 }
 
 /// Runs the next steps of the pipeline for a terminated or deleted tenant.
@@ -146,6 +150,12 @@ pub async fn advance(
     if es.started_at.is_none() {
         es.started_at = Some(Time(now));
     }
+    // Revocation is the bindings' work, retried by them: erasure only reports how it
+    // fails, on every pass (even after the receipt), and never waits for it.
+    es.failing_steps = plan::with_revocations(
+        std::mem::take(&mut es.failing_steps),
+        revocation_failures(ctx, &name),
+    );
     es.erase_from = Some(Time(timing.erase_from));
 
     // Export before erasure, when asked for, until its window (erase_from) ends.
@@ -232,8 +242,28 @@ pub async fn advance(
         p.unverified = unverified;
         return Ok(p);
     }
+    if es.verified_at.is_none() && !inventoried && es.external_purges.is_empty() {
+        // The targets are chosen once, from a live list of the bindings (a cache can be
+        // cold after a restart or a leader change), and persisted before any Job runs:
+        // from here on the Job's arguments and the receipt come from status alone.
+        let targets = purge_targets(&name, ctx).await?;
+        let note = format!("purge targets recorded: {}", targets.join(", "));
+        es.external_purges = targets
+            .into_iter()
+            .map(|target| PurgeRecord {
+                target,
+                job: ERASE_JOB.to_owned(),
+                confirmed_at: None,
+            })
+            .collect();
+        return Ok(progress(es, false, Duration::from_secs(1), note));
+    }
     if es.verified_at.is_none() && !inventoried {
-        let targets = purge_targets(&name, ctx);
+        let targets: Vec<String> = es
+            .external_purges
+            .iter()
+            .map(|p| p.target.clone())
+            .collect();
         let confirmed = |target: &str| {
             es.external_purges
                 .iter()
@@ -242,13 +272,19 @@ pub async fn advance(
         let job = if targets.iter().all(|t| confirmed(t)) {
             JobState::Succeeded
         } else {
-            let mut args = vec!["purge".to_owned(), "--all".to_owned()];
-            for target in &targets {
-                args.extend(["--target".to_owned(), target.clone()]);
-            }
-            run_job(ctx, tenant, home, ERASE_JOB, args).await?
+            run_job(ctx, tenant, home, ERASE_JOB, plan::purge_args(&targets)).await?
         };
         match job {
+            JobState::Replaced => {
+                return Ok(progress(
+                    es,
+                    false,
+                    Duration::from_secs(5),
+                    format!(
+                        "replacing the Job {ERASE_JOB}: its image or arguments were not those erasure recorded"
+                    ),
+                ));
+            }
             JobState::NamespaceTerminating => {
                 return Ok(progress(
                     es,
@@ -262,9 +298,18 @@ pub async fn advance(
             }
             JobState::Failed => {
                 // The purge must happen: a Job out of retries is replaced by a new one
-                // (its pods go with it), and the status says so meanwhile.
+                // (its pods go with it), and the status says so meanwhile: the receipt
+                // waits for it, so the condition and the alert say so long before the
+                // deadline.
                 warn!(job = ERASE_JOB, "the purge Job failed; running it again");
                 delete_job(ctx, &ns, ERASE_JOB).await?;
+                es.failing_steps = plan::step_failed(
+                    std::mem::take(&mut es.failing_steps),
+                    plan::step::PURGE,
+                    ERASE_JOB,
+                    "JobFailed",
+                    now,
+                );
                 return Ok(progress(
                     es,
                     false,
@@ -277,6 +322,13 @@ pub async fn advance(
             JobState::Running | JobState::Succeeded => {}
         }
         let job_done = job == JobState::Succeeded;
+        if job_done {
+            es.failing_steps = plan::step_succeeded(
+                std::mem::take(&mut es.failing_steps),
+                plan::step::PURGE,
+                ERASE_JOB,
+            );
+        }
         let mut all_done = true;
         let mut records = Vec::new();
         for target in targets {
@@ -288,9 +340,11 @@ pub async fn advance(
                 records.push(p.clone());
                 continue;
             }
-            // A channel's purge counts once its provider credentials are revoked too
-            // (the ChannelBinding controller records credentialsRevokedAt).
-            let done = job_done && credentials_revoked(ctx, &name, &target);
+            // A channel's purge counts once the Job purged it. Its credentials'
+            // revocation is not waited for: it holds no end-user data, and a provider
+            // refusing it must not stall erasure past the deadline (it is reported in
+            // failingSteps and the receipt, and retried by the binding).
+            let done = job_done;
             all_done &= done;
             records.push(PurgeRecord {
                 target,
@@ -346,7 +400,12 @@ pub async fn advance(
             ));
         }
         let (remaining, unverified) = labelled_objects(ctx, &name, keep).await?;
-        let (remaining, not_erased) = scope::split(identified(remaining), &ns, home.foreign);
+        let (remaining, not_erased) = scope::split(
+            identified(remaining),
+            &ns,
+            &ctx.config.control_namespace,
+            home.foreign,
+        );
         let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
         es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
         if ns_obj.is_some() || !remaining.is_empty() {
@@ -408,7 +467,16 @@ pub async fn advance(
                 )
                 .await?
                 {
-                    Err(why) => Delivery::Pending(why),
+                    Err(why) => {
+                        es.failing_steps = plan::step_failed(
+                            std::mem::take(&mut es.failing_steps),
+                            plan::step::RECEIPT_DELIVERY,
+                            DELIVERY_TARGET,
+                            "SigningSecretUnusable",
+                            now,
+                        );
+                        Delivery::Pending(why)
+                    }
                     Ok(secret) => {
                         match crate::notify::send_signed(
                             &ctx.http,
@@ -422,10 +490,22 @@ pub async fn advance(
                         {
                             Ok(()) => {
                                 es.receipt_delivered_at = Some(Time(now));
+                                es.failing_steps = plan::step_succeeded(
+                                    std::mem::take(&mut es.failing_steps),
+                                    plan::step::RECEIPT_DELIVERY,
+                                    DELIVERY_TARGET,
+                                );
                                 Delivery::Delivered
                             }
                             Err(e) => {
                                 warn!(error = %e, "deletion receipt not acknowledged; retrying");
+                                es.failing_steps = plan::step_failed(
+                                    std::mem::take(&mut es.failing_steps),
+                                    plan::step::RECEIPT_DELIVERY,
+                                    DELIVERY_TARGET,
+                                    &e.category(),
+                                    now,
+                                );
                                 Delivery::Pending(format!(
                                     "the customer's endpoint did not acknowledge it ({e})"
                                 ))
@@ -436,7 +516,9 @@ pub async fn advance(
             }
         };
     }
-    let requeue = if matches!(delivery, Delivery::Pending(_)) {
+    // A failing step after the receipt (a revocation, the delivery) is still reported:
+    // look again soon, until none is.
+    let requeue = if matches!(delivery, Delivery::Pending(_)) || !es.failing_steps.is_empty() {
         30
     } else {
         3600
@@ -458,32 +540,40 @@ pub async fn advance(
     })
 }
 
-/// The channels of the tenant's bindings, plus the platform's stores.
-fn purge_targets(tenant: &str, ctx: &Context) -> Vec<String> {
-    let mut targets: BTreeSet<String> = ctx
-        .bindings
-        .state()
+/// The channels of the tenant's bindings, from a live list (not the cache, which can
+/// be cold after a restart), plus the platform's stores.
+async fn purge_targets(tenant: &str, ctx: &Context) -> Result<Vec<String>, Error> {
+    let api: Api<ChannelBinding> =
+        Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let bindings = api
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::kube("list ChannelBindings"))?;
+    let mut targets: BTreeSet<String> = bindings
+        .items
         .iter()
         .filter(|b| b.spec.tenant_ref.name == tenant)
-        .map(|b| channel_name(b))
+        .map(channel_name)
         .collect();
     targets.insert(PLATFORM_TARGET.to_owned());
-    targets.into_iter().collect()
+    Ok(targets.into_iter().collect())
 }
 
-/// Whether every binding of `tenant` for `channel` has its credentials revoked (the
-/// platform's own target has none).
-fn credentials_revoked(ctx: &Context, tenant: &str, channel: &str) -> bool {
+/// The revocations the tenant's bindings report failing (not yet revoked, at least one
+/// failed attempt).
+fn revocation_failures(ctx: &Context, tenant: &str) -> Vec<crate::api::v1alpha1::StepFailure> {
     ctx.bindings
         .state()
         .iter()
-        .filter(|b| b.spec.tenant_ref.name == tenant && channel_name(b) == channel)
-        .all(|b| {
-            b.status
-                .as_ref()
-                .is_some_and(|s| s.credentials_revoked_at.is_some())
-        })
+        .filter(|b| b.spec.tenant_ref.name == tenant)
+        .filter_map(|b| b.status.as_ref())
+        .filter(|s| s.credentials_revoked_at.is_none())
+        .filter_map(|s| s.revocation_failure.clone())
+        .collect()
 }
+
+/// The `target` of the receipt's delivery in failingSteps.
+const DELIVERY_TARGET: &str = "customer";
 
 /// Ensures the export Job runs; its outcome once finished.
 async fn run_export(
@@ -506,7 +596,7 @@ async fn run_export(
         match run_job(ctx, tenant, home, "herald-export", args).await? {
             JobState::Succeeded => Some("Succeeded".into()),
             JobState::Failed => Some("Failed".into()),
-            JobState::Running | JobState::NamespaceTerminating => None,
+            JobState::Running | JobState::NamespaceTerminating | JobState::Replaced => None,
         },
     )
 }
@@ -572,6 +662,18 @@ async fn run_job(
         .await
         .map_err(Error::kube(format!("get Job {name}")))?
     {
+        // Only a Job Herald verified confirms anything: the one it would create.
+        if job.metadata.deletion_timestamp.is_some() {
+            return Ok(JobState::Replaced);
+        }
+        if !plan::job_runs(&job, &home.data_plane.image, &args) {
+            warn!(
+                job = name,
+                "the Job's image or arguments are not erasure's; replacing it"
+            );
+            delete_job(ctx, &ns, name).await?;
+            return Ok(JobState::Replaced);
+        }
         return Ok(job_state(&job));
     }
     // The Job's namespace and ServiceAccount first: without them it cannot be created
@@ -785,7 +887,12 @@ async fn inventory(
     Error,
 > {
     let (labelled, unverified) = labelled_objects(ctx, tenant, keep).await?;
-    let (labelled, not_erased) = scope::split(identified(labelled), ns, foreign);
+    let (labelled, not_erased) = scope::split(
+        identified(labelled),
+        ns,
+        &ctx.config.control_namespace,
+        foreign,
+    );
     let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |ar: &ApiResource, o: &DynamicObject| {

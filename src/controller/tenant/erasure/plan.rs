@@ -6,7 +6,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::api::v1alpha1::{
-    ContractState, DeletedKind, ErasureStatus, NotErasedObject, RecordRetention, Tenant,
+    ContractState, DeletedKind, ErasureStatus, NotErasedObject, RecordRetention, StepFailure,
+    Tenant,
 };
 use crate::retention::Periods;
 
@@ -138,6 +139,121 @@ pub struct ExternalStep {
     pub confirmed_at: Option<Time>,
 }
 
+/// The purge Job's arguments for `targets` (as persisted in status).
+pub fn purge_args(targets: &[String]) -> Vec<String> {
+    let mut args = vec!["purge".to_owned(), "--all".to_owned()];
+    for target in targets {
+        args.extend(["--target".to_owned(), target.clone()]);
+    }
+    args
+}
+
+/// Whether `job` runs exactly `image` with `args` in its one container: only then is it
+/// the Job erasure would have created, and its outcome counts.
+pub fn job_runs(job: &k8s_openapi::api::batch::v1::Job, image: &str, args: &[String]) -> bool {
+    let containers = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers.as_slice())
+        .unwrap_or_default();
+    match containers {
+        [c] => {
+            c.image.as_deref() == Some(image)
+                && c.command.is_none()
+                && c.args.as_deref().unwrap_or_default() == args
+        }
+        _ => false,
+    }
+}
+
+/// The erasure steps that can fail and are retried (`StepFailure.step`).
+pub mod step {
+    /// The purge Job (end-user data at the providers and in the stores): holds the
+    /// receipt while it fails.
+    pub const PURGE: &str = "purge";
+    /// A channel's credentials at its provider: does not hold erasure.
+    pub const REVOCATION: &str = "revocation";
+    /// The signed receipt to the customer's endpoint: does not hold erasure.
+    pub const RECEIPT_DELIVERY: &str = "receiptDelivery";
+    /// Every step, for the metrics.
+    pub const ALL: &[&str] = &[PURGE, REVOCATION, RECEIPT_DELIVERY];
+}
+
+/// `steps` after one more failed attempt of `step` on `target` with `error`, `now`.
+pub fn step_failed(
+    mut steps: Vec<StepFailure>,
+    step: &str,
+    target: &str,
+    error: &str,
+    now: Timestamp,
+) -> Vec<StepFailure> {
+    let attempts = steps
+        .iter()
+        .find(|f| f.step == step && f.target == target)
+        .map_or(0, |f| f.attempts);
+    steps.retain(|f| !(f.step == step && f.target == target));
+    steps.push(StepFailure {
+        step: step.to_owned(),
+        target: target.to_owned(),
+        error: error.to_owned(),
+        attempts: attempts.saturating_add(1),
+        last_try: Time(now),
+    });
+    sorted(steps)
+}
+
+/// `steps` without `step` on `target`: it succeeded.
+pub fn step_succeeded(mut steps: Vec<StepFailure>, step: &str, target: &str) -> Vec<StepFailure> {
+    steps.retain(|f| !(f.step == step && f.target == target));
+    steps
+}
+
+/// `steps` with the revocation failures replaced by `revocations`, what the tenant's
+/// bindings report now (one per channel: the one with most attempts).
+pub fn with_revocations(
+    mut steps: Vec<StepFailure>,
+    revocations: impl IntoIterator<Item = StepFailure>,
+) -> Vec<StepFailure> {
+    steps.retain(|f| f.step != step::REVOCATION);
+    for r in revocations {
+        match steps
+            .iter_mut()
+            .find(|f| f.step == step::REVOCATION && f.target == r.target)
+        {
+            Some(f) if f.attempts >= r.attempts => {}
+            Some(f) => *f = r,
+            None => steps.push(StepFailure {
+                step: step::REVOCATION.to_owned(),
+                ..r
+            }),
+        }
+    }
+    sorted(steps)
+}
+
+fn sorted(mut steps: Vec<StepFailure>) -> Vec<StepFailure> {
+    steps.sort_by(|a, b| (&a.step, &a.target).cmp(&(&b.step, &b.target)));
+    steps
+}
+
+/// An external step that was still failing when the receipt was written, as the
+/// receipt states it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedStep {
+    /// `revocation` or `receiptDelivery`.
+    pub step: String,
+    /// A channel, or `customer`.
+    pub target: String,
+    /// The class of the last error.
+    pub error: String,
+    /// Failed attempts so far (retried after the receipt).
+    pub attempts: i64,
+    /// When the last attempt failed.
+    pub last_try: Time,
+}
+
 /// The certificate of deletion. Ids, kinds, counts and times only: no end-user data.
 /// Field order is the serialization order, so the bytes (and the digest) are stable.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -168,6 +284,10 @@ pub struct Receipt {
     pub found_not_erased: Vec<NotErasedObject>,
     /// External purges and when each was confirmed.
     pub external_purges: Vec<ExternalStep>,
+    /// External steps without end-user data (a provider's revocation of credentials)
+    /// that still failed when the receipt was written: erasure did not wait for them,
+    /// and they are retried.
+    pub failed_external_steps: Vec<FailedStep>,
     /// The export's outcome, when one was asked for.
     pub export: Option<String>,
     /// Backups holding the tenant's data expire by then (backup retention).
@@ -228,6 +348,17 @@ pub fn receipt(
             .map(|p| ExternalStep {
                 target: p.target.clone(),
                 confirmed_at: p.confirmed_at.clone(),
+            })
+            .collect(),
+        failed_external_steps: erasure
+            .failing_steps
+            .iter()
+            .map(|f| FailedStep {
+                step: f.step.clone(),
+                target: f.target.clone(),
+                error: f.error.clone(),
+                attempts: f.attempts,
+                last_try: f.last_try.clone(),
             })
             .collect(),
         export: erasure.export.as_ref().and_then(|e| e.outcome.clone()),
@@ -418,6 +549,127 @@ mod tests {
     }
 
     #[test]
+    fn only_a_job_running_erasure_s_image_and_arguments_counts() {
+        let args = purge_args(&["platform".into(), "sms".into()]);
+        assert_eq!(
+            args,
+            ["purge", "--all", "--target", "platform", "--target", "sms"]
+        );
+        let job = |image: &str, args: serde_json::Value, command: Option<&str>| {
+            let mut c = serde_json::json!({"name": "job", "image": image, "args": args});
+            if let Some(cmd) = command {
+                c["command"] = serde_json::json!([cmd]);
+            }
+            serde_json::from_value::<k8s_openapi::api::batch::v1::Job>(serde_json::json!({
+                "metadata": {"name": "herald-erase"},
+                "spec": {"template": {"spec": {"containers": [c]}}}
+            }))
+            .unwrap()
+        };
+        let ours = serde_json::json!(args);
+        assert!(job_runs(&job("img:1", ours.clone(), None), "img:1", &args));
+        assert!(!job_runs(&job("img:2", ours.clone(), None), "img:1", &args));
+        assert!(!job_runs(
+            &job(
+                "img:1",
+                serde_json::json!(["purge", "--all", "--target", "platform"]),
+                None
+            ),
+            "img:1",
+            &args
+        ));
+        assert!(!job_runs(
+            &job("img:1", ours, Some("/bin/true")),
+            "img:1",
+            &args
+        ));
+    }
+
+    #[test]
+    fn failing_steps_count_attempts_and_go_once_they_succeed() {
+        let (t1, t2) = (ts("2026-11-28T00:00:00Z"), ts("2026-11-28T00:01:00Z"));
+        let steps = step_failed(vec![], step::PURGE, "herald-erase", "JobFailed", t1);
+        let steps = step_failed(steps, step::PURGE, "herald-erase", "JobFailed", t2);
+        assert_eq!(steps.len(), 1);
+        assert_eq!((steps[0].attempts, steps[0].last_try.0), (2, t2));
+        let revocation = StepFailure {
+            step: step::REVOCATION.into(),
+            target: "sms".into(),
+            error: "server_error".into(),
+            attempts: 3,
+            last_try: Time(t1),
+        };
+        // The bindings' report replaces the revocations, and keeps the other steps.
+        let steps = with_revocations(steps, [revocation.clone()]);
+        assert_eq!(steps.len(), 2);
+        let steps = with_revocations(steps, []);
+        assert_eq!(
+            steps.len(),
+            1,
+            "a revocation no binding reports failing goes"
+        );
+        let steps = step_succeeded(
+            with_revocations(steps, [revocation]),
+            step::PURGE,
+            "herald-erase",
+        );
+        assert_eq!(
+            steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
+            [step::REVOCATION]
+        );
+    }
+
+    #[test]
+    fn a_failing_purge_is_said_before_a_failing_revocation_and_the_receipt_lists_them() {
+        use crate::api::v1alpha1::conditions::reason;
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
+        let now = ts("2026-11-28T00:02:00Z");
+        let mut erasure = ErasureStatus {
+            erasing_since: Some(Time(ts("2026-11-28T00:00:00Z"))),
+            failing_steps: step_failed(vec![], step::REVOCATION, "sms", "server_error", now),
+            ..ErasureStatus::default()
+        };
+        let find = |e: &ErasureStatus| {
+            conditions(e, &timing, false, &Delivery::Delivered, "n", now)
+                .into_iter()
+                .find(|c| c.type_ == crate::api::v1alpha1::conditions::ERASURE_STEP_FAILING)
+                .unwrap()
+        };
+        let c = find(&erasure);
+        assert_eq!((c.status, c.reason), (true, reason::REVOCATION_FAILING));
+        assert!(
+            c.message
+                .contains("revocation of sms failed 1 times (server_error"),
+            "{}",
+            c.message
+        );
+        erasure.failing_steps = step_failed(
+            erasure.failing_steps,
+            step::PURGE,
+            "herald-erase",
+            "JobFailed",
+            now,
+        );
+        let c = find(&erasure);
+        assert_eq!(c.reason, reason::PURGE_FAILING);
+        assert!(c.message.contains("the receipt waits"), "{}", c.message);
+        assert!(!find(&ErasureStatus::default()).status);
+
+        erasure.failing_steps = step_succeeded(erasure.failing_steps, step::PURGE, "herald-erase");
+        erasure.verified_at = Some(Time(now));
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["failedExternalSteps"],
+            serde_json::json!([{"step": "revocation", "target": "sms", "error": "server_error",
+                                "attempts": 1, "lastTry": "2026-11-28T00:02:00Z"}])
+        );
+    }
+
+    #[test]
     fn a_late_termination_still_gets_an_hour_for_its_export() {
         let t = timing(&terminated("2026-11-01T00:00:00Z"), 30, 3)
             .unwrap()
@@ -585,6 +837,47 @@ pub enum Delivery {
     NoEndpoint,
 }
 
+/// `ErasureStepFailing`: the failing step that matters most (a purge, which holds the
+/// receipt, before the steps that do not), with every failing one in the message.
+fn step_failing(erasure: &ErasureStatus, deadline: &str) -> crate::conditions::Desired {
+    use crate::api::v1alpha1::conditions::{self as types, reason};
+    use crate::conditions::Desired;
+    let failing = &erasure.failing_steps;
+    let first = [
+        (step::PURGE, reason::PURGE_FAILING),
+        (step::REVOCATION, reason::REVOCATION_FAILING),
+        (step::RECEIPT_DELIVERY, reason::RECEIPT_DELIVERY_FAILING),
+    ]
+    .into_iter()
+    .find(|(s, _)| failing.iter().any(|f| f.step == *s));
+    let Some((first_step, why)) = first else {
+        return Desired::no(
+            types::ERASURE_STEP_FAILING,
+            reason::RECONCILED,
+            "no erasure step is failing",
+        );
+    };
+    let each: Vec<String> = failing
+        .iter()
+        .map(|f| {
+            format!(
+                "{} of {} failed {} times ({}, last at {})",
+                f.step, f.target, f.attempts, f.error, f.last_try.0
+            )
+        })
+        .collect();
+    let consequence = if first_step == step::PURGE {
+        format!("the receipt waits until the purge succeeds (deadline {deadline})")
+    } else {
+        "erasure did not wait for it (no end-user data is at stake)".to_owned()
+    };
+    Desired::yes(
+        types::ERASURE_STEP_FAILING,
+        why,
+        format!("{}; retrying; {consequence}", each.join("; ")),
+    )
+}
+
 /// Where the pipeline stands, as the phase shows it.
 pub fn phase(erasure: &ErasureStatus, done: bool) -> crate::api::v1alpha1::TenantPhase {
     use crate::api::v1alpha1::TenantPhase;
@@ -677,6 +970,7 @@ pub fn conditions(
                 format!("deadline {deadline}"),
             )
         },
+        step_failing(erasure, &deadline.to_string()),
         match (done, delivery) {
             (false, _) => Desired::no(
                 types::RECEIPT_DELIVERED,

@@ -55,10 +55,14 @@ pub fn namespace_owner(ns: Option<&Namespace>, tenant_uid: &str) -> NamespaceOwn
 ///   not create them, whatever their labels say): `NamespaceNotOwned`;
 /// - any cluster-scoped object but the tenant namespace `tenant_ns` (a label is no
 ///   proof of ownership, and deleting another Namespace takes all its unlabelled
-///   contents with it): `OutsideErasureScope`.
+///   contents with it): `OutsideErasureScope`;
+/// - in the operator's control namespace `control_ns`, anything but a Secret (the
+///   tenant's own source Secrets, labelled for it, hold its credentials and are erased;
+///   whatever else carries its label there is the platform's): `OutsideErasureScope`.
 pub fn split<T>(
     found: Vec<(T, ObjectId)>,
     tenant_ns: &str,
+    control_ns: &str,
     foreign: Option<&NotErasedObject>,
 ) -> (Vec<(T, ObjectId)>, Vec<NotErasedObject>) {
     let mut erase = Vec::new();
@@ -71,7 +75,10 @@ pub fn split<T>(
         });
         let why = if in_foreign {
             Some(reason::NAMESPACE_NOT_OWNED)
-        } else if id.namespace.is_none() && !is_namespace(tenant_ns) {
+        } else if (id.namespace.is_none() && !is_namespace(tenant_ns))
+            || (id.namespace.as_deref() == Some(control_ns)
+                && !(id.kind == "Secret" && id.api_version == "v1"))
+        {
             Some(reason::OUTSIDE_ERASURE_SCOPE)
         } else {
             None
@@ -139,7 +146,7 @@ mod tests {
         else {
             panic!("a bare namespace is foreign");
         };
-        let (erase, leave) = split(found.clone(), "tenant-acme", Some(&f));
+        let (erase, leave) = split(found.clone(), "tenant-acme", "herald-system", Some(&f));
         assert_eq!(
             erase,
             vec![((), id("Secret", Some("herald-system"), "acme-source"))]
@@ -158,10 +165,26 @@ mod tests {
                 .all(|o| o.reason == reason::NAMESPACE_NOT_OWNED)
         );
         // Herald's own namespace: everything is erased.
-        let (erase, leave) = split(found, "tenant-acme", None);
+        let (erase, leave) = split(found, "tenant-acme", "herald-system", None);
         assert_eq!((erase.len(), leave.len()), (3, 0));
         // Recorded twice (two passes), listed once.
         assert_eq!(merge_not_erased(leave_twice(&f), []).len(), 1);
+    }
+
+    #[test]
+    fn in_the_control_namespace_only_the_tenant_s_secrets_are_erased() {
+        let found = vec![
+            ((), id("Secret", Some("herald-system"), "acme-sms-source")),
+            ((), id("ConfigMap", Some("herald-system"), "platform-notes")),
+        ];
+        let (erase, leave) = split(found, "tenant-acme", "herald-system", None);
+        assert_eq!(erase.len(), 1);
+        assert_eq!(erase[0].1.name, "acme-sms-source");
+        assert_eq!(leave.len(), 1);
+        assert_eq!(
+            (leave[0].name.as_str(), leave[0].reason.as_str()),
+            ("platform-notes", reason::OUTSIDE_ERASURE_SCOPE)
+        );
     }
 
     #[test]
@@ -174,7 +197,7 @@ mod tests {
             ((), cluster_role),
             ((), id("ConfigMap", Some("shared-tools"), "acme-cache")),
         ];
-        let (erase, leave) = split(found, "tenant-acme", None);
+        let (erase, leave) = split(found, "tenant-acme", "herald-system", None);
         let erased: Vec<_> = erase.iter().map(|(_, i)| i.name.as_str()).collect();
         assert_eq!(erased, ["tenant-acme", "acme-cache"]);
         let left: Vec<_> = leave
