@@ -164,6 +164,18 @@ fn the_rendered_roles_hold_no_wildcard() {
         !out.status.success(),
         "values.schema.json let a wildcard erasure rule through"
     );
+    // Nor a cluster-wide Secret rule (Secrets are read only where docs/operations.md says).
+    let out = helm(&[
+        "template",
+        "herald",
+        "charts/herald",
+        "--set-json",
+        r#"rbac.extraErasureRules=[{"apiGroups":[""],"resources":["secrets"],"verbs":["list","delete"]}]"#,
+    ]);
+    assert!(
+        !out.status.success(),
+        "values.schema.json let a cluster-wide Secret rule through"
+    );
 }
 
 #[test]
