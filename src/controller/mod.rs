@@ -62,6 +62,9 @@ pub struct Context {
     pub written: status::Written,
     /// The deletion receipt signing key, read (or generated) on the first receipt.
     pub receipt_key: tokio::sync::OnceCell<crate::evidence::SigningKey>,
+    /// The operator's user name as the API server authenticates it, asked once: the
+    /// subject of its binding in each tenant namespace (see `tenant::access`).
+    pub identity: tokio::sync::OnceCell<String>,
 }
 
 impl Context {
@@ -93,6 +96,7 @@ impl Context {
             http,
             written: Default::default(),
             receipt_key: Default::default(),
+            identity: Default::default(),
         })
     }
 }

@@ -107,30 +107,39 @@ fn the_rendered_roles_hold_no_wildcard() {
         for forbidden in ["escalate", "impersonate", "deletecollection"] {
             assert!(!verbs.contains(&forbidden), "{who} may {forbidden}: {rule}");
         }
-        // `bind` only for the sender Role, by name (templates/rbac.yaml says why).
+        // `bind` only by name: the tenant ClusterRole (cluster-wide: the operator binds
+        // it in each tenant namespace) and the sender Role (inside a tenant namespace);
+        // templates/rbac.yaml says why.
         if verbs.contains(&"bind") {
-            assert_eq!(
-                rule["resources"],
-                serde_json::json!(["roles"]),
-                "{who}: {rule}"
-            );
-            assert_eq!(
-                rule["resourceNames"],
-                serde_json::json!([herald::controller::tenant::build::SENDER]),
+            let allowed = [
+                (
+                    serde_json::json!(["clusterroles"]),
+                    serde_json::json!([herald::controller::tenant::access::TENANT_ROLE]),
+                ),
+                (
+                    serde_json::json!(["roles"]),
+                    serde_json::json!([herald::controller::tenant::build::SENDER]),
+                ),
+            ];
+            assert!(
+                allowed
+                    .iter()
+                    .any(|(r, n)| &rule["resources"] == r && &rule["resourceNames"] == n),
                 "{who} may bind any role: {rule}"
             );
         }
-        // Secret data is readable only in the control namespace (a Role).
+        // Secrets are readable only in the control namespace (a Role) and, through the
+        // tenant ClusterRole bound there, in tenant namespaces: the operator's
+        // cluster-wide ClusterRole names no Secret at all.
         if rule["resources"]
             .as_array()
             .unwrap()
             .iter()
             .any(|r| r == "secrets")
-            && who.starts_with("\"ClusterRole\"")
         {
             assert!(
-                !verbs.contains(&"get") && !verbs.contains(&"watch"),
-                "{who} reads Secrets cluster-wide: {rule}"
+                who != "\"ClusterRole\"/\"herald\"",
+                "{who} grants Secrets cluster-wide: {rule}"
             );
         }
     }
@@ -154,6 +163,18 @@ fn the_rendered_roles_hold_no_wildcard() {
     assert!(
         !out.status.success(),
         "values.schema.json let a wildcard erasure rule through"
+    );
+    // Nor a cluster-wide Secret rule (Secrets are read only where docs/operations.md says).
+    let out = helm(&[
+        "template",
+        "herald",
+        "charts/herald",
+        "--set-json",
+        r#"rbac.extraErasureRules=[{"apiGroups":[""],"resources":["secrets"],"verbs":["list","delete"]}]"#,
+    ]);
+    assert!(
+        !out.status.success(),
+        "values.schema.json let a cluster-wide Secret rule through"
     );
 }
 

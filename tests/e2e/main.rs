@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod leader;
 mod network;
+mod rbac;
 mod restart;
 mod retention;
 mod robustness;

@@ -867,10 +867,20 @@ async fn list_versions(
     binding: &str,
 ) -> Result<Vec<Version>, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let list = api
+    let list = match api
         .list_metadata(&ListParams::default().labels(&format!("{CHANNEL_LABEL}={channel}")))
         .await
-        .map_err(Error::kube(format!("list credential Secrets in {ns}")))?;
+    {
+        Ok(list) => list,
+        // The operator sees a tenant namespace's Secrets only through the binding it
+        // makes in the namespaces it creates (tenant::access). Refused in one that is
+        // not Herald's (someone else's `tenant-<name>`, or none): Herald never wrote a
+        // credential there. In Herald's own, the binding is yet to come: retry.
+        Err(kube::Error::Api(s)) if s.code == 403 && !heralds_namespace(ctx, ns).await? => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(Error::kube(format!("list credential Secrets in {ns}"))(e)),
+    };
     Ok(list
         .items
         .into_iter()
@@ -886,6 +896,20 @@ async fn list_versions(
             })
         })
         .collect())
+}
+
+/// Whether namespace `ns` exists and carries Herald's marker (it created it).
+async fn heralds_namespace(ctx: &Context, ns: &str) -> Result<bool, Error> {
+    let found = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .map_err(Error::kube(format!("get Namespace {ns}")))?;
+    Ok(found.is_some_and(|n| {
+        n.labels()
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some(crate::controller::MANAGED_BY)
+    }))
 }
 
 /// Whether the tenant's namespace exists and is not terminating.

@@ -6,6 +6,7 @@
 //! what runs outside the allowed regions) → [`status`] (patched only when it changed)
 //! → events on transitions. The pure steps take no client and are unit-tested.
 
+pub mod access;
 pub mod bindings;
 pub mod build;
 pub mod data_plane;
@@ -646,6 +647,8 @@ async fn apply_children(
         true,
     )
     .await?;
+    // Then the operator's own rights in it: every other child is written through them.
+    access::bind(ctx, &c.role_binding.metadata).await?;
     // Each write's result is only its success: the caller observes none of these.
     fn done<K>(r: Result<Option<K>, Error>) -> Result<(), Error> {
         r.map(drop)

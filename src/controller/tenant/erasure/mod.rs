@@ -657,16 +657,34 @@ async fn run_job(
 ) -> Result<JobState, Error> {
     let ns = home.namespace.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(job) = jobs
-        .get_opt(name)
+    // The Job's namespace and ServiceAccount first: without them it cannot be created
+    // or cannot start a pod. Both are there unless the stack was never built or was
+    // deleted; a namespace being deleted takes no new Job until it is gone. The
+    // operator reads and writes in it only through its binding there (made here when
+    // the stack never was).
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    let terminating = match ns_api
+        .get_opt(&ns)
         .await
-        .map_err(Error::kube(format!("get Job {name}")))?
+        .map_err(Error::kube(format!("get Namespace {ns}")))?
     {
+        Some(n) if n.metadata.deletion_timestamp.is_some() => true,
+        Some(_) => false,
+        None => {
+            info!(namespace = %ns, job = name, "rebuilding the tenant namespace for an erasure Job");
+            super::apply_one(ctx, ns_api, home.namespace, true).await?;
+            false
+        }
+    };
+    if !terminating {
+        super::access::bind(ctx, &home.service_account.metadata).await?;
+    }
+    match jobs.get_opt(name).await {
         // Only a Job Herald verified confirms anything: the one it would create.
-        if job.metadata.deletion_timestamp.is_some() {
+        Ok(Some(job)) if job.metadata.deletion_timestamp.is_some() => {
             return Ok(JobState::Replaced);
         }
-        if !plan::job_runs(&job, &home.data_plane.image, &args) {
+        Ok(Some(job)) if !plan::job_runs(&job, &home.data_plane.image, &args) => {
             warn!(
                 job = name,
                 "the Job's image or arguments are not erasure's; replacing it"
@@ -674,25 +692,14 @@ async fn run_job(
             delete_job(ctx, &ns, name).await?;
             return Ok(JobState::Replaced);
         }
-        return Ok(job_state(&job));
+        Ok(Some(job)) => return Ok(job_state(&job)),
+        Ok(None) => {}
+        // Its binding may go before the Job when the namespace is being deleted.
+        Err(kube::Error::Api(s)) if terminating && s.code == 403 => {}
+        Err(e) => return Err(Error::kube(format!("get Job {name}"))(e)),
     }
-    // The Job's namespace and ServiceAccount first: without them it cannot be created
-    // or cannot start a pod. Both are there unless the stack was never built or was
-    // deleted; a namespace being deleted takes no new Job until it is gone.
-    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    match ns_api
-        .get_opt(&ns)
-        .await
-        .map_err(Error::kube(format!("get Namespace {ns}")))?
-    {
-        Some(n) if n.metadata.deletion_timestamp.is_some() => {
-            return Ok(JobState::NamespaceTerminating);
-        }
-        Some(_) => {}
-        None => {
-            info!(namespace = %ns, job = name, "rebuilding the tenant namespace for an erasure Job");
-            super::apply_one(ctx, ns_api, home.namespace, true).await?;
-        }
+    if terminating {
+        return Ok(JobState::NamespaceTerminating);
     }
     super::apply_one(
         ctx,
@@ -804,13 +811,35 @@ async fn labelled_objects(
     let selector = format!("{TENANT_LABEL}={tenant}");
     // A few lists at a time: a sweep is about 50 lists, and one after the other they
     // made each erasure step wait on the slowest of them in turn.
+    // Secrets are listed only where the operator may read them (least privilege: no
+    // cluster-wide Secret list): the control namespace, and the tenant namespace through
+    // its binding there. A Secret labelled for the tenant anywhere else is not Herald's
+    // to read, nor to erase.
+    let secret_namespaces = [
+        ctx.config.control_namespace.clone(),
+        super::build::namespace_name(tenant),
+    ];
     let lists = stream::iter(deletable_types(ctx).await?)
-        .map(|(ar, _)| {
-            let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+        .flat_map(|(ar, _)| {
+            let apis: Vec<(Option<String>, Api<DynamicObject>)> =
+                if ar.group.is_empty() && ar.plural == "secrets" {
+                    secret_namespaces
+                        .iter()
+                        .map(|ns| {
+                            let api = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+                            (Some(ns.clone()), api)
+                        })
+                        .collect()
+                } else {
+                    vec![(None, Api::all_with(ctx.client.clone(), &ar))]
+                };
+            stream::iter(apis.into_iter().map(move |(ns, api)| (ar.clone(), ns, api)))
+        })
+        .map(|(ar, ns, api)| {
             let params = ListParams::default().labels(&selector);
             async move {
                 let result = api.list(&params).await;
-                (ar, result)
+                (ar, ns, result)
             }
         })
         .buffered(SWEEP_PARALLELISM)
@@ -818,7 +847,7 @@ async fn labelled_objects(
         .await;
     let mut found = Vec::new();
     let mut unverified = Vec::new();
-    for (ar, result) in lists {
+    for (ar, ns, result) in lists {
         match result {
             Ok(list) => found.extend(
                 list.items
@@ -827,7 +856,10 @@ async fn labelled_objects(
                     .map(|o| (ar.clone(), o)),
             ),
             Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
-                unverified.push(format!("{}.{}", ar.plural, ar.group));
+                unverified.push(match ns {
+                    Some(ns) => format!("{}.{} in {ns}", ar.plural, ar.group),
+                    None => format!("{}.{}", ar.plural, ar.group),
+                });
             }
             Err(e) => return Err(Error::kube(format!("list {}", ar.plural))(e)),
         }

@@ -1,0 +1,335 @@
+//! Least privilege, asked of the API server: what the chart's ServiceAccount may do
+//! (`kubectl auth can-i --as=…`, the authorizer's own answer) outside and inside its
+//! namespaces, and the admission policy herald-operator-scope refusing its writes
+//! outside them even when a ClusterRole grants them.
+
+use std::time::Duration;
+
+use herald::api::v1alpha1::Tenant;
+use herald::controller::tenant::access::TENANT_ROLE;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use serde_json::json;
+
+use crate::common::{
+    CONTROL_NAMESPACE, E2E_LABEL, WAIT, apply_examples, client, ensure_namespace, kubectl,
+    operator, unique,
+};
+use crate::identity::{CHART_SA, apply};
+
+/// The operator's user name, as `--as` and the audit log spell it.
+fn operator_user() -> String {
+    format!("system:serviceaccount:{CONTROL_NAMESPACE}:{CHART_SA}")
+}
+
+/// The authorizer's answer for the operator: `kubectl auth can-i` prints yes or no.
+fn can_i(verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+    let user = operator_user();
+    let mut args = vec!["auth", "can-i", verb, resource, "--as", &user];
+    match namespace {
+        Some(ns) => args.extend(["--namespace", ns]),
+        None => args.push("--all-namespaces"),
+    }
+    let out = kubectl(&args);
+    let answer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        answer == "yes" || answer == "no",
+        "kubectl auth can-i {verb} {resource}: {answer} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    answer == "yes"
+}
+
+/// A Tenant whose stack Herald builds (suspended: no sender runs, the namespace and its
+/// RoleBindings exist); returns its namespace once the operator's binding is there.
+async fn tenant_namespace(client: &kube::Client, name: &str) -> String {
+    apply_examples(); // the retention policy it names
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let t: Tenant = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": name, "labels": {E2E_LABEL: "rbac"}},
+        "spec": {"displayName": "RBAC E2E", "contract": {"state": "Suspended"},
+                 "residency": {"regions": ["eu-central-1"]}, "retentionPolicyRef": {"name": "standard-eu"},
+                 "deletionProtection": false}
+    }))
+    .unwrap();
+    tenants
+        .patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&t))
+        .await
+        .unwrap();
+    let ns = format!("tenant-{name}");
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    tokio::time::timeout(
+        WAIT,
+        await_condition(bindings, TENANT_ROLE, |b: Option<&RoleBinding>| b.is_some()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no RoleBinding {TENANT_ROLE} in {ns} within {WAIT:?}"))
+    .unwrap();
+    ns
+}
+
+async fn delete_tenant(client: &kube::Client, name: &str) {
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let _ = tenants.delete(name, &DeleteParams::default()).await;
+}
+
+#[tokio::test]
+async fn the_operator_reads_secrets_and_writes_only_in_its_own_namespaces() {
+    let client = client().await;
+    operator().await; // the chart's RBAC applied, the shared operator running
+    let name = unique("e2e-rbac");
+    let tenant_ns = tenant_namespace(&client, &name).await;
+    let elsewhere = format!("{name}-elsewhere");
+    ensure_namespace(&client, &elsewhere).await;
+
+    // The binding Herald made: the chart's tenant ClusterRole, to the operator.
+    let b = Api::<RoleBinding>::namespaced(client.clone(), &tenant_ns)
+        .get(TENANT_ROLE)
+        .await
+        .unwrap();
+    assert_eq!(
+        (b.role_ref.kind.as_str(), b.role_ref.name.as_str()),
+        ("ClusterRole", TENANT_ROLE)
+    );
+    let subject = &b.subjects.unwrap()[0];
+    assert_eq!(
+        (
+            subject.kind.as_str(),
+            subject.name.as_str(),
+            subject.namespace.as_deref()
+        ),
+        ("ServiceAccount", CHART_SA, Some(CONTROL_NAMESPACE))
+    );
+
+    let mut wrong = Vec::new();
+    let mut expect = |allowed: bool, verb: &str, resource: &str, ns: Option<&str>| {
+        if can_i(verb, resource, ns) != allowed {
+            wrong.push(format!(
+                "{} {verb} {resource} in {}",
+                if allowed { "cannot" } else { "can" },
+                ns.unwrap_or("all namespaces")
+            ));
+        }
+    };
+    // Secrets: readable in the control namespace and the tenant namespace only; never
+    // listed cluster-wide.
+    expect(false, "list", "secrets", None);
+    expect(false, "watch", "secrets", None);
+    for ns in ["default", "kube-system", &elsewhere] {
+        for verb in ["get", "list", "watch", "create", "delete"] {
+            expect(false, verb, "secrets", Some(ns));
+        }
+    }
+    expect(true, "get", "secrets", Some(CONTROL_NAMESPACE));
+    expect(true, "list", "secrets", Some(CONTROL_NAMESPACE));
+    expect(true, "list", "secrets", Some(&tenant_ns));
+    expect(true, "create", "secrets", Some(&tenant_ns));
+    // No workload or role write outside the tenant namespaces (RBAC), and only the one
+    // RoleBinding create the admission policy confines (the other test).
+    for ns in ["default", "kube-system", &elsewhere, CONTROL_NAMESPACE] {
+        for resource in [
+            "deployments.apps",
+            "jobs.batch",
+            "cronjobs.batch",
+            "pods",
+            "serviceaccounts",
+            "networkpolicies.networking.k8s.io",
+            "poddisruptionbudgets.policy",
+            "roles.rbac.authorization.k8s.io",
+        ] {
+            for verb in ["create", "patch", "update"] {
+                expect(false, verb, resource, Some(ns));
+            }
+        }
+        for verb in ["patch", "update", "delete"] {
+            expect(
+                false,
+                verb,
+                "rolebindings.rbac.authorization.k8s.io",
+                Some(ns),
+            );
+        }
+        expect(false, "get", "deployments.apps", Some(ns));
+    }
+    for ns in ["default", "kube-system", &elsewhere] {
+        for verb in ["create", "patch"] {
+            expect(false, verb, "configmaps", Some(ns));
+        }
+    }
+    // Nothing cluster-scoped beyond Herald's kinds, nodes (read) and namespaces.
+    for (verb, resource) in [
+        ("create", "clusterroles.rbac.authorization.k8s.io"),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ("escalate", "clusterroles.rbac.authorization.k8s.io"),
+        (
+            "bind",
+            "clusterroles.rbac.authorization.k8s.io/cluster-admin",
+        ),
+        ("bind", "clusterroles.rbac.authorization.k8s.io/admin"),
+        ("impersonate", "users"),
+        ("impersonate", "serviceaccounts"),
+        ("patch", "nodes"),
+        ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+        (
+            "patch",
+            "validatingadmissionpolicies.admissionregistration.k8s.io",
+        ),
+        ("update", "tenants.herald.dev"),
+    ] {
+        expect(false, verb, resource, None);
+    }
+    expect(
+        true,
+        "bind",
+        "clusterroles.rbac.authorization.k8s.io/herald-tenant",
+        None,
+    );
+    // Inside the tenant namespace, through the binding: the stack.
+    for resource in [
+        "deployments.apps",
+        "jobs.batch",
+        "configmaps",
+        "roles.rbac.authorization.k8s.io",
+        "rolebindings.rbac.authorization.k8s.io",
+    ] {
+        expect(true, "create", resource, Some(&tenant_ns));
+        expect(true, "patch", resource, Some(&tenant_ns));
+    }
+    expect(true, "delete", "pods", Some(&tenant_ns));
+
+    delete_tenant(&client, &name).await;
+    let _ = kubectl(&["delete", "namespace", &elsewhere, "--wait=false"]);
+    assert!(
+        wrong.is_empty(),
+        "the operator's rights are off:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Runs kubectl as the operator; (success, stderr).
+fn as_operator(args: &[&str]) -> (bool, String) {
+    let user = operator_user();
+    let out = kubectl(&[args, &["--as", &user]].concat());
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_admission_policy_refuses_the_operators_writes_outside_its_namespaces() {
+    let client = client().await;
+    operator().await; // CRDs, deploy/admission and the chart's RBAC installed
+    let name = unique("e2e-scope");
+    let tenant_ns = tenant_namespace(&client, &name).await;
+    let outside = format!("{name}-outside");
+    ensure_namespace(&client, &outside).await;
+
+    // The policy loads asynchronously: wait until it refuses the one write the
+    // operator's RBAC allows anywhere (a RoleBinding create, for its tenant binding).
+    let deadline = std::time::Instant::now() + WAIT;
+    let rolebinding = [
+        "create",
+        "rolebinding",
+        "e2e-scope",
+        "--namespace",
+        &outside,
+        "--clusterrole",
+        TENANT_ROLE,
+        "--serviceaccount",
+        "herald-system:herald",
+    ];
+    let refusal = loop {
+        let (ok, err) = as_operator(&[&rolebinding[..], &["--dry-run=server"]].concat());
+        if !ok && err.contains("herald-operator-scope") {
+            break err;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a RoleBinding in {outside} was not refused by herald-operator-scope: {err}"
+        );
+        // The policy's loading is internal to the API server: nothing to watch.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        refusal.contains(&format!(
+            "may not create rolebindings in namespace {outside}"
+        )),
+        "{refusal}"
+    );
+    // For real (not a dry run): refused, and nothing was created.
+    let (ok, err) = as_operator(&rolebinding);
+    assert!(!ok && err.contains("herald-operator-scope"), "{err}");
+
+    // Widen the operator's rights by a ClusterRole (as an edited chart would): the
+    // authorizer then allows a ConfigMap and a Deployment anywhere, the policy does not.
+    let widened = format!("{name}-widened");
+    let labels = json!({E2E_LABEL: "rbac"});
+    apply(&[
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": widened, "labels": labels},
+               "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "delete"]},
+                         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["delete"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": widened, "labels": labels},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": widened},
+               "subjects": [{"kind": "ServiceAccount", "name": CHART_SA, "namespace": CONTROL_NAMESPACE}]}),
+    ]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !can_i("create", "configmaps", Some(&outside)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the widened ClusterRole never took effect"
+        );
+        // The authorizer's cache: nothing to watch.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (ok, err) = as_operator(&[
+        "create",
+        "configmap",
+        "e2e-scope",
+        "--namespace",
+        &outside,
+        "--from-literal=a=b",
+    ]);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &outside);
+    let created = configmaps.get_opt("e2e-scope").await.unwrap();
+    // A namespace that is not Herald's is not deleted either.
+    let (ns_ok, ns_err) = as_operator(&["delete", "namespace", &outside, "--wait=false"]);
+    // The same write inside Herald's tenant namespace passes the policy (dry run).
+    let (inside_ok, inside_err) = as_operator(&[
+        "create",
+        "configmap",
+        "e2e-scope",
+        "--namespace",
+        &tenant_ns,
+        "--from-literal=a=b",
+        "--dry-run=server",
+    ]);
+
+    let _ = kubectl(&["delete", "clusterrolebinding,clusterrole", &widened]);
+    delete_tenant(&client, &name).await;
+    let _ = kubectl(&["delete", "namespace", &outside, "--wait=false"]);
+
+    assert!(!ok, "the operator created a ConfigMap in {outside}");
+    assert!(created.is_none(), "a ConfigMap exists in {outside}");
+    assert!(
+        err.contains("herald-operator-scope")
+            && err.contains(&format!(
+                "Herald's operator may not create configmaps in namespace {outside}: it writes only in its control namespace"
+            )),
+        "not the policy's message: {err}"
+    );
+    assert!(!ns_ok, "the operator deleted namespace {outside}");
+    assert!(
+        ns_err.contains("may delete only its own tenant namespaces"),
+        "{ns_err}"
+    );
+    assert!(
+        inside_ok,
+        "refused inside the tenant namespace: {inside_err}"
+    );
+}
