@@ -174,10 +174,7 @@ pub async fn run(
         move |t| {
             // The spec, and the notice records the Subprocessor controller keeps in the
             // tenant's status (a delivered notice starts the objection window).
-            let notices = t
-                .status
-                .as_ref()
-                .and_then(|s| serde_json::to_string(&s.subprocessor_notices).ok());
+            let notices = crate::controller::subprocessor::notice::outcomes(&t);
             if !tenant_changed.passes(&t, (t.metadata.generation, notices)) {
                 return Vec::new();
             }

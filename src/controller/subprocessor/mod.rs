@@ -73,15 +73,16 @@ pub async fn run(
             Api::<Tenant>::all(client.clone()),
             WatcherConfig::default(),
             move |t| {
-                // A changed notice record (ours after a delivery, or anyone's edit)
-                // concerns only the Subprocessors it records.
+                // A notice delivered or its window moved (ours after a delivery, or
+                // anyone's edit) concerns only the Subprocessors it records. Attempts
+                // and failures are not keyed: each failed attempt writes its record, and
+                // keying on it would retry at once, in a loop, instead of on the backoff.
+                let records_moved = records_changed.passes(&t, notice::outcomes(&t));
                 let records = t
                     .status
                     .as_ref()
                     .map(|s| s.subprocessor_notices.clone())
                     .unwrap_or_default();
-                let records_moved =
-                    records_changed.passes(&t, serde_json::to_string(&records).ok());
                 if tenants_changed.passes(&t, t.metadata.generation) {
                     return all
                         .state()

@@ -222,6 +222,25 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
     }
 }
 
+/// What of a tenant's notice records decides effectiveness — per Subprocessor: the
+/// hash, when delivered, until when it may object — without attempts and failures, so
+/// that a trigger keyed on it fires on a delivery or an edit, not on every failed try.
+pub fn outcomes(tenant: &Tenant) -> Vec<(String, String, Option<i64>, Option<i64>)> {
+    tenant
+        .status
+        .iter()
+        .flat_map(|s| &s.subprocessor_notices)
+        .map(|r| {
+            (
+                r.subprocessor.clone(),
+                r.material_hash.clone(),
+                r.delivered_at.as_ref().map(|t| t.0.as_second()),
+                r.objection_window_ends.as_ref().map(|t| t.0.as_second()),
+            )
+        })
+        .collect()
+}
+
 /// Undelivered tenants named in the NoticesDelivered message; the rest are counted.
 const MAX_NAMED: usize = 10;
 
