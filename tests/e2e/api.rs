@@ -30,8 +30,8 @@ const INVALID: &[(&str, &str)] = &[
         "exactly one source",
     ),
     (
-        "channelbinding-provider-api-plain-http.yaml",
-        "providerApi.url must be an https:// URL",
+        "channelbinding-provider-api-url.yaml",
+        "spec.credential.providerApi.name in body should match",
     ),
     (
         "channelbinding-rotation-zero-days.yaml",

@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod leader;
 mod network;
+mod provider_router;
 mod restart;
 mod retention;
 mod robustness;

@@ -172,6 +172,9 @@ pub mod reason {
     pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     /// The DPA's signedAt lies in the future: not signed yet.
     pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
+    /// A ChannelBinding names a provider (credential.providerApi.name) the operator
+    /// configuration does not have: nothing is minted, revoked or sent anywhere.
+    pub const PROVIDER_NOT_CONFIGURED: &str = "ProviderNotConfigured";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -217,6 +220,7 @@ pub mod reason {
         SOURCE_NOT_OWNED_BY_TENANT,
         TIME_OUT_OF_RANGE,
         DPA_SIGNED_IN_FUTURE,
+        PROVIDER_NOT_CONFIGURED,
     ];
 }
 
