@@ -251,6 +251,9 @@ async fn start_operator() -> Operator {
         // operator's requests (system:serviceaccount:herald-system:herald) from the
         // tests' own.
         .env("KUBECONFIG", &kubeconfig)
+        // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
+        // outbound guard refuses unless told otherwise (tests and local development only).
+        .env("HERALD_ALLOW_LOOPBACK_EGRESS", "true")
         // Tenants labelled herald.dev/e2e-shard belong to operators a test starts and
         // kills itself (tests/e2e/erasure.rs); the shared operator leaves them alone.
         .env("HERALD_TENANT_SELECTOR", format!("!{SHARD_LABEL}"))
