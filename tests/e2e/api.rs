@@ -177,6 +177,22 @@ const INVALID: &[(&str, &str)] = &[
         "tenant-webhook-plain-http.yaml",
         "notifications.webhookUrl must be an https:// URL",
     ),
+    (
+        "tenant-webhook-userinfo.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-private-ip.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-metadata-ip.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-bad-port.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
 ];
 
 /// A client with Herald's CRDs installed and the control namespace present.
