@@ -26,6 +26,10 @@ const CONTROL_NAMESPACE: &str = "herald-system";
 /// must name the mistake, not merely fail. A file missing here fails the test.
 const INVALID: &[(&str, &str)] = &[
     (
+        "channelbinding-outside-control-namespace.yaml",
+        "ChannelBindings belong in the control namespace herald-system",
+    ),
+    (
         "channelbinding-no-credential-source.yaml",
         "exactly one source",
     ),
