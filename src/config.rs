@@ -1,6 +1,7 @@
 //! The operator's configuration file (rendered by the Helm chart from its values):
 //! the region catalog and the platform's defaults.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -35,6 +36,79 @@ pub struct OperatorConfig {
     /// purge, the export): their image and the platform stores they reach.
     #[serde(default)]
     pub data_plane: DataPlaneConfig,
+    /// The provider credential APIs a ChannelBinding may name (`credential.providerApi.
+    /// name`), by name. Only these ever receive a platform token: a manifest names a
+    /// provider, it cannot name a URL or a Secret.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// One provider credential API of the platform (the contract in [`crate::provider`]).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Base URL of the API: https (plain http only on a loopback host, for tests and
+    /// local development).
+    pub base_url: String,
+    /// The key of a Secret in the control namespace holding the bearer token Herald
+    /// authenticates with. Never copied to a tenant.
+    pub auth_secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the control namespace.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key in its data.
+    pub key: String,
+}
+
+/// Why the providers cannot be used, if they cannot: names are DNS labels (bindings name
+/// them), base URLs https (http only on loopback) with a host and no userinfo, Secret
+/// references non-empty.
+fn check_providers(providers: &BTreeMap<String, ProviderConfig>) -> Result<(), String> {
+    for (name, p) in providers {
+        if !is_dns_label(name) {
+            return Err(format!("provider name {name:?} is not a DNS-1123 label"));
+        }
+        let url = reqwest::Url::parse(&p.base_url)
+            .map_err(|_| format!("provider {name}: baseUrl is not a URL"))?;
+        let Some(host) = url.host_str() else {
+            return Err(format!("provider {name}: baseUrl has no host"));
+        };
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
+            return Err(format!(
+                "provider {name}: baseUrl must be https (plain http only on a loopback host)"
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "provider {name}: baseUrl must not carry credentials"
+            ));
+        }
+        if p.auth_secret_ref.name.is_empty() || p.auth_secret_ref.key.is_empty() {
+            return Err(format!(
+                "provider {name}: authSecretRef needs a name and a key"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
 }
 
 /// The data-plane Jobs' image and egress.
@@ -162,6 +236,8 @@ pub enum ConfigError {
     Retention { origin: String, reason: String },
     #[error("the configuration {origin} has an invalid dataPlane: {reason}")]
     DataPlane { origin: String, reason: String },
+    #[error("the configuration {origin} has invalid providers: {reason}")]
+    Providers { origin: String, reason: String },
 }
 
 impl OperatorConfig {
@@ -178,6 +254,12 @@ impl OperatorConfig {
         }
         if let Err(reason) = config.data_plane.check() {
             return Err(ConfigError::DataPlane {
+                origin: origin.to_owned(),
+                reason,
+            });
+        }
+        if let Err(reason) = check_providers(&config.providers) {
+            return Err(ConfigError::Providers {
                 origin: origin.to_owned(),
                 reason,
             });
@@ -269,6 +351,47 @@ mod tests {
             assert!(
                 e.to_string().contains("dataPlane")
                     && matches!(&e, ConfigError::DataPlane { reason, .. } if reason.contains(why)),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn providers_are_named_and_checked() {
+        let ok = format!(
+            "{DEFAULT_CONFIG}\nproviders:\n  nordsignal: {{baseUrl: 'https://api.nordsignal.example/v2', authSecretRef: {{name: t, key: token}}}}\n  local: {{baseUrl: 'http://127.0.0.1:8080', authSecretRef: {{name: t, key: token}}}}\n"
+        );
+        let c = OperatorConfig::parse(&ok, "t").unwrap();
+        assert_eq!(
+            c.providers["nordsignal"].base_url,
+            "https://api.nordsignal.example/v2"
+        );
+        for (bad, why) in [
+            (
+                "Bad_Name: {baseUrl: 'https://a.example', authSecretRef: {name: t, key: k}}",
+                "DNS-1123",
+            ),
+            (
+                "p: {baseUrl: 'http://a.example', authSecretRef: {name: t, key: k}}",
+                "https",
+            ),
+            (
+                "p: {baseUrl: 'https://u:pw@a.example', authSecretRef: {name: t, key: k}}",
+                "credentials",
+            ),
+            (
+                "p: {baseUrl: 'not a url', authSecretRef: {name: t, key: k}}",
+                "not a URL",
+            ),
+            (
+                "p: {baseUrl: 'https://a.example', authSecretRef: {name: t, key: ''}}",
+                "name and a key",
+            ),
+        ] {
+            let text = format!("{DEFAULT_CONFIG}\nproviders:\n  {bad}\n");
+            let e = OperatorConfig::parse(&text, "t").unwrap_err();
+            assert!(
+                matches!(&e, ConfigError::Providers { reason, .. } if reason.contains(why)),
                 "{bad}: {e}"
             );
         }

@@ -31,6 +31,7 @@ pub mod evidence;
 pub mod leader;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod preflight;
 pub mod provider;
 pub mod regions;

@@ -67,6 +67,11 @@ enum Command {
         /// This replica's holder identity (the pod name; host and pid when unset).
         #[arg(long, env = "POD_NAME")]
         lease_identity: Option<String>,
+        /// Let outbound calls (providers, notices, receipts) reach loopback addresses:
+        /// for the e2e tests and local development on 127.0.0.1 only. Never in a
+        /// cluster: every other non-global-unicast address stays refused regardless.
+        #[arg(long, env = "HERALD_ALLOW_LOOPBACK_EGRESS")]
+        allow_loopback_egress: bool,
     },
     /// Deletion receipts: verify one offline.
     Receipt {
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
             lease_namespace,
             lease_identity,
             watch_stall_limit_seconds,
+            allow_loopback_egress,
         } => {
             telemetry::init(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -165,6 +171,9 @@ fn main() -> ExitCode {
                 tenant_selector,
                 controllers,
                 watch_stall_limit: std::time::Duration::from_secs(watch_stall_limit_seconds),
+                egress: herald::outbound::Egress {
+                    allow_loopback: allow_loopback_egress,
+                },
             };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,

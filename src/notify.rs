@@ -48,6 +48,9 @@ pub enum NotifyError {
     /// No answer: timeout, refused connection, TLS failure, ….
     #[error("the notification endpoint could not be reached: {0}")]
     Transport(&'static str),
+    /// The outbound guard refused the endpoint's address (see [`crate::outbound`]).
+    #[error("the notification endpoint was not contacted: {0}")]
+    Refused(crate::outbound::Refused),
 }
 
 impl NotifyError {
@@ -56,6 +59,7 @@ impl NotifyError {
         match self {
             NotifyError::Status(code) => format!("HTTP {code}"),
             NotifyError::Transport(class) => (*class).to_owned(),
+            NotifyError::Refused(r) => r.to_string(),
         }
     }
 }
@@ -117,7 +121,7 @@ pub fn generate_secret() -> Result<String, getrandom::Error> {
 /// POSTs `body` to `url` as message `id`, signed with `key` (see [`signing_key`]) at
 /// `now`, once. `Ok` on any 2xx.
 pub async fn send_signed(
-    http: &reqwest::Client,
+    http: &crate::outbound::HttpClient,
     url: &str,
     key: &[u8],
     id: &str,
@@ -125,8 +129,10 @@ pub async fn send_signed(
     now: Timestamp,
 ) -> Result<(), NotifyError> {
     let timestamp = now.as_second();
+    let url = reqwest::Url::parse(url).map_err(|_| NotifyError::Transport("request"))?;
     let response = http
-        .post(url)
+        .request(reqwest::Method::POST, url)
+        .map_err(NotifyError::Refused)?
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(ID_HEADER, id)
         .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -135,7 +141,10 @@ pub async fn send_signed(
         .body(body.to_vec())
         .send()
         .await
-        .map_err(|e| NotifyError::Transport(transport_class(&e)))?;
+        .map_err(|e| match crate::outbound::refused_in(&e) {
+            Some(r) => NotifyError::Refused(r),
+            None => NotifyError::Transport(transport_class(&e)),
+        })?;
     let status = response.status();
     if status.is_success() {
         Ok(())

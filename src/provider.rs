@@ -33,32 +33,12 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-/// Timeout of one HTTP request (connect, send, answer).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Timeout of establishing the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts per call before the error goes back to the reconcile.
 const ATTEMPTS: u32 = 3;
 /// The first retry's delay; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Builds the HTTP client shared by the provider client and customer notices: rustls
-/// on ring (installed as the process default if none is), platform certificate
-/// verification, timeouts, no redirects (a redirect could carry the bearer token
-/// elsewhere).
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    // Err means a provider is already installed (kube's, or a test's): keep it.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .tls_backend_rustls()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
 
 /// The delay before attempt `n` (1-based; attempt 1 has none): capped exponential.
 pub fn backoff(attempt: u32) -> Duration {
@@ -105,6 +85,15 @@ pub enum ProviderError {
         /// `timeout`, `connect`, `request` or `body`.
         class: &'static str,
     },
+    /// The outbound guard refused the provider's address (see [`crate::outbound`]):
+    /// nothing was sent.
+    #[error("provider {op} not contacted: {refused}")]
+    Refused {
+        /// `mint` or `revoke`.
+        op: &'static str,
+        /// The refused address's class.
+        refused: crate::outbound::Refused,
+    },
     /// The answer was not the contract's JSON.
     #[error("provider {op} answered with a body that is not the expected JSON")]
     Decode {
@@ -122,6 +111,7 @@ impl ProviderError {
             ProviderError::Status { .. } => "refused",
             ProviderError::Transport { class, .. } => class,
             ProviderError::Decode { .. } => "decode",
+            ProviderError::Refused { .. } => "egress_refused",
         }
     }
 
@@ -129,7 +119,7 @@ impl ProviderError {
         match self {
             ProviderError::Status { code, .. } => *code == 429 || *code >= 500,
             ProviderError::Transport { .. } => true,
-            ProviderError::Decode { .. } => false,
+            ProviderError::Decode { .. } | ProviderError::Refused { .. } => false,
         }
     }
 }
@@ -156,12 +146,23 @@ struct MintAnswer {
 /// The provider API client. Cheap to clone: it shares the connection pool.
 #[derive(Clone)]
 pub struct ProviderClient {
-    http: reqwest::Client,
+    http: crate::outbound::HttpClient,
+}
+
+/// The error of a failed send: the guard's refusal, or the transport class.
+fn send_error(op: &'static str, e: &reqwest::Error) -> ProviderError {
+    match crate::outbound::refused_in(e) {
+        Some(refused) => ProviderError::Refused { op, refused },
+        None => ProviderError::Transport {
+            op,
+            class: transport_class(e),
+        },
+    }
 }
 
 impl ProviderClient {
-    /// A client on `http` (see [`http_client`]).
-    pub fn new(http: reqwest::Client) -> Self {
+    /// A client on `http`, the guarded client of [`crate::outbound`].
+    pub fn new(http: crate::outbound::HttpClient) -> Self {
         Self { http }
     }
 
@@ -176,21 +177,23 @@ impl ProviderClient {
         idempotency_key: &str,
     ) -> Result<Minted, ProviderError> {
         const OP: &str = "mint";
-        let url = format!("{}/credentials", base_url.trim_end_matches('/'));
+        let url = reqwest::Url::parse(&format!("{}/credentials", base_url.trim_end_matches('/')))
+            .map_err(|_| ProviderError::Transport {
+            op: OP,
+            class: "request",
+        })?;
         let body = serde_json::json!({"tenant": tenant, "channel": channel});
         with_retries(|| async {
             let response = self
                 .http
-                .post(&url)
+                .request(reqwest::Method::POST, url.clone())
+                .map_err(|refused| ProviderError::Refused { op: OP, refused })?
                 .bearer_auth(token)
                 .header("Idempotency-Key", idempotency_key)
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| ProviderError::Transport {
-                    op: OP,
-                    class: transport_class(&e),
-                })?;
+                .map_err(|e| send_error(OP, &e))?;
             let status = response.status();
             if status != StatusCode::CREATED && status != StatusCode::OK {
                 return Err(ProviderError::Status {
@@ -237,14 +240,12 @@ impl ProviderClient {
         with_retries(|| async {
             let response = self
                 .http
-                .delete(url.clone())
+                .request(reqwest::Method::DELETE, url.clone())
+                .map_err(|refused| ProviderError::Refused { op: OP, refused })?
                 .bearer_auth(token)
                 .send()
                 .await
-                .map_err(|e| ProviderError::Transport {
-                    op: OP,
-                    class: transport_class(&e),
-                })?;
+                .map_err(|e| send_error(OP, &e))?;
             let status = response.status();
             if status.is_success() || status == StatusCode::NOT_FOUND {
                 Ok(())

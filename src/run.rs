@@ -39,6 +39,8 @@ pub struct RunConfig {
     pub controllers: Controllers,
     /// `/healthz` fails once a watch has failed without recovering for this long.
     pub watch_stall_limit: std::time::Duration,
+    /// Where outbound HTTP may connect besides global unicast addresses.
+    pub egress: crate::outbound::Egress,
 }
 
 /// The controllers a process runs (all by default; a shard may run only some).
@@ -189,7 +191,7 @@ pub async fn run(
         });
         (None, future::FutureExt::boxed(drain))
     };
-    let http = crate::provider::http_client().map_err(RunError::Http)?;
+    let http = crate::outbound::HttpClient::new(config.egress).map_err(RunError::Http)?;
     let ctx = Context::new(client, operator_config, metrics, nodes, bindings, http);
     let enabled = config.controllers;
     let tenants = controller::tenant::run(

@@ -55,9 +55,10 @@ pub struct Context {
     pub nodes: Store<PartialObjectMeta<Node>>,
     /// ChannelBindings of the control namespace, kept by a watch.
     pub bindings: Store<ChannelBinding>,
-    /// HTTP client (rustls on ring, timeouts, no redirects) for provider APIs and
-    /// customer webhooks; see [`crate::provider::http_client`].
-    pub http: reqwest::Client,
+    /// The guarded HTTP client (only global unicast addresses, rustls on ring, timeouts,
+    /// no proxy, no redirects) for provider APIs and customer webhooks; see
+    /// [`crate::outbound`].
+    pub http: crate::outbound::HttpClient,
     /// The last status written per object; see [`status::publish`].
     pub written: status::Written,
     /// The deletion receipt signing key, read (or generated) on the first receipt.
@@ -83,7 +84,7 @@ impl Context {
         metrics: Arc<Metrics>,
         nodes: Store<PartialObjectMeta<Node>>,
         bindings: Store<ChannelBinding>,
-        http: reqwest::Client,
+        http: crate::outbound::HttpClient,
     ) -> Arc<Self> {
         let events = events::Publisher::new(client.clone(), Self::reporter());
         Arc::new(Self {

@@ -26,12 +26,16 @@ const CONTROL_NAMESPACE: &str = "herald-system";
 /// must name the mistake, not merely fail. A file missing here fails the test.
 const INVALID: &[(&str, &str)] = &[
     (
+        "channelbinding-outside-control-namespace.yaml",
+        "ChannelBindings belong in the control namespace herald-system",
+    ),
+    (
         "channelbinding-no-credential-source.yaml",
         "exactly one source",
     ),
     (
-        "channelbinding-provider-api-plain-http.yaml",
-        "providerApi.url must be an https:// URL",
+        "channelbinding-provider-api-url.yaml",
+        "spec.credential.providerApi.name in body should match",
     ),
     (
         "channelbinding-rotation-zero-days.yaml",
@@ -175,6 +179,22 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "tenant-webhook-plain-http.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-userinfo.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-private-ip.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-metadata-ip.yaml",
+        "notifications.webhookUrl must be an https:// URL",
+    ),
+    (
+        "tenant-webhook-bad-port.yaml",
         "notifications.webhookUrl must be an https:// URL",
     ),
 ];

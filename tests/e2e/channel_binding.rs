@@ -4,7 +4,6 @@
 //! leaked into logs, events, status or metrics. The provider is a local HTTP server.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +21,7 @@ use serde_json::{Value, json};
 use crate::common::{
     CONTROL_NAMESPACE, E2E_LABEL, WAIT, apply_manifests, client, operator, repo_root, unique,
 };
+use crate::provider_router;
 
 /// The condition of `type_` on a binding: (status, reason).
 pub fn condition(b: &ChannelBinding, type_: &str) -> Option<(String, String)> {
@@ -350,9 +350,11 @@ enum Call {
     },
 }
 
-/// A fake provider credential API on 127.0.0.1 (the contract in src/provider.rs).
+/// A fake provider credential API (the contract in src/provider.rs) behind the platform's
+/// one configured provider, the loopback [`provider_router`]: it serves one tenant's
+/// calls. It mints ids `<tenant>.cred-<n>` (so the router can route a revoke back) and
+/// records them as `cred-<n>`.
 struct FakeProvider {
-    url: String,
     calls: Arc<Mutex<Vec<Call>>>,
     down: Arc<AtomicBool>,
     secrets: Arc<Mutex<Vec<String>>>,
@@ -370,13 +372,13 @@ struct ProviderState {
 }
 
 impl FakeProvider {
-    async fn start(client: Client, token: &str, tenant: &str) -> Self {
+    fn start(client: Client, tenant: &str) -> Self {
         let state = ProviderState {
             calls: Arc::default(),
             down: Arc::default(),
             secrets: Arc::default(),
             next: Arc::default(),
-            token: token.to_owned(),
+            token: provider_router::router().token.clone(),
             client,
             tenant: tenant.to_owned(),
         };
@@ -384,11 +386,8 @@ impl FakeProvider {
             .route("/credentials", axum::routing::post(mint))
             .route("/credentials/{id}", axum::routing::delete(revoke))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr: SocketAddr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        provider_router::router().register(tenant, app);
         Self {
-            url: format!("http://{addr}"),
             calls: state.calls,
             down: state.down,
             secrets: state.secrets,
@@ -430,7 +429,7 @@ async fn mint(
         .push(Call::Mint { id: id.clone() });
     (
         StatusCode::CREATED,
-        json!({"id": id, "secret": secret}).to_string(),
+        json!({"id": format!("{}.{id}", state.tenant), "secret": secret}).to_string(),
     )
 }
 
@@ -439,6 +438,10 @@ async fn revoke(
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
 ) -> StatusCode {
+    let id = id
+        .strip_prefix(&format!("{}.", state.tenant))
+        .unwrap_or(&id)
+        .to_owned();
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
@@ -461,29 +464,32 @@ async fn revoke(
     StatusCode::NO_CONTENT
 }
 
-/// A new tenant with one SMS binding whose credential a [`FakeProvider`] mints (names
-/// from `prefix`): (tenant, binding, provider, provider token).
+/// A new tenant with one SMS binding whose credential a [`FakeProvider`] mints through
+/// the configured provider (names from `prefix`): (tenant, binding, provider, the
+/// platform's provider token).
 async fn provider_binding(client: &Client, prefix: &str) -> (String, String, FakeProvider, String) {
-    let (tenant, sp, binding, token_secret) = (
+    let (tenant, sp, binding) = (
         unique(prefix),
         unique(&format!("{prefix}-sp")),
         unique(&format!("{prefix}-b")),
-        unique(&format!("{prefix}-tok")),
     );
-    let token = format!("token-{}", unique("t"));
     create_subprocessor(client, &sp, 30).await;
     create_tenant(client, &tenant, json!({})).await;
-    let provider = FakeProvider::start(client.clone(), &token, &tenant).await;
-    put_secret(client, &token_secret, None, &[("token", &token)]).await;
+    let provider = FakeProvider::start(client.clone(), &tenant);
     create_binding(
         client,
         &binding,
         &tenant,
         &sp,
-        json!({"providerApi": {"url": provider.url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+        json!({"providerApi": {"name": provider_router::PROVIDER}}),
     )
     .await;
-    (tenant, binding, provider, token)
+    (
+        tenant,
+        binding,
+        provider,
+        provider_router::router().token.clone(),
+    )
 }
 
 #[tokio::test]
@@ -494,8 +500,8 @@ async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage
 
     let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
     assert_eq!(
-        b.status.as_ref().unwrap().provider_credential_id.as_deref(),
-        Some("cred-1")
+        b.status.as_ref().unwrap().provider_credential_id,
+        Some(format!("{tenant}.cred-1"))
     );
     wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
 
@@ -734,6 +740,58 @@ async fn deleting_a_binding_revokes_its_provider_credential_before_it_goes() {
         !log.contains(&token),
         "the provider token appears in the log"
     );
+}
+
+/// Providers are the platform's: a binding naming one the operator configuration does
+/// not have is Stalled with its own reason, and no request goes anywhere (the router,
+/// the only provider configured, sees none for the tenant; no credential is written).
+#[tokio::test]
+async fn a_binding_naming_an_unconfigured_provider_sends_nothing_anywhere() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding) = (
+        unique("cb-noprov"),
+        unique("cb-noprov-sp"),
+        unique("cb-noprov-b"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let provider = FakeProvider::start(client.clone(), &tenant);
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"name": "not-configured"}}),
+    )
+    .await;
+    let b = wait_binding(
+        &client,
+        &binding,
+        "Ready=False ProviderNotConfigured, Stalled=True",
+        |b| {
+            condition(b, "Ready") == Some(("False".into(), "ProviderNotConfigured".into()))
+                && condition(b, "Stalled") == Some(("True".into(), "ProviderNotConfigured".into()))
+        },
+    )
+    .await;
+    let s = b.status.as_ref().unwrap();
+    assert_eq!(
+        (s.credential_version, s.provider_credential_id.as_deref()),
+        (None, None)
+    );
+    assert!(
+        provider_router::router().seen_for(&tenant).is_empty() && provider.calls().is_empty(),
+        "a request was sent for an unconfigured provider: {:?}",
+        provider_router::router().seen_for(&tenant)
+    );
+    assert!(
+        secret_data(&client, &tenant, "herald-cred-sms-v1")
+            .await
+            .is_none(),
+        "no credential written"
+    );
+    assert_no_leak(&client, &binding, &[&provider_router::router().token]).await;
 }
 
 #[tokio::test]

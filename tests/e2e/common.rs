@@ -210,6 +210,7 @@ async fn start_operator() -> Operator {
         let client = client().await;
         install_crds(&client).await;
         ensure_namespace(&client, CONTROL_NAMESPACE).await;
+        put_provider_token(&client).await;
     }
     let kubeconfig = crate::identity::chart_operator_kubeconfig();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -220,20 +221,25 @@ async fn start_operator() -> Operator {
     let target = repo_root().join("target");
     let log_path = target.join(format!("e2e-operator-{}.log", std::process::id()));
     let pid_path = target.join("e2e-operator.pid");
+    let config_path = target.join(format!("e2e-operator-{}.yaml", std::process::id()));
+    std::fs::write(&config_path, e2e_config())
+        .unwrap_or_else(|e| panic!("write {}: {e}", config_path.display()));
     let log = std::fs::File::create(&log_path)
         .unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
     let log_err = log
         .try_clone()
         .unwrap_or_else(|e| panic!("clone log handle: {e}"));
-    // $0 = binary, $1 = address, $2 = pid file. `cat` returns when our end of the pipe
-    // closes (this process exited); then the operator is stopped like a pod (SIGTERM).
-    let script = r#"exec 3<&0; "$0" run --http-addr "$1" --log-format text </dev/null & pid=$!; echo $pid >"$2"; cat <&3 >/dev/null; kill $pid 2>/dev/null; wait $pid"#;
+    // $0 = binary, $1 = address, $2 = pid file, $3 = configuration. `cat` returns when
+    // our end of the pipe closes (this process exited); then the operator is stopped
+    // like a pod (SIGTERM).
+    let script = r#"exec 3<&0; "$0" run --http-addr "$1" --log-format text --config "$3" </dev/null & pid=$!; echo $pid >"$2"; cat <&3 >/dev/null; kill $pid 2>/dev/null; wait $pid"#;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_herald"))
         .arg(&addr)
         .arg(&pid_path)
+        .arg(&config_path)
         // HERALD_E2E_RUST_LOG overrides the operator's log filter when debugging a test.
         .env(
             "RUST_LOG",
@@ -245,6 +251,9 @@ async fn start_operator() -> Operator {
         // operator's requests (system:serviceaccount:herald-system:herald) from the
         // tests' own.
         .env("KUBECONFIG", &kubeconfig)
+        // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
+        // outbound guard refuses unless told otherwise (tests and local development only).
+        .env("HERALD_ALLOW_LOOPBACK_EGRESS", "true")
         // Tenants labelled herald.dev/e2e-shard belong to operators a test starts and
         // kills itself (tests/e2e/erasure.rs); the shared operator leaves them alone.
         .env("HERALD_TENANT_SELECTOR", format!("!{SHARD_LABEL}"))
@@ -284,6 +293,37 @@ async fn start_operator() -> Operator {
         log_path,
         _lifeline: std::sync::Mutex::new(lifeline),
     }
+}
+
+/// The shared operator's configuration: the compiled-in default plus the platform's one
+/// provider, the loopback router of [`crate::provider_router`].
+pub fn e2e_config() -> String {
+    use crate::provider_router::{PROVIDER, TOKEN_SECRET, router};
+    format!(
+        "{}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n",
+        herald::config::DEFAULT_CONFIG,
+        router().base_url
+    )
+}
+
+/// The platform's provider token in the control namespace (the Secret the e2e
+/// configuration names; no tenant label: it is the platform's).
+async fn put_provider_token(client: &Client) {
+    use crate::provider_router::{TOKEN_SECRET, router};
+    use k8s_openapi::api::core::v1::Secret;
+    let s: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": TOKEN_SECRET, "labels": {E2E_LABEL: "provider"}},
+        "stringData": {"token": router().token},
+    }))
+    .unwrap_or_else(|e| panic!("token secret: {e}"));
+    Api::<Secret>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .patch(
+            TOKEN_SECRET,
+            &PatchParams::apply("herald-e2e").force(),
+            &Patch::Apply(&s),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply Secret {TOKEN_SECRET}: {e}"));
 }
 
 /// Creates namespace `name` unless it exists.

@@ -560,6 +560,9 @@ pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperato
         ])
         .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
         .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
+        // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
+        // outbound guard refuses unless told otherwise (tests and local development only).
+        .env("HERALD_ALLOW_LOOPBACK_EGRESS", "true")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

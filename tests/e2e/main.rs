@@ -13,6 +13,7 @@ mod erasure;
 mod identity;
 mod leader;
 mod network;
+mod provider_router;
 mod rbac;
 mod restart;
 mod retention;

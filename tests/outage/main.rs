@@ -13,6 +13,8 @@
 mod common;
 #[path = "../e2e/identity.rs"]
 mod identity;
+#[path = "../e2e/provider_router.rs"]
+mod provider_router;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
+use super::common::{DNS_LABEL, ObjectRef};
 
 /// One channel of one tenant.
 // Each printcolumn(...) repeats `type_ = "string"`, which clippy takes for a duplicated
@@ -151,27 +151,31 @@ pub struct CredentialSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<ObjectRef>,
 
-    /// A provider HTTP API that mints and revokes credentials: Herald asks it for a new
+    /// A provider credential API of the platform's, by name: Herald asks it for a new
     /// credential at each rotation and revokes the previous one once the senders run on the
-    /// new one.
+    /// new one. Where that API is and how Herald authenticates to it are the platform's
+    /// (the operator configuration's `providers`), never the manifest's: a binding can
+    /// choose among the configured providers, not aim a token at a host. A name the
+    /// configuration does not have gets nothing sent anywhere (reason
+    /// ProviderNotConfigured).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_api: Option<ProviderApi>,
 }
 
-/// A provider's credential API.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+/// A provider's credential API, named as the operator configuration names it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name)")
+    .message("credential.providerApi needs the name of a provider of the operator configuration (providers)"))]
 pub struct ProviderApi {
-    /// Base URL of the provider's credential API. Must be https (plain http only for
-    /// 127.0.0.1 or localhost, for tests).
-    #[schemars(length(min = 1, max = 2048))]
-    #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
-        .message("credential.providerApi.url must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
-    pub url: String,
-
-    /// A key of a Secret in the ChannelBinding's namespace holding the token Herald
-    /// authenticates to the provider with. It is never copied to the tenant.
-    pub auth_secret_ref: SecretKeyRef,
+    /// The provider's name in the operator configuration (`providers.<name>`; the chart's
+    /// `config.providers`): a DNS-1123 label. Required (the rule above); optional in the
+    /// type only so that a binding stored before providers were named (with `url`, no
+    /// name) still deserializes: it names no provider (ProviderNotConfigured) instead of
+    /// breaking the watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL))]
+    pub name: Option<String>,
 }
 
 /// The rotation schedule of a credential.

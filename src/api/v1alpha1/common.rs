@@ -10,12 +10,21 @@ use serde::{Deserialize, Serialize};
 /// region label value must match.
 pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
-/// CEL: the string is an `https://` URL. Plain `http://` is accepted only for loopback
-/// hosts (`127.0.0.1`, `localhost`): the e2e tests run fake providers and customer
-/// webhooks there, and loopback traffic never crosses a network, so the promise of
-/// encryption in transit (C8) still holds.
+/// CEL: the string is a URL Herald may send to: `https://` (plain `http://` only for the
+/// loopback hosts `127.0.0.1`, `::1` and `localhost`: the e2e tests and local
+/// development run receivers there, and loopback traffic never crosses a network, so the
+/// promise of encryption in transit (C8) still holds), no userinfo (`user:pw@` would go
+/// to the host as credentials), no IP literal but loopback, and a port (if any) in
+/// 1–65535. Regular expressions rather than `ip()`/`cidr()` on the host: those cost more
+/// than the API server's CEL budget allows on a 2048-byte string, and a customer
+/// endpoint is a name. So this is stricter than "global unicast only": no IP literal at
+/// all. Names are checked when the operator connects (src/outbound.rs: only global
+/// unicast addresses; loopback only with `--allow-loopback-egress`).
 pub const HTTPS_URL_RULE: &str = "isURL(self) && (url(self).getScheme() == 'https' || \
-     (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', 'localhost']))";
+     (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost'])) && \
+     !self.matches('^[a-z]+://[^/?#@]*@') && \
+     (!self.matches('^[a-z]+://(\\\\[|[0-9.]+([:/?#]|$))') || url(self).getHostname() in ['127.0.0.1', '::1']) && \
+     !self.matches('^[a-z]+://[^/?#\\\\[\\\\]]*:(0*|0[0-9]*|[0-9]{6,}|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}|[7-9][0-9]{4})([/?#]|$)')";
 
 /// The EEA by ISO 3166-1 alpha-2 code: the 27 EU member states plus Iceland, Liechtenstein
 /// and Norway. Greece is `GR` here (ISO), not `EL` (the EU's own abbreviation).

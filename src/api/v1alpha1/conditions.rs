@@ -186,6 +186,9 @@ pub mod reason {
     /// ErasureStepFailing: the customer's endpoint does not acknowledge the receipt
     /// (retried; erasure did not wait).
     pub const RECEIPT_DELIVERY_FAILING: &str = "ReceiptDeliveryFailing";
+    /// A ChannelBinding names a provider (credential.providerApi.name) the operator
+    /// configuration does not have: nothing is minted, revoked or sent anywhere.
+    pub const PROVIDER_NOT_CONFIGURED: &str = "ProviderNotConfigured";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -234,6 +237,7 @@ pub mod reason {
         PURGE_FAILING,
         REVOCATION_FAILING,
         RECEIPT_DELIVERY_FAILING,
+        PROVIDER_NOT_CONFIGURED,
     ];
 }
 

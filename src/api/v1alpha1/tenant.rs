@@ -187,7 +187,7 @@ pub struct ExportDestination {
     /// localhost, for tests).
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
-        .message("onTermination.export.url must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
+        .message(concat!("onTermination.export.url ", "must be an https:// URL (plain http only for 127.0.0.1, ::1 or localhost) with no userinfo, no IP address but loopback (a name, never 10.x or 169.254.169.254) and a port in 1-65535 if any")))]
     pub url: String,
 
     /// A key of a Secret in the operator's namespace holding the bearer token for the
@@ -251,7 +251,7 @@ pub struct Notifications {
     /// for 127.0.0.1 or localhost, for tests).
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new(HTTPS_URL_RULE)
-        .message("notifications.webhookUrl must be an https:// URL (plain http only for 127.0.0.1 or localhost)"))]
+        .message(concat!("notifications.webhookUrl ", "must be an https:// URL (plain http only for 127.0.0.1, ::1 or localhost) with no userinfo, no IP address but loopback (a name, never 10.x or 169.254.169.254) and a port in 1-65535 if any")))]
     pub webhook_url: String,
 
     /// A key of a Secret in the operator's namespace holding the Standard Webhooks secret

@@ -412,6 +412,7 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
     } else if let Some(p) = i.problem.as_ref().filter(|p| {
         p.reason == reason::CREDENTIAL_SOURCE_INVALID
             || p.reason == reason::SOURCE_NOT_OWNED_BY_TENANT
+            || p.reason == reason::PROVIDER_NOT_CONFIGURED
     }) {
         Some((p.reason, p.message.clone()))
     } else {

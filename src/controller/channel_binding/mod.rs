@@ -145,6 +145,7 @@ pub async fn run(
         ctx.bindings.clone(),
     );
     let deploy_changed = Changed::default();
+    let providers = ctx.config.providers.clone();
     // A binding's own status patches do not requeue it; its spec, metadata and deletion do.
     Controller::for_stream(
         bindings.predicate_filter(binding_trigger, Default::default()),
@@ -201,6 +202,7 @@ pub async fn run(
                         .credential
                         .provider_api
                         .as_ref()
+                        .and_then(|p| providers.get(p.name.as_deref()?))
                         .is_some_and(|p| p.auth_secret_ref.name == name)
             })
         },
@@ -830,7 +832,18 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
         return Ok(Ok(Source::Secret { data, hash, legacy }));
     }
     if let Some(p) = &b.spec.credential.provider_api {
-        let r = &p.auth_secret_ref;
+        // Only a provider of the platform's configuration: a manifest names one, it
+        // cannot choose where a token goes or which Secret is the token.
+        let name = p.name.as_deref().unwrap_or_default();
+        let Some(provider) = ctx.config.providers.get(name) else {
+            return Ok(Err(Problem {
+                reason: reason::PROVIDER_NOT_CONFIGURED,
+                message: format!(
+                    "provider {name:?} is not in the operator configuration (providers); nothing is sent"
+                ),
+            }));
+        };
+        let r = &provider.auth_secret_ref;
         let secret = api
             .get_opt(&r.name)
             .await
@@ -843,11 +856,11 @@ async fn read_source(ctx: &Context, b: &ChannelBinding) -> Result<Result<Source,
             .filter(|t| !t.is_empty());
         return match token {
             Some(token) => Ok(Ok(Source::Provider {
-                url: p.url.clone(),
+                url: provider.base_url.clone(),
                 token,
             })),
             None => invalid(format!(
-                "the provider token {ns}/{} key {} does not exist",
+                "the token of provider {name} ({ns}/{} key {}) does not exist",
                 r.name, r.key
             )),
         };

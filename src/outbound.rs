@@ -1,0 +1,422 @@
+//! Outbound HTTP, guarded: the one HTTP client every call Herald makes to a host outside
+//! the cluster goes through (provider APIs, customer notices and deletion receipts), and
+//! the rule of which addresses it may connect to.
+//!
+//! A URL names a host; what matters is the address connected to. A tenant's webhook
+//! URL that resolves to 10.0.0.5, 169.254.169.254 (cloud metadata) or 127.0.0.1 would
+//! make Herald a probe of the platform's own network. So:
+//!
+//! - [`refusal`] is the rule, a pure function of the address: only global unicast
+//!   addresses pass (not private, loopback, link-local, CGNAT, ULA, IPv4-mapped,
+//!   documentation, multicast, …).
+//! - The client resolves names itself ([`GuardedResolver`]) and drops every address
+//!   the rule refuses before connecting; none left is an error.
+//! - reqwest does not call a resolver for a URL whose host is an IP literal, so
+//!   [`HttpClient::request`] checks such a host against the same rule first.
+//! - No proxy (an environment's proxy would connect on our behalf, unchecked) and no
+//!   redirects (a redirect could lead to another host, and carry a bearer token).
+//!
+//! [`Egress::allow_loopback`] lets loopback through, for the e2e tests and local
+//! development only (`herald run --allow-loopback-egress`); nothing else ever passes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Timeout of one HTTP request (connect, send, answer).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout of establishing the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which addresses outbound calls may reach besides global unicast ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Egress {
+    /// Loopback (127.0.0.0/8, ::1) too: tests and local development only.
+    pub allow_loopback: bool,
+}
+
+impl Egress {
+    /// `Err(class)` when `ip` may not be connected to under this policy.
+    pub fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
+        match refusal(ip) {
+            None => Ok(()),
+            Some("loopback") if self.allow_loopback => Ok(()),
+            Some(class) => Err(class),
+        }
+    }
+}
+
+/// Why `ip` is not a global unicast address (its class), or `None` when it is one.
+/// Pure: the whole rule of where Herald may connect.
+pub fn refusal(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(a) => refusal_v4(a),
+        IpAddr::V6(a) => refusal_v6(a),
+    }
+}
+
+fn in_v4(a: Ipv4Addr, net: [u8; 4], len: u32) -> bool {
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    u32::from(a) & mask == u32::from(Ipv4Addr::from(net)) & mask
+}
+
+fn refusal_v4(a: Ipv4Addr) -> Option<&'static str> {
+    const RANGES: &[([u8; 4], u32, &str)] = &[
+        ([0, 0, 0, 0], 8, "unspecified"),
+        ([127, 0, 0, 0], 8, "loopback"),
+        ([10, 0, 0, 0], 8, "private"),
+        ([172, 16, 0, 0], 12, "private"),
+        ([192, 168, 0, 0], 16, "private"),
+        ([100, 64, 0, 0], 10, "shared (CGNAT)"),
+        ([169, 254, 0, 0], 16, "link-local (cloud metadata)"),
+        ([192, 0, 0, 0], 24, "IETF protocol assignments"),
+        ([192, 0, 2, 0], 24, "documentation"),
+        ([198, 51, 100, 0], 24, "documentation"),
+        ([203, 0, 113, 0], 24, "documentation"),
+        ([198, 18, 0, 0], 15, "benchmarking"),
+        ([192, 88, 99, 0], 24, "6to4 relay"),
+        ([224, 0, 0, 0], 4, "multicast"),
+        ([240, 0, 0, 0], 4, "reserved"),
+    ];
+    RANGES
+        .iter()
+        .find(|(net, len, _)| in_v4(a, *net, *len))
+        .map(|(_, _, class)| *class)
+}
+
+fn in_v6(a: Ipv6Addr, net: [u16; 8], len: u32) -> bool {
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    u128::from(a) & mask == u128::from(Ipv6Addr::from(net)) & mask
+}
+
+fn refusal_v6(a: Ipv6Addr) -> Option<&'static str> {
+    if a.is_unspecified() {
+        return Some("unspecified");
+    }
+    if a.is_loopback() {
+        return Some("loopback");
+    }
+    // Ranges that embed or translate to an IPv4 address are refused whole: what they
+    // reach is an IPv4 host the rule above would have to judge, behind a translator.
+    const RANGES: &[([u16; 8], u32, &str)] = &[
+        ([0, 0, 0, 0, 0, 0xffff, 0, 0], 96, "IPv4-mapped"),
+        ([0, 0, 0, 0, 0, 0, 0, 0], 96, "IPv4-compatible"),
+        ([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, "NAT64"),
+        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "NAT64 (local)"),
+        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, "6to4"),
+        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo"),
+        ([0x0100, 0, 0, 0, 0, 0, 0, 0], 64, "discard"),
+        ([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32, "documentation"),
+        ([0x2001, 0x0002, 0, 0, 0, 0, 0, 0], 48, "benchmarking"),
+        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (ULA)"),
+        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local"),
+        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local"),
+        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast"),
+    ];
+    if let Some((_, _, class)) = RANGES.iter().find(|(net, len, _)| in_v6(a, *net, *len)) {
+        return Some(class);
+    }
+    // Global unicast is 2000::/3; everything else is reserved.
+    (!in_v6(a, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3)).then_some("reserved")
+}
+
+/// An outbound call the guard refused: the address class, never the URL (it may hold
+/// a token in its query) or the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("egress refused: the address is {class}, not global unicast")]
+pub struct Refused {
+    /// The refused address's class ([`refusal`]).
+    pub class: &'static str,
+}
+
+/// Whether a reqwest error is (or wraps) a [`Refused`] from the resolver, and its class.
+pub fn refused_in(e: &reqwest::Error) -> Option<Refused> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<Refused>() {
+            return Some(*r);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// Resolves with the system resolver and keeps only the addresses [`Egress`] permits.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver {
+    policy: Egress,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let (kept, refused) = keep_permitted(policy, resolved);
+            if kept.is_empty() {
+                let class = refused.unwrap_or("unresolvable");
+                return Err(Box::new(Refused { class }) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The permitted addresses of `resolved`, and the class of the first refused one.
+fn keep_permitted(
+    policy: Egress,
+    resolved: impl Iterator<Item = SocketAddr>,
+) -> (Vec<SocketAddr>, Option<&'static str>) {
+    let mut refused = None;
+    let kept = resolved
+        .filter(|a| match policy.check(a.ip()) {
+            Ok(()) => true,
+            Err(class) => {
+                refused.get_or_insert(class);
+                false
+            }
+        })
+        .collect();
+    (kept, refused)
+}
+
+/// The guarded HTTP client. Cheap to clone: it shares the connection pool.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    policy: Egress,
+}
+
+impl HttpClient {
+    /// rustls on ring (installed as the process default if none is), platform
+    /// certificate verification, timeouts, the guarded resolver, no proxy, no redirects.
+    pub fn new(policy: Egress) -> Result<Self, reqwest::Error> {
+        // Err means a provider is already installed (kube's, or a test's): keep it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let inner = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy }))
+            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { inner, policy })
+    }
+
+    /// A request to `url`, refused before anything is sent when its host is an IP
+    /// literal the policy refuses (names are checked by the resolver at connect time).
+    /// A URL that does not parse is left to reqwest, which refuses it when sent.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+    ) -> Result<reqwest::RequestBuilder, Refused> {
+        check_literal(self.policy, &url)?;
+        Ok(self.inner.request(method, url))
+    }
+}
+
+/// `Err` when `url`'s host is an IP literal the policy refuses.
+pub fn check_literal(policy: Egress, url: &reqwest::Url) -> Result<(), Refused> {
+    let ip = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok());
+    match ip.map(|ip| policy.check(ip)) {
+        Some(Err(class)) => Err(Refused { class }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(s: &str) -> Option<&'static str> {
+        refusal(s.parse().unwrap())
+    }
+
+    #[test]
+    fn only_global_unicast_addresses_pass() {
+        for (addr, want) in [
+            ("0.0.0.0", "unspecified"),
+            ("127.0.0.1", "loopback"),
+            ("127.255.0.9", "loopback"),
+            ("10.1.2.3", "private"),
+            ("172.16.0.1", "private"),
+            ("172.31.255.255", "private"),
+            ("192.168.1.1", "private"),
+            ("100.64.0.1", "shared (CGNAT)"),
+            ("100.127.255.254", "shared (CGNAT)"),
+            ("169.254.169.254", "link-local (cloud metadata)"),
+            ("192.0.0.170", "IETF protocol assignments"),
+            ("192.0.2.1", "documentation"),
+            ("198.18.0.1", "benchmarking"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "reserved"),
+            ("::", "unspecified"),
+            ("::1", "loopback"),
+            ("::ffff:10.0.0.1", "IPv4-mapped"),
+            ("::ffff:8.8.8.8", "IPv4-mapped"),
+            ("::127.0.0.1", "IPv4-compatible"),
+            ("64:ff9b::a00:1", "NAT64"),
+            ("2002:a00:1::", "6to4"),
+            ("2001:0:4136:e378::1", "Teredo"),
+            ("2001:db8::1", "documentation"),
+            ("fd00::1", "unique local (ULA)"),
+            ("fc12::1", "unique local (ULA)"),
+            ("fe80::1", "link-local"),
+            ("fec0::1", "site-local"),
+            ("ff02::1", "multicast"),
+            ("4000::1", "reserved"),
+            ("fd00:ec2::254", "unique local (ULA)"),
+        ] {
+            assert_eq!(class(addr), Some(want), "{addr}");
+        }
+        for global in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.15.255.255",
+            "172.32.0.0",
+            "100.63.255.255",
+            "100.128.0.0",
+            "169.253.255.255",
+            "192.169.0.1",
+            "2a00:1450:4001:80b::200e",
+            "2606:4700::1111",
+        ] {
+            assert_eq!(class(global), None, "{global}");
+        }
+    }
+
+    #[test]
+    fn loopback_passes_only_when_allowed_and_nothing_else_does() {
+        let dev = Egress {
+            allow_loopback: true,
+        };
+        assert_eq!(dev.check("127.0.0.1".parse().unwrap()), Ok(()));
+        assert_eq!(dev.check("::1".parse().unwrap()), Ok(()));
+        assert_eq!(dev.check("10.0.0.1".parse().unwrap()), Err("private"));
+        assert_eq!(
+            dev.check("169.254.169.254".parse().unwrap()),
+            Err("link-local (cloud metadata)")
+        );
+        assert_eq!(
+            Egress::default().check("127.0.0.1".parse().unwrap()),
+            Err("loopback")
+        );
+    }
+
+    #[test]
+    fn ip_literal_hosts_are_checked_names_are_left_to_the_resolver() {
+        let p = Egress::default();
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            check_literal(p, &url("https://169.254.169.254/latest/meta-data")),
+            Err(Refused {
+                class: "link-local (cloud metadata)"
+            })
+        );
+        assert_eq!(
+            check_literal(p, &url("https://[::ffff:a00:1]/x")),
+            Err(Refused {
+                class: "IPv4-mapped"
+            })
+        );
+        assert_eq!(
+            check_literal(p, &url("https://[fd00::1]:8443/")).map_err(|r| r.class),
+            Err("unique local (ULA)")
+        );
+        assert!(check_literal(p, &url("https://8.8.8.8/")).is_ok());
+        assert!(check_literal(p, &url("https://hooks.example/")).is_ok());
+        let e = Refused { class: "private" }.to_string();
+        assert_eq!(
+            e,
+            "egress refused: the address is private, not global unicast"
+        );
+    }
+
+    #[test]
+    fn the_resolver_keeps_only_permitted_addresses() {
+        let addrs: Vec<SocketAddr> = ["10.0.0.1:0", "8.8.8.8:0", "[fd00::1]:0"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (kept, refused) = keep_permitted(Egress::default(), addrs.clone().into_iter());
+        assert_eq!(kept, vec![addrs[1]]);
+        assert_eq!(refused, Some("private"));
+        let (kept, refused) = keep_permitted(Egress::default(), addrs[..1].iter().copied());
+        assert!(kept.is_empty());
+        assert_eq!(refused, Some("private"));
+    }
+
+    /// A loopback server counting the connections it accepted (answers 204 to each).
+    async fn counting_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // The request first (a POST without a body fits one read), then the answer.
+                let mut buf = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        (port, seen)
+    }
+
+    /// The wiring, on loopback only: with loopback denied, neither an IP literal nor a
+    /// name resolving to loopback reaches the server; allowed, the same calls do (so
+    /// the test can fail).
+    #[tokio::test]
+    async fn the_client_never_connects_to_a_refused_address() {
+        let (port, seen) = counting_server().await;
+        let denied = HttpClient::new(Egress::default()).unwrap();
+        let literal = reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let refused = denied
+            .request(reqwest::Method::POST, literal.clone())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(refused.class, "loopback");
+        let named = reqwest::Url::parse(&format!("http://localhost:{port}/")).unwrap();
+        let e = denied
+            .request(reqwest::Method::POST, named.clone())
+            .unwrap()
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refused_in(&e).map(|r| r.class), Some("loopback"), "{e:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "a refused call connected"
+        );
+
+        let allowed = HttpClient::new(Egress {
+            allow_loopback: true,
+        })
+        .unwrap();
+        for url in [literal, named] {
+            let r = allowed
+                .request(reqwest::Method::POST, url)
+                .unwrap()
+                .send()
+                .await;
+            assert_eq!(
+                r.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}")),
+                Ok(204)
+            );
+        }
+        assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    }
+}
