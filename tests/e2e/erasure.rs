@@ -1350,21 +1350,24 @@ async fn a_receipt_is_signed_verifies_offline_and_cannot_be_deleted_or_changed()
         .unwrap_or_else(|e| panic!("the break-glass group may delete evidence: {e}"));
 }
 
-/// A fake provider credential API on 127.0.0.1 that mints but refuses every revocation
-/// with HTTP 500 until `accept` is set; counts the revocations it was asked for.
-async fn refusing_provider(
-    token: &str,
+/// A fake provider credential API that mints but refuses every revocation with HTTP 500
+/// until `accept` is set; counts the revocations it was asked for. It serves `tenant`'s
+/// calls behind the e2e platform's configured provider (the loopback router), and mints
+/// ids `<tenant>.cred-1` so that revocations are routed back to it.
+fn refusing_provider(
+    tenant: &str,
 ) -> (
-    String,
     Arc<std::sync::atomic::AtomicBool>,
     Arc<std::sync::atomic::AtomicU32>,
 ) {
     use axum::http::StatusCode;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let router = crate::provider_router::router();
     let accept = Arc::new(AtomicBool::new(false));
     let revokes = Arc::new(AtomicU32::new(0));
-    let bearer = format!("Bearer {token}");
+    let bearer = format!("Bearer {}", router.token);
     let (a, r) = (accept.clone(), revokes.clone());
+    let id = format!("{tenant}.cred-1");
     let app = axum::Router::new()
         .route(
             "/credentials",
@@ -1378,7 +1381,7 @@ async fn refusing_provider(
                     let secret = unique("minted");
                     (
                         StatusCode::CREATED,
-                        json!({"id": "cred-1", "secret": secret}).to_string(),
+                        json!({"id": id, "secret": secret}).to_string(),
                     )
                 }
             }),
@@ -1397,10 +1400,8 @@ async fn refusing_provider(
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), accept, revokes)
+    router.register(tenant, app);
+    (accept, revokes)
 }
 
 /// A provider that refuses to revoke the channel's credentials does not hold erasure:
@@ -1410,30 +1411,27 @@ async fn refusing_provider(
 #[tokio::test]
 async fn a_provider_refusing_revocation_does_not_hold_erasure_and_the_receipt_says_so() {
     use crate::channel_binding::{
-        create_binding, create_subprocessor, create_tenant, put_secret, wait_binding,
+        create_binding, create_subprocessor, create_tenant, wait_binding,
     };
     use herald::api::v1alpha1::conditions::reason;
     use std::sync::atomic::Ordering;
     let client = client().await;
     operator().await;
     apply_examples();
-    let (name, sp, binding, token_secret) = (
+    let (name, sp, binding) = (
         unique("e2e-revoke"),
         unique("e2e-revoke-sp"),
         unique("e2e-revoke-b"),
-        unique("e2e-revoke-tok"),
     );
-    let token = unique("token");
     create_subprocessor(&client, &sp, 30).await;
     create_tenant(&client, &name, json!({})).await;
-    let (url, accept, revokes) = refusing_provider(&token).await;
-    put_secret(&client, &token_secret, None, &[("token", &token)]).await;
+    let (accept, revokes) = refusing_provider(&name);
     create_binding(
         &client,
         &binding,
         &name,
         &sp,
-        json!({"providerApi": {"url": url, "authSecretRef": {"name": token_secret, "key": "token"}}}),
+        json!({"providerApi": {"name": crate::provider_router::PROVIDER}}),
     )
     .await;
     wait_binding(&client, &binding, "a minted credential", |b| {

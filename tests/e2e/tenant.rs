@@ -709,18 +709,23 @@ async fn reconciling_a_ready_tenant_makes_no_mutating_request() {
             }
         }
     };
-    // Settle: one full reconcile after Ready.
-    let settle = audit::mark();
-    touch(1).await;
-    reconciled_after(settle).await;
+    // Settle: one full reconcile after Ready. `reconciled_after` sees a reconcile when
+    // it starts (its pod list), so a second one is awaited too: reconciles of one
+    // object never overlap, so the first has finished, and whatever it still wrote
+    // (the senders becoming ready after Ready) is before the mark.
+    for round in [1, 2] {
+        let settle = audit::mark();
+        touch(round).await;
+        reconciled_after(settle).await;
+    }
 
     let mark = audit::mark();
-    touch(2).await;
+    touch(3).await;
     reconciled_after(mark).await;
     // A third reconcile starts only after the second finished (reconciles of one
     // object never overlap), so everything the second did is in the log by then.
     let mark3 = audit::mark();
-    touch(3).await;
+    touch(4).await;
     reconciled_after(mark3).await;
 
     let writes: Vec<_> = audit::since(mark)
