@@ -35,6 +35,35 @@ pub struct OperatorConfig {
     /// purge, the export): their image and the platform stores they reach.
     #[serde(default)]
     pub data_plane: DataPlaneConfig,
+    /// When a failing dependency stops reading as "in progress" and reads as stalled.
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// Health reporting bounds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A dependency Herald retries by itself (a channel provider that does not answer)
+    /// is reported as converging (Reconciling) for this long, then as Stalled with the
+    /// reason: Argo CD shows Degraded and kstatus Failed instead of progress forever.
+    /// Retries go on. Default: 900 (15 minutes).
+    pub stall_after_seconds: i64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            stall_after_seconds: 900,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The bound as a duration (a negative value counts as zero).
+    pub fn stall_after(&self) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_secs(self.stall_after_seconds.max(0))
+    }
 }
 
 /// The data-plane Jobs' image and egress.

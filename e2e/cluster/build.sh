@@ -125,6 +125,38 @@ netpol_bin() {
   echo "$cache/netpol-$sum/bin/netpol-check"
 }
 
+# go_tool NAME SRC_DIR REQUIREMENTS...: builds SRC_DIR/main.go against the listed module
+# versions into $cache/NAME-<hash>/bin/NAME, rebuilt when the source or versions.env
+# change. Prints nothing; tool_bin prints the path. Extra go build flags: $TOOL_TAGS.
+go_tool() {
+  local name=$1 src=$2; shift 2
+  local sum
+  sum=$(cat "$src"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  local out=$cache/$name-$sum
+  [ -x "$out/bin/$name" ] && return
+  log "building $name ($*)"
+  local work=$cache/work/$name-$sum
+  rm -rf "$work" && mkdir -p "$work" && cp "$src"/*.go "$work/"
+  (cd "$work" && go mod init "herald.dev/build/$name" >/dev/null 2>&1 &&
+    for req in "$@"; do go get "$req" >&2; done &&
+    go mod tidy >&2 &&
+    mkdir -p "$out/bin" &&
+    CGO_ENABLED=0 go build -trimpath -tags "${TOOL_TAGS:-}" -ldflags "-s -w" -o "$out/bin/$name.tmp" . &&
+    mv "$out/bin/$name.tmp" "$out/bin/$name")
+}
+
+tool_bin() {
+  local sum
+  sum=$(cat "$2"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  echo "$cache/$1-$sum/bin/$1"
+}
+
+# The e2e tests' Argo CD / kstatus health checker (e2e/health/main.go).
+build_health() {
+  go_tool health-check "$here/../health" "github.com/yuin/gopher-lua@v$GOPHER_LUA_VERSION" \
+    "sigs.k8s.io/cli-utils@v$CLI_UTILS_VERSION"
+}
+
 # Print the directories holding the binaries, one per line (callers add them to PATH).
 bin_dirs() {
   echo "$cache/k8s-$K8S_VERSION/bin"
@@ -140,8 +172,9 @@ main() {
     kubernetes|etcd|kwok|helm) ("build_$1") ;;
     # Builds if needed and prints the binary's path (the e2e tests call this).
     netpol) (build_netpol) && netpol_bin ;;
+    health) (build_health) && tool_bin health-check "$here/../health" ;;
     bin-dirs) bin_dirs; return ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|bin-dirs]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|bin-dirs]" >&2; exit 2 ;;
   esac
 }
 main "$@"

@@ -204,6 +204,26 @@ pub async fn operator() -> &'static Operator {
     OPERATOR.get_or_init(start_operator).await
 }
 
+/// Stall bound of the shared operator (`health.stallAfterSeconds`).
+pub const STALL_AFTER_SECONDS: i64 = 30;
+
+/// Writes the shared operator's configuration file: config/herald.yaml with the stall
+/// bound above.
+fn e2e_config(target: &Path) -> PathBuf {
+    let default = std::fs::read_to_string(repo_root().join("config/herald.yaml")).unwrap();
+    let text = default.replace(
+        "stallAfterSeconds: 900",
+        &format!("stallAfterSeconds: {STALL_AFTER_SECONDS}"),
+    );
+    assert_ne!(
+        text, default,
+        "config/herald.yaml has no stallAfterSeconds: 900"
+    );
+    let path = target.join(format!("e2e-config-{}.yaml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 async fn start_operator() -> Operator {
     {
         // A client of its own: the caller's runtime ends with its test.
@@ -245,6 +265,9 @@ async fn start_operator() -> Operator {
         // operator's requests (system:serviceaccount:herald-system:herald) from the
         // tests' own.
         .env("KUBECONFIG", &kubeconfig)
+        // The compiled-in configuration with a stall bound of seconds, not 15 minutes,
+        // so that tests/e2e/health.rs sees an unreachable provider read as Stalled.
+        .env("HERALD_CONFIG", e2e_config(&target))
         // Tenants labelled herald.dev/e2e-shard belong to operators a test starts and
         // kills itself (tests/e2e/erasure.rs); the shared operator leaves them alone.
         .env("HERALD_TENANT_SELECTOR", format!("!{SHARD_LABEL}"))

@@ -69,6 +69,10 @@ retention:
 dataPlane:
 {{ toYaml . | indent 2 }}
 {{- end }}
+{{- with .Values.config.health }}
+health:
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* A Prometheus-style duration (30s, 15m, 1h, 2d) in seconds. */}}
