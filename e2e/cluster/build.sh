@@ -157,6 +157,29 @@ build_health() {
     "sigs.k8s.io/cli-utils@v$CLI_UTILS_VERSION"
 }
 
+# promtool and e2e/promql/main.go (the rule extraction and dashboard query parser) from
+# one module of github.com/prometheus/prometheus, without the service-discovery
+# plugins (build tag remove_all_sd: promtool's rule checks need none of the cloud SDKs).
+build_prometheus() {
+  local src=$here/../promql
+  local sum
+  sum=$(cat "$src"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  local out=$cache/prometheus-$sum
+  [ -x "$out/bin/promtool" ] && [ -x "$out/bin/promql-check" ] && return
+  log "building promtool and promql-check (prometheus v$PROMETHEUS_VERSION)"
+  local work=$cache/work/prometheus-$sum
+  rm -rf "$work" && mkdir -p "$work" && cp "$src"/*.go "$work/"
+  (cd "$work" && go mod init herald.dev/build/promql >/dev/null 2>&1 &&
+    go get "github.com/prometheus/prometheus@v$PROMETHEUS_VERSION" >&2 &&
+    go get "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_VERSION" >&2 &&
+    go mod tidy >&2 &&
+    mkdir -p "$out/bin.tmp" &&
+    CGO_ENABLED=0 go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/bin.tmp/promql-check" . &&
+    CGO_ENABLED=0 go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/bin.tmp/promtool" \
+      github.com/prometheus/prometheus/cmd/promtool &&
+    rm -rf "$out/bin" && mv "$out/bin.tmp" "$out/bin")
+}
+
 # Print the directories holding the binaries, one per line (callers add them to PATH).
 bin_dirs() {
   echo "$cache/k8s-$K8S_VERSION/bin"
@@ -173,8 +196,11 @@ main() {
     # Builds if needed and prints the binary's path (the e2e tests call this).
     netpol) (build_netpol) && netpol_bin ;;
     health) (build_health) && tool_bin health-check "$here/../health" ;;
+    # Builds if needed and prints the directory holding promtool and promql-check.
+    prometheus) (build_prometheus) &&
+      echo "$cache/prometheus-$(cat "$here/../promql"/*.go "$here/versions.env" | sha256sum | cut -c1-12)/bin" ;;
     bin-dirs) bin_dirs; return ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|bin-dirs]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|prometheus|bin-dirs]" >&2; exit 2 ;;
   esac
 }
 main "$@"

@@ -259,7 +259,14 @@ fn the_alerts_name_the_metrics_herald_exports() {
     // (A family is encoded once it has a sample: give each alerted family one.)
     let mut metrics = herald::metrics::Metrics::new();
     herald::leader::register(&mut metrics.registry);
-    use herald::metrics::{BindingLabels, ErrorLabels, TenantLabels};
+    use herald::metrics::{BindingLabels, ErrorLabels, PurgeLabels, TenantLabels};
+    metrics
+        .purge_overdue
+        .get_or_create(&PurgeLabels {
+            tenant: "t".into(),
+            category: "backups".into(),
+        })
+        .set(0);
     metrics
         .residency_violations
         .get_or_create(&TenantLabels { tenant: "t".into() })
@@ -288,6 +295,7 @@ fn the_alerts_name_the_metrics_herald_exports() {
         ),
         ("HeraldReconcileErrors", "herald_reconcile_errors_total"),
         ("HeraldNoLeader", "herald_leader"),
+        ("HeraldPurgeOverdue", "herald_purge_overdue"),
         (
             "HeraldTenantDeletionDeadlineNear",
             "herald_tenant_deletion_deadline_timestamp_seconds",
