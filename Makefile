@@ -64,7 +64,7 @@ chart-check:
 	    echo "$(CHART)/Chart.yaml version=$$chart appVersion=$$app, but Cargo.toml says $$crate: keep them equal" >&2; exit 1; fi
 	@e2e/cluster/build.sh helm
 	@$(WITH_CLUSTER) helm lint --strict $(CHART) && \
-	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true
+	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true
 	@echo "$(CHART) matches its sources and lints"
 
 ## rules-check: the chart's PrometheusRule as Prometheus users test alerts: rendered with
