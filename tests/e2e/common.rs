@@ -204,6 +204,21 @@ pub async fn operator() -> &'static Operator {
     OPERATOR.get_or_init(start_operator).await
 }
 
+/// The path of an e2e tool that `e2e/cluster/build.sh <target>` builds on first use
+/// (cached in ~/.cache/herald) and prints.
+pub fn e2e_tool(target: &str) -> PathBuf {
+    let out = std::process::Command::new(repo_root().join("e2e/cluster/build.sh"))
+        .arg(target)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run e2e/cluster/build.sh {target}: {e}"));
+    assert!(
+        out.status.success(),
+        "e2e/cluster/build.sh {target} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Stall bound of the shared operator (`health.stallAfterSeconds`).
 pub const STALL_AFTER_SECONDS: i64 = 30;
 

@@ -17,16 +17,7 @@ use crate::common::{CONTROL_NAMESPACE, WAIT, client, operator, repo_root, unique
 
 /// The checker's path, built on first use (cached in ~/.cache/herald).
 fn health_check() -> std::path::PathBuf {
-    let out = std::process::Command::new(repo_root().join("e2e/cluster/build.sh"))
-        .arg("health")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run e2e/cluster/build.sh health: {e}"));
-    assert!(
-        out.status.success(),
-        "building health-check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    crate::common::e2e_tool("health")
 }
 
 /// Runs the checker on `objects`: per object, (Argo CD status, kstatus status, messages).
