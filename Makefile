@@ -11,7 +11,7 @@ DEMO_ADDR := 127.0.0.1:28080
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
-.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check rules-check e2e cluster-up \
+.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
 	cluster-down cluster-status demo demo-stop bench bench-cluster-down
 
 build:
@@ -84,6 +84,18 @@ rules-check:
 	  if [ -f $(CHART)/templates/dashboard.yaml ]; then \
 	    $(WITH_CLUSTER) helm template herald $(CHART) --set dashboard.enabled=true \
 	      --show-only templates/dashboard.yaml | "$$prom/promql-check" dashboard; fi
+
+MUSL_TARGET := x86_64-unknown-linux-musl
+## image: the operator's OCI image without a container runtime, into target/image/ (an
+## OCI image layout): the static musl release build and the CA certificates, user
+## 65532, entrypoint `herald run` (e2e/image/make-image.sh, with crane built from Go
+## modules); then e2e/image/ inspects it (user, entrypoint, static binary, no shell, no
+## other file). Needs the Rust target (`rustup target add $(MUSL_TARGET)`) and musl-gcc
+## for ring's C parts (Debian: musl-tools).
+image:
+	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) --bin herald
+	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald
+	@$$(e2e/cluster/build.sh image-check) target/image
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
 ## when HERALD_USE_KUBECONFIG=1; the NetworkPolicy evaluator they use is built first.

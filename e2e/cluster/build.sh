@@ -180,6 +180,16 @@ build_prometheus() {
     rm -rf "$out/bin" && mv "$out/bin.tmp" "$out/bin")
 }
 
+# crane assembles and inspects OCI images without a container runtime (`make image`).
+build_crane() {
+  local out=$cache/crane-$CRANE_VERSION
+  [ -x "$out/bin/crane" ] && return
+  log "building crane v$CRANE_VERSION"
+  mkdir -p "$out/bin"
+  CGO_ENABLED=0 GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" \
+    "github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION"
+}
+
 # Print the directories holding the binaries, one per line (callers add them to PATH).
 bin_dirs() {
   echo "$cache/k8s-$K8S_VERSION/bin"
@@ -199,8 +209,11 @@ main() {
     # Builds if needed and prints the directory holding promtool and promql-check.
     prometheus) (build_prometheus) &&
       echo "$cache/prometheus-$(cat "$here/../promql"/*.go "$here/versions.env" | sha256sum | cut -c1-12)/bin" ;;
+    crane) (build_crane) && echo "$cache/crane-$CRANE_VERSION/bin/crane" ;;
+    image-check) (go_tool image-check "$here/../image" \
+      "github.com/google/go-containerregistry@v$CRANE_VERSION") && tool_bin image-check "$here/../image" ;;
     bin-dirs) bin_dirs; return ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|prometheus|bin-dirs]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|prometheus|crane|image-check|bin-dirs]" >&2; exit 2 ;;
   esac
 }
 main "$@"
