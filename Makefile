@@ -11,14 +11,14 @@ DEMO_ADDR := 127.0.0.1:28080
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
-.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check e2e cluster-up \
+.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
 	cluster-down cluster-status demo demo-stop bench bench-cluster-down
 
 build:
 	cargo build
 
 ## test: everything CI checks.
-test: fmt-check clippy unit crds-check chart-check e2e
+test: fmt-check clippy unit crds-check chart-check rules-check e2e
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -64,8 +64,38 @@ chart-check:
 	    echo "$(CHART)/Chart.yaml version=$$chart appVersion=$$app, but Cargo.toml says $$crate: keep them equal" >&2; exit 1; fi
 	@e2e/cluster/build.sh helm
 	@$(WITH_CLUSTER) helm lint --strict $(CHART) && \
-	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true
+	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true
 	@echo "$(CHART) matches its sources and lints"
+
+## rules-check: the chart's PrometheusRule as Prometheus users test alerts: rendered with
+## helm, its groups extracted, `promtool check rules`, and `promtool test rules` with
+## e2e/promql/alerts.test.yaml (each alert fires on some series, stays quiet on others);
+## and every query of the chart's Grafana dashboard parsed by Prometheus's PromQL parser.
+## promtool and promql-check are built from Go modules on first use (cached).
+rules-check:
+	@e2e/cluster/build.sh helm
+	@prom=$$(e2e/cluster/build.sh prometheus) && tmp=$$(mktemp -d) && \
+	  trap 'rm -rf "$$tmp"' EXIT && \
+	  $(WITH_CLUSTER) helm template herald $(CHART) --set prometheusRule.enabled=true \
+	    --show-only templates/prometheusrule.yaml | "$$prom/promql-check" rules >"$$tmp/rules.yaml" && \
+	  cp e2e/promql/alerts.test.yaml "$$tmp/" && \
+	  "$$prom/promtool" check rules "$$tmp/rules.yaml" && \
+	  (cd "$$tmp" && "$$prom/promtool" test rules alerts.test.yaml) && \
+	  if [ -f $(CHART)/templates/dashboard.yaml ]; then \
+	    $(WITH_CLUSTER) helm template herald $(CHART) --set dashboard.enabled=true \
+	      --show-only templates/dashboard.yaml | "$$prom/promql-check" dashboard; fi
+
+MUSL_TARGET := x86_64-unknown-linux-musl
+## image: the operator's OCI image without a container runtime, into target/image/ (an
+## OCI image layout): the static musl release build and the CA certificates, user
+## 65532, entrypoint `herald run` (e2e/image/make-image.sh, with crane built from Go
+## modules); then e2e/image/ inspects it (user, entrypoint, static binary, no shell, no
+## other file). Needs the Rust target (`rustup target add $(MUSL_TARGET)`) and musl-gcc
+## for ring's C parts (Debian: musl-tools).
+image:
+	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) --bin herald
+	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald
+	@$$(e2e/cluster/build.sh image-check) target/image
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
 ## when HERALD_USE_KUBECONFIG=1; the NetworkPolicy evaluator they use is built first.

@@ -41,6 +41,9 @@ pub struct OperatorConfig {
     /// provider, it cannot name a URL or a Secret.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// When a failing dependency stops reading as "in progress" and reads as stalled.
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 /// One provider credential API of the platform (the contract in [`crate::provider`]).
@@ -109,6 +112,32 @@ fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
+}
+
+/// Health reporting bounds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthConfig {
+    /// A dependency Herald retries by itself (a channel provider that does not answer)
+    /// is reported as converging (Reconciling) for this long, then as Stalled with the
+    /// reason: Argo CD shows Degraded and kstatus Failed instead of progress forever.
+    /// Retries go on. Default: 900 (15 minutes).
+    pub stall_after_seconds: i64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            stall_after_seconds: 900,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The bound as a duration (a negative value counts as zero).
+    pub fn stall_after(&self) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_secs(self.stall_after_seconds.max(0))
+    }
 }
 
 /// The data-plane Jobs' image and egress.

@@ -125,6 +125,71 @@ netpol_bin() {
   echo "$cache/netpol-$sum/bin/netpol-check"
 }
 
+# go_tool NAME SRC_DIR REQUIREMENTS...: builds SRC_DIR/main.go against the listed module
+# versions into $cache/NAME-<hash>/bin/NAME, rebuilt when the source or versions.env
+# change. Prints nothing; tool_bin prints the path. Extra go build flags: $TOOL_TAGS.
+go_tool() {
+  local name=$1 src=$2; shift 2
+  local sum
+  sum=$(cat "$src"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  local out=$cache/$name-$sum
+  [ -x "$out/bin/$name" ] && return
+  log "building $name ($*)"
+  local work=$cache/work/$name-$sum
+  rm -rf "$work" && mkdir -p "$work" && cp "$src"/*.go "$work/"
+  (cd "$work" && go mod init "herald.dev/build/$name" >/dev/null 2>&1 &&
+    for req in "$@"; do go get "$req" >&2; done &&
+    go mod tidy >&2 &&
+    mkdir -p "$out/bin" &&
+    CGO_ENABLED=0 go build -trimpath -tags "${TOOL_TAGS:-}" -ldflags "-s -w" -o "$out/bin/$name.tmp" . &&
+    mv "$out/bin/$name.tmp" "$out/bin/$name")
+}
+
+tool_bin() {
+  local sum
+  sum=$(cat "$2"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  echo "$cache/$1-$sum/bin/$1"
+}
+
+# The e2e tests' Argo CD / kstatus health checker (e2e/health/main.go).
+build_health() {
+  go_tool health-check "$here/../health" "github.com/yuin/gopher-lua@v$GOPHER_LUA_VERSION" \
+    "sigs.k8s.io/cli-utils@v$CLI_UTILS_VERSION"
+}
+
+# promtool and e2e/promql/main.go (the rule extraction and dashboard query parser) from
+# one module of github.com/prometheus/prometheus, without the service-discovery
+# plugins (build tag remove_all_sd: promtool's rule checks need none of the cloud SDKs).
+build_prometheus() {
+  local src=$here/../promql
+  local sum
+  sum=$(cat "$src"/*.go "$here/versions.env" | sha256sum | cut -c1-12)
+  local out=$cache/prometheus-$sum
+  [ -x "$out/bin/promtool" ] && [ -x "$out/bin/promql-check" ] && return
+  log "building promtool and promql-check (prometheus v$PROMETHEUS_VERSION)"
+  local work=$cache/work/prometheus-$sum
+  rm -rf "$work" && mkdir -p "$work" && cp "$src"/*.go "$work/"
+  (cd "$work" && go mod init herald.dev/build/promql >/dev/null 2>&1 &&
+    go get "github.com/prometheus/prometheus@v$PROMETHEUS_VERSION" >&2 &&
+    go get "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_VERSION" >&2 &&
+    go mod tidy >&2 &&
+    mkdir -p "$out/bin.tmp" &&
+    CGO_ENABLED=0 go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/bin.tmp/promql-check" . &&
+    CGO_ENABLED=0 go build -trimpath -tags remove_all_sd -ldflags "-s -w" -o "$out/bin.tmp/promtool" \
+      github.com/prometheus/prometheus/cmd/promtool &&
+    rm -rf "$out/bin" && mv "$out/bin.tmp" "$out/bin")
+}
+
+# crane assembles and inspects OCI images without a container runtime (`make image`).
+build_crane() {
+  local out=$cache/crane-$CRANE_VERSION
+  [ -x "$out/bin/crane" ] && return
+  log "building crane v$CRANE_VERSION"
+  mkdir -p "$out/bin"
+  CGO_ENABLED=0 GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" \
+    "github.com/google/go-containerregistry/cmd/crane@v$CRANE_VERSION"
+}
+
 # Print the directories holding the binaries, one per line (callers add them to PATH).
 bin_dirs() {
   echo "$cache/k8s-$K8S_VERSION/bin"
@@ -140,8 +205,15 @@ main() {
     kubernetes|etcd|kwok|helm) ("build_$1") ;;
     # Builds if needed and prints the binary's path (the e2e tests call this).
     netpol) (build_netpol) && netpol_bin ;;
+    health) (build_health) && tool_bin health-check "$here/../health" ;;
+    # Builds if needed and prints the directory holding promtool and promql-check.
+    prometheus) (build_prometheus) &&
+      echo "$cache/prometheus-$(cat "$here/../promql"/*.go "$here/versions.env" | sha256sum | cut -c1-12)/bin" ;;
+    crane) (build_crane) && echo "$cache/crane-$CRANE_VERSION/bin/crane" ;;
+    image-check) (go_tool image-check "$here/../image" \
+      "github.com/google/go-containerregistry@v$CRANE_VERSION") && tool_bin image-check "$here/../image" ;;
     bin-dirs) bin_dirs; return ;;
-    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|bin-dirs]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|kubernetes|etcd|kwok|helm|netpol|health|prometheus|crane|image-check|bin-dirs]" >&2; exit 2 ;;
   esac
 }
 main "$@"

@@ -608,7 +608,8 @@ async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_bi
         &binding,
         "TenantTerminated, credentials revoked",
         |b| {
-            condition(b, "Ready") == Some(("False".into(), "TenantTerminated".into()))
+            // Done by design once revoked: Ready (Argo CD Healthy, kstatus Current).
+            condition(b, "Ready") == Some(("True".into(), "TenantTerminated".into()))
                 && b.status
                     .as_ref()
                     .is_some_and(|s| s.credentials_revoked_at.is_some())

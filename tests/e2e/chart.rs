@@ -12,7 +12,7 @@ fn helm_lint_passes() {
         &[][..],
         &[
             "--set",
-            "serviceMonitor.enabled=true,prometheusRule.enabled=true",
+            "serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true",
         ][..],
     ] {
         let mut args = vec!["lint", "--strict", "charts/herald"];
@@ -280,7 +280,14 @@ fn the_alerts_name_the_metrics_herald_exports() {
     // (A family is encoded once it has a sample: give each alerted family one.)
     let mut metrics = herald::metrics::Metrics::new();
     herald::leader::register(&mut metrics.registry);
-    use herald::metrics::{BindingLabels, ErrorLabels, TenantLabels};
+    use herald::metrics::{BindingLabels, ErrorLabels, PurgeLabels, TenantLabels};
+    metrics
+        .purge_overdue
+        .get_or_create(&PurgeLabels {
+            tenant: "t".into(),
+            category: "backups".into(),
+        })
+        .set(0);
     metrics
         .residency_violations
         .get_or_create(&TenantLabels { tenant: "t".into() })
@@ -310,6 +317,7 @@ fn the_alerts_name_the_metrics_herald_exports() {
         ),
         ("HeraldReconcileErrors", "herald_reconcile_errors_total"),
         ("HeraldNoLeader", "herald_leader"),
+        ("HeraldPurgeOverdue", "herald_purge_overdue"),
         (
             "HeraldTenantDeletionDeadlineNear",
             "herald_tenant_deletion_deadline_timestamp_seconds",
@@ -338,4 +346,62 @@ fn the_alerts_name_the_metrics_herald_exports() {
             );
         }
     }
+}
+
+/// The Grafana dashboard: absent by default; with `dashboard.enabled` a ConfigMap the
+/// Grafana sidecar picks up (its label), that the API server accepts, holding one
+/// dashboard with a panel for each of Herald's commitments. (Its queries are parsed
+/// by Prometheus's parser in `make rules-check`.)
+#[tokio::test]
+async fn the_dashboard_is_a_sidecar_config_map_with_a_panel_per_commitment() {
+    let client = client().await;
+    ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    let is_dashboard =
+        |o: &&Value| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "herald-dashboard";
+    assert!(
+        !objects(&render(&[])).iter().any(|o| is_dashboard(&o)),
+        "off by default"
+    );
+    let rendered = render(&["--set", "dashboard.enabled=true"]);
+    let all = objects(&rendered);
+    let cm = all
+        .iter()
+        .find(is_dashboard)
+        .expect("a dashboard ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: Value =
+        serde_json::from_str(cm["data"]["herald.json"].as_str().unwrap()).unwrap();
+    let titles: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Tenants by phase",
+        "Deletion deadlines ahead",
+        "Credential rotations and failures",
+        "Residency violations",
+        "Sub-processor notices",
+        "Reconcile errors by category",
+    ] {
+        assert!(titles.contains(&want), "no panel {want:?} in {titles:?}");
+    }
+    let yaml = serde_yaml::to_string(cm).unwrap();
+    let out = kubectl_stdin(
+        &[
+            "apply",
+            "--dry-run=server",
+            "--server-side",
+            "--field-manager=herald-e2e-chart",
+            "-f",
+            "-",
+        ],
+        &yaml,
+    );
+    assert!(
+        out.status.success(),
+        "the API server refused the dashboard ConfigMap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

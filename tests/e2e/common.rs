@@ -204,6 +204,24 @@ pub async fn operator() -> &'static Operator {
     OPERATOR.get_or_init(start_operator).await
 }
 
+/// The path of an e2e tool that `e2e/cluster/build.sh <target>` builds on first use
+/// (cached in ~/.cache/herald) and prints.
+pub fn e2e_tool(target: &str) -> PathBuf {
+    let out = std::process::Command::new(repo_root().join("e2e/cluster/build.sh"))
+        .arg(target)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run e2e/cluster/build.sh {target}: {e}"));
+    assert!(
+        out.status.success(),
+        "e2e/cluster/build.sh {target} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Stall bound of the shared operator (`health.stallAfterSeconds`).
+pub const STALL_AFTER_SECONDS: i64 = 30;
+
 async fn start_operator() -> Operator {
     {
         // A client of its own: the caller's runtime ends with its test.
@@ -297,11 +315,22 @@ async fn start_operator() -> Operator {
 
 /// The shared operator's configuration: the compiled-in default plus the platform's one
 /// provider, the loopback router of [`crate::provider_router`].
+///
+/// The stall bound is seconds, not 15 minutes, so that tests/e2e/health.rs sees an
+/// unreachable provider read as Stalled.
 pub fn e2e_config() -> String {
     use crate::provider_router::{PROVIDER, TOKEN_SECRET, router};
+    let default = herald::config::DEFAULT_CONFIG;
+    let text = default.replace(
+        "stallAfterSeconds: 900",
+        &format!("stallAfterSeconds: {STALL_AFTER_SECONDS}"),
+    );
+    assert_ne!(
+        text, default,
+        "config/herald.yaml has no stallAfterSeconds: 900"
+    );
     format!(
-        "{}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n",
-        herald::config::DEFAULT_CONFIG,
+        "{text}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n",
         router().base_url
     )
 }

@@ -10,6 +10,7 @@ mod channel_binding;
 mod chart;
 mod common;
 mod erasure;
+mod health;
 mod identity;
 mod leader;
 mod network;

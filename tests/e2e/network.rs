@@ -18,21 +18,12 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
-use crate::common::{WAIT, apply_examples, client, operator, repo_root, unique};
+use crate::common::{WAIT, apply_examples, client, operator, unique};
 use crate::erasure::{days_ago, tenant, terminate_at, wait_ready_active};
 
 /// The evaluator's path, built on first use (cached in ~/.cache/herald).
 fn netpol_check() -> std::path::PathBuf {
-    let out = std::process::Command::new(repo_root().join("e2e/cluster/build.sh"))
-        .arg("netpol")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run e2e/cluster/build.sh netpol: {e}"));
-    assert!(
-        out.status.success(),
-        "building netpol-check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    crate::common::e2e_tool("netpol")
 }
 
 /// Runs the evaluator on `policies` and `cases`: case name → allowed.

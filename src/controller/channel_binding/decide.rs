@@ -330,6 +330,23 @@ pub struct StatusInputs<'a> {
     pub verdict: &'a Verdict,
     /// A credential problem found in this reconcile.
     pub problem: Option<Problem>,
+    /// How long a problem Herald retries by itself reads as Reconciling before it
+    /// reads as Stalled (the operator configuration's `health.stallAfterSeconds`).
+    pub stall_after: SignedDuration,
+}
+
+/// Whether the binding has been converging (Reconciling=True in `current`) for longer
+/// than `bound` at `now`: a retried failure past that reads as Stalled, so that Argo CD
+/// and kstatus show a dependency that stays down instead of progress forever.
+pub fn converging_too_long(
+    current: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    bound: SignedDuration,
+    now: Timestamp,
+) -> bool {
+    crate::conditions::find(current, types::RECONCILING)
+        .filter(|c| c.status == "True")
+        .and_then(|c| c.last_transition_time.0.checked_add(bound).ok())
+        .is_some_and(|due| now >= due)
 }
 
 /// The binding's status.
@@ -415,6 +432,21 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
             || p.reason == reason::PROVIDER_NOT_CONFIGURED
     }) {
         Some((p.reason, p.message.clone()))
+    } else if let Some(p) = i.problem.as_ref().filter(|p| {
+        // Past the bound, or already stalled by the same failure (it stays stalled
+        // until the failure ends, rather than flapping back to Reconciling).
+        !suspended
+            && (converging_too_long(&current.conditions, i.stall_after, now)
+                || crate::conditions::find(&current.conditions, types::STALLED)
+                    .is_some_and(|c| c.status == "True" && c.reason == p.reason))
+    }) {
+        Some((
+            p.reason,
+            format!(
+                "{} for more than {:#}; still retrying, but a person should look",
+                p.message, i.stall_after
+            ),
+        ))
     } else {
         None
     };
@@ -557,10 +589,14 @@ pub fn terminated_status(
             ),
         ),
     };
-    let ready = Desired::no(
-        types::READY,
-        reason::TENANT_TERMINATED,
-        match &state.credentials_revoked_at {
+    // Once revoked, a terminated tenant's binding is done by design (the docs keep it
+    // in Git): Ready=True, so Argo CD shows Healthy and kstatus Current, not Degraded
+    // or in progress forever. Until then Reconciling=True says it is revoking.
+    let ready = Desired {
+        type_: types::READY,
+        status: state.credentials_revoked_at.is_some(),
+        reason: reason::TENANT_TERMINATED,
+        message: match &state.credentials_revoked_at {
             Some(_) => format!(
                 "Tenant {tenant} is terminated: the channel is stopped, its credentials revoked, and it is never rotated again"
             ),
@@ -568,7 +604,7 @@ pub fn terminated_status(
                 "Tenant {tenant} is terminated: the channel is stopped; revoking its credentials"
             ),
         },
-    );
+    };
     let desired = vec![
         ready,
         Desired::no(
@@ -778,6 +814,7 @@ mod tests {
                     reason: reason::PROVIDER_FAILED,
                     message: "provider mint answered HTTP 500".into(),
                 }),
+                stall_after: SignedDuration::from_mins(15),
             },
             ts("2026-03-01T00:00:00Z"),
         );
@@ -800,6 +837,75 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_failing_past_the_bound_stalls_with_its_reason_and_recovers() {
+        let mut b = binding(serde_json::json!({}), serde_json::json!({}));
+        let state = ChannelBindingStatus {
+            credential_version: Some(2),
+            ..Default::default()
+        };
+        let down = || Problem {
+            reason: reason::PROVIDER_FAILED,
+            message: "provider mint failed: connection refused".into(),
+        };
+        let run = |b: &ChannelBinding, problem: Option<Problem>, at: &str| {
+            status(
+                StatusInputs {
+                    binding: b,
+                    state: state.clone(),
+                    tenant_found: true,
+                    verdict: &ok(),
+                    problem,
+                    stall_after: SignedDuration::from_secs(60),
+                },
+                ts(at),
+            )
+        };
+        let first = run(&b, Some(down()), "2026-03-01T00:00:00Z");
+        assert!(crate::conditions::is_true(
+            &first.conditions,
+            types::RECONCILING
+        ));
+        assert!(!crate::conditions::is_true(
+            &first.conditions,
+            types::STALLED
+        ));
+        b.status = Some(first);
+        // Within the bound: still converging.
+        let within = run(&b, Some(down()), "2026-03-01T00:00:59Z");
+        assert!(!crate::conditions::is_true(
+            &within.conditions,
+            types::STALLED
+        ));
+        // Past it: Stalled with the provider's reason, and Reconciling no more.
+        let past = run(&b, Some(down()), "2026-03-01T00:01:00Z");
+        let st = crate::conditions::find(&past.conditions, types::STALLED).unwrap();
+        assert_eq!(
+            (st.status.as_str(), st.reason.as_str()),
+            ("True", reason::PROVIDER_FAILED)
+        );
+        assert!(st.message.contains("for more than 1m"), "{}", st.message);
+        assert!(!crate::conditions::is_true(
+            &past.conditions,
+            types::RECONCILING
+        ));
+        // Still failing: it stays stalled (no flapping back to Reconciling).
+        b.status = Some(past.clone());
+        let still = run(&b, Some(down()), "2026-03-01T00:05:00Z");
+        assert!(crate::conditions::is_true(
+            &still.conditions,
+            types::STALLED
+        ));
+        assert_eq!(still.conditions, past.conditions);
+        // The provider answers again: no longer stalled.
+        let back = run(&b, None, "2026-03-01T00:02:00Z");
+        assert!(!crate::conditions::is_true(
+            &back.conditions,
+            types::STALLED
+        ));
+        assert!(crate::conditions::is_true(&back.conditions, types::READY));
+    }
+
+    #[test]
     fn a_source_not_owned_by_the_tenant_stalls_the_binding() {
         let b = binding(serde_json::json!({}), serde_json::json!({}));
         let s = status(
@@ -812,6 +918,7 @@ mod tests {
                     reason: reason::SOURCE_NOT_OWNED_BY_TENANT,
                     message: "the Secret herald-system/x has no herald.dev/tenant label".into(),
                 }),
+                stall_after: SignedDuration::from_mins(15),
             },
             ts("2026-03-01T00:00:00Z"),
         );
@@ -851,6 +958,7 @@ mod tests {
                     tenant_found: true,
                     verdict: &ok(),
                     problem: None,
+                    stall_after: SignedDuration::from_mins(15),
                 },
                 ts("2026-02-02T00:00:00Z"),
             )
@@ -903,10 +1011,15 @@ mod tests {
         state.credentials_revoked_at = Some(Time(now));
         let done = terminated_status(&b, state, None, now);
         let r = crate::conditions::find(&done.conditions, types::READY).unwrap();
+        // Done by design: Ready (Argo CD Healthy, kstatus Current), with the reason.
         assert_eq!(
             (r.status.as_str(), r.reason.as_str()),
-            ("False", reason::TENANT_TERMINATED)
+            ("True", reason::TENANT_TERMINATED)
         );
+        assert!(!crate::conditions::is_true(
+            &revoking.conditions,
+            types::READY
+        ));
         let c = crate::conditions::find(&done.conditions, types::CREDENTIAL_CURRENT).unwrap();
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
@@ -943,6 +1056,7 @@ mod tests {
                 tenant_found: true,
                 verdict: &v,
                 problem: None,
+                stall_after: SignedDuration::from_mins(15),
             },
             ts("2026-02-02T00:00:00Z"),
         );

@@ -328,6 +328,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                 tenant_found: false,
                 verdict: &verdict,
                 problem: None,
+                stall_after: ctx.config.health.stall_after(),
             },
             now,
         );
@@ -579,6 +580,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
             tenant_found: true,
             verdict: &verdict,
             problem,
+            stall_after: ctx.config.health.stall_after(),
         },
         now,
     );

@@ -47,7 +47,7 @@ use super::apply::apply_if_changed;
 use super::{Context, Error, PAUSED_ANNOTATION, TENANT_LABEL, ownership};
 use crate::api::v1alpha1::conditions::{self as types, reason};
 use crate::api::v1alpha1::{ChannelBinding, RetentionPolicy, Tenant, TenantStatus};
-use crate::conditions::{Desired, merge};
+use crate::conditions::Desired;
 use crate::retention::Periods;
 
 /// The controller label value in metrics.
@@ -1022,52 +1022,16 @@ async fn publish_status(
     .await
 }
 
-/// A paused tenant: nothing is touched; status says so, once.
+/// A paused tenant: nothing is touched; status says so, once per generation.
 async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let current = tenant.status.clone().unwrap_or_default();
     // A paused terminated tenant still has a deadline: the gauge keeps it, so the
     // deadline alerts fire whether or not Herald may act.
     paused_deadline(tenant, ctx, &current).await;
-    if crate::conditions::is_true(&current.conditions, types::PAUSED) {
-        return Ok(Action::await_change());
+    if let Some(status) = status::paused(tenant, Timestamp::now()) {
+        publish_status(tenant, status, ctx).await?;
+        info!("paused; not reconciling");
     }
-    // Keep every other condition as last observed.
-    let mut desired: Vec<Desired> = current
-        .conditions
-        .iter()
-        .filter_map(|c| {
-            let type_ = types::TYPES
-                .iter()
-                .find(|t| **t == c.type_ && **t != types::PAUSED)?;
-            let reason = reason::ALL
-                .iter()
-                .find(|r| **r == c.reason)
-                .copied()
-                .unwrap_or(reason::PENDING);
-            Some(Desired {
-                type_,
-                status: c.status == "True",
-                reason,
-                message: c.message.clone(),
-            })
-        })
-        .collect();
-    desired.push(Desired::yes(
-        types::PAUSED,
-        reason::PAUSED,
-        format!("the annotation {PAUSED_ANNOTATION} is set: Herald leaves this tenant alone until it is removed"),
-    ));
-    let status = TenantStatus {
-        conditions: merge(
-            &current.conditions,
-            &desired,
-            tenant.metadata.generation,
-            Timestamp::now(),
-        ),
-        ..current
-    };
-    publish_status(tenant, status, ctx).await?;
-    info!("paused; not reconciling");
     Ok(Action::await_change())
 }
 

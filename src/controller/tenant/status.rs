@@ -312,6 +312,49 @@ pub fn compute(
         )
     };
 
+    // Purges run while the contract is active or suspended; once it is terminated the
+    // erasure takes over, and the last record is kept as it was.
+    let terminated = decision.hold == Some(Hold::Terminated);
+    let purge_records = if terminated {
+        current.purges.clone()
+    } else {
+        purges(decision, observed, &current)
+    };
+    let late = if terminated {
+        Vec::new()
+    } else {
+        overdue(&purge_records, observed, now)
+    };
+    let purges_current = (!terminated).then(|| {
+        if late.is_empty() {
+            Desired::yes(
+                types::PURGES_CURRENT,
+                reason::RECONCILED,
+                "every category's purge runs daily and has succeeded within its retention period",
+            )
+        } else {
+            let what: Vec<String> = late
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} (period {} days, no success since {})",
+                        o.category.key(),
+                        o.period_days,
+                        o.since
+                    )
+                })
+                .collect();
+            Desired::no(
+                types::PURGES_CURRENT,
+                reason::PURGE_OVERDUE,
+                format!(
+                    "purges overdue: {}; data older than the period may remain",
+                    what.join(", ")
+                ),
+            )
+        }
+    });
+
     // Stalled: progress needs a person to change something. Reconciling: Herald is
     // still converging and will finish by itself.
     let stalled = match decision.hold {
@@ -346,6 +389,19 @@ pub fn compute(
                 "waiting for RetentionPolicy {policy} to ask for no period longer than the platform's"
             ),
         )),
+        // A purge that has not succeeded within its period does not recover by
+        // waiting (its CronJob fails or never runs): data may be kept too long, and
+        // a person must look. PurgesCurrent says which categories.
+        _ if !late.is_empty() => Some((
+            reason::PURGE_OVERDUE,
+            format!(
+                "retention purges overdue for {}: see the PurgesCurrent condition and the herald-purge CronJobs",
+                late.iter()
+                    .map(|o| o.category.key())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
         _ => None,
     };
     let converging = !rolled_out || !observed.violations.is_empty();
@@ -368,45 +424,6 @@ pub fn compute(
             "the stack runs as specified",
         ),
     };
-
-    // Purges run while the contract is active or suspended; once it is terminated the
-    // erasure takes over, and the last record is kept as it was.
-    let terminated = decision.hold == Some(Hold::Terminated);
-    let purge_records = if terminated {
-        current.purges.clone()
-    } else {
-        purges(decision, observed, &current)
-    };
-    let purges_current = (!terminated).then(|| {
-        let late = overdue(&purge_records, observed, now);
-        if late.is_empty() {
-            Desired::yes(
-                types::PURGES_CURRENT,
-                reason::RECONCILED,
-                "every category's purge runs daily and has succeeded within its retention period",
-            )
-        } else {
-            let what: Vec<String> = late
-                .iter()
-                .map(|o| {
-                    format!(
-                        "{} (period {} days, no success since {})",
-                        o.category.key(),
-                        o.period_days,
-                        o.since
-                    )
-                })
-                .collect();
-            Desired::no(
-                types::PURGES_CURRENT,
-                reason::PURGE_OVERDUE,
-                format!(
-                    "purges overdue: {}; data older than the period may remain",
-                    what.join(", ")
-                ),
-            )
-        }
-    });
 
     let mut desired = vec![
         ready,
@@ -467,6 +484,90 @@ pub fn compute(
         // The Subprocessor controller's, never written from here (see publish_status).
         subprocessor_notices: Vec::new(),
     }
+}
+
+/// The status of a paused tenant at `now`, or `None` when the published one already
+/// says so for the current generation (nothing to write).
+///
+/// What kstatus readers (Flux's `wait`, `kubectl wait`) and Argo CD need from it:
+/// `observedGeneration` follows the spec while paused, so a spec change does not read
+/// as "not observed yet" forever (Herald has observed it and chosen not to act: the
+/// Paused condition says the spec is applied when the pause is lifted). A tenant
+/// paused before its first reconcile was never built: Reconciling=True says it is
+/// not Current, where an empty status would read as done.
+pub fn paused(tenant: &Tenant, now: Timestamp) -> Option<TenantStatus> {
+    use crate::controller::PAUSED_ANNOTATION;
+    let current = tenant.status.clone().unwrap_or_default();
+    let generation = tenant.metadata.generation;
+    if crate::conditions::is_true(&current.conditions, types::PAUSED)
+        && current.observed_generation == generation
+    {
+        return None;
+    }
+    // Only compute() writes a phase: without one, nothing was ever built.
+    let never_built = current.phase.is_none();
+    let spec_changed = !never_built && current.observed_generation != generation;
+    let message = if never_built {
+        format!(
+            "the annotation {PAUSED_ANNOTATION} is set: Herald has built nothing for this tenant and builds it when the annotation is removed"
+        )
+    } else if spec_changed {
+        format!(
+            "the annotation {PAUSED_ANNOTATION} is set: Herald leaves this tenant alone; spec changes (generation {}) are applied when it is removed",
+            generation.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "the annotation {PAUSED_ANNOTATION} is set: Herald leaves this tenant alone until it is removed"
+        )
+    };
+    let mut desired: Vec<Desired> = if never_built {
+        vec![
+            Desired::no(
+                types::READY,
+                reason::PAUSED,
+                "not built: paused before the first reconcile",
+            ),
+            Desired::no(
+                types::STALLED,
+                reason::PAUSED,
+                "nothing blocks progress but the pause",
+            ),
+            Desired::yes(
+                types::RECONCILING,
+                reason::PAUSED,
+                "not built yet: waiting for the pause to be lifted",
+            ),
+        ]
+    } else {
+        // Keep every other condition as last observed.
+        current
+            .conditions
+            .iter()
+            .filter_map(|c| {
+                let type_ = types::TYPES
+                    .iter()
+                    .find(|t| **t == c.type_ && **t != types::PAUSED)?;
+                let reason = reason::ALL
+                    .iter()
+                    .find(|r| **r == c.reason)
+                    .copied()
+                    .unwrap_or(reason::PENDING);
+                Some(Desired {
+                    type_,
+                    status: c.status == "True",
+                    reason,
+                    message: c.message.clone(),
+                })
+            })
+            .collect()
+    };
+    desired.push(Desired::yes(types::PAUSED, reason::PAUSED, message));
+    Some(TenantStatus {
+        observed_generation: generation,
+        conditions: merge(&current.conditions, &desired, generation, now),
+        ..current
+    })
 }
 
 #[cfg(test)]
@@ -753,11 +854,17 @@ mod tests {
             c.message
         );
         assert!(!c.message.contains("logs"), "{}", c.message);
-        assert_eq!(cond(&s, types::READY).0, "True", "not part of Ready");
+        // Data may be kept too long and waiting does not fix it: a person must look.
+        assert_eq!(cond(&s, types::READY), ("False", reason::PURGE_OVERDUE));
+        assert_eq!(cond(&s, types::STALLED), ("True", reason::PURGE_OVERDUE));
+        let st = crate::conditions::find(&s.conditions, types::STALLED).unwrap();
+        assert!(st.message.contains("backups"), "{}", st.message);
         // A success clears it.
         o.purges[0] = cron(Category::Backups, 0, Some(8 * DAY));
         let s = at(fixtures::ACTIVE, &o, 8 * DAY + 60);
         assert_eq!(cond(&s, types::PURGES_CURRENT).0, "True");
+        assert_eq!(cond(&s, types::READY).0, "True");
+        assert_eq!(cond(&s, types::STALLED).0, "False");
     }
 
     #[test]
@@ -828,5 +935,56 @@ mod tests {
         let first = compute(&tenant, &decision, &rolled(2), t(1000));
         tenant.status = Some(first.clone());
         assert_eq!(compute(&tenant, &decision, &rolled(2), t(5000)), first);
+    }
+
+    fn paused_yaml(yaml: &str) -> Tenant {
+        let mut t = fixtures::tenant(yaml);
+        t.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(crate::controller::PAUSED_ANNOTATION.into(), "true".into());
+        t
+    }
+
+    #[test]
+    fn a_tenant_paused_before_its_first_reconcile_reads_as_not_built() {
+        let mut tn = paused_yaml(fixtures::ACTIVE);
+        tn.metadata.generation = Some(1);
+        let s = paused(&tn, t(100)).expect("a first paused status");
+        assert_eq!(s.observed_generation, Some(1));
+        assert_eq!(cond(&s, types::PAUSED), ("True", reason::PAUSED));
+        // Not Current for kstatus: nothing was built.
+        assert_eq!(cond(&s, types::RECONCILING), ("True", reason::PAUSED));
+        assert_eq!(cond(&s, types::READY), ("False", reason::PAUSED));
+        assert_eq!(s.phase, None);
+        tn.status = Some(s);
+        assert_eq!(paused(&tn, t(200)), None, "written once");
+    }
+
+    #[test]
+    fn a_spec_change_while_paused_is_observed_and_said_not_applied() {
+        let mut tn = paused_yaml(fixtures::ACTIVE);
+        tn.metadata.generation = Some(1);
+        let config = OperatorConfig::load(None).unwrap();
+        let d = decide(&tn, &config, Periods::default(), true, Timestamp::now());
+        let built = compute(&tn, &d, &rolled(2), t(100));
+        assert_eq!(cond(&built, types::READY).0, "True");
+        tn.status = Some(built);
+        let s = paused(&tn, t(200)).unwrap();
+        assert_eq!(cond(&s, types::READY).0, "True", "kept as last observed");
+        assert_eq!(cond(&s, types::RECONCILING).0, "False");
+        tn.status = Some(s);
+        assert_eq!(paused(&tn, t(250)), None);
+        // The spec changes: observedGeneration follows, the message says it waits.
+        tn.metadata.generation = Some(2);
+        let s = paused(&tn, t(300)).unwrap();
+        assert_eq!(s.observed_generation, Some(2));
+        let p = crate::conditions::find(&s.conditions, types::PAUSED).unwrap();
+        assert!(p.message.contains("generation 2"), "{}", p.message);
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(2))
+        );
     }
 }
