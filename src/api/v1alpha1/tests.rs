@@ -158,6 +158,7 @@ fn printer_columns() {
                 "Locations",
                 "Safeguard",
                 "Effective",
+                "Notified",
                 "Ready",
                 "Age",
             ],
