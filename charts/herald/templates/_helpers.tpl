@@ -71,6 +71,8 @@ dataPlane:
 {{- end }}
 {{- with .Values.config.providers }}
 providers:
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- with .Values.config.health }}
 health:
 {{ toYaml . | indent 2 }}
