@@ -258,6 +258,11 @@ pub struct SubprocessorNotice {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
 
+    /// When the last attempt was made: a failed notice is retried on its own backoff
+    /// from here (5 s doubling to 5 min), however often the Subprocessor is reconciled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<Time>,
+
     /// Why the last delivery attempt failed (an HTTP status or a transport error class),
     /// while the notice is undelivered.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -37,8 +37,8 @@ const CONTROLLER: &str = "subprocessor";
 const NOTICE_DELIVERED: &str = "NoticeDelivered";
 
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
-/// Retry of undelivered notices: doubles from the first to the last, by how long the
-/// current terms have been waiting (persisted), so a restart does not reset it.
+/// Bounds of the requeue while notices are undelivered: back when the first failed one
+/// is due on its own backoff (persisted in its record, so a restart does not reset it).
 const RETRY_MIN: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
@@ -203,6 +203,7 @@ async fn reconcile_inner(
     let mut notices: Vec<(String, SubprocessorNotice)> = Vec::new();
     let mut must_tell = 0;
     let mut undelivered = false;
+    let mut next_retry: Option<Timestamp> = None;
     for tenant in &affected {
         let tenant_name = tenant.name_any();
         let existing = effective::notice_record(tenant, &name);
@@ -221,6 +222,18 @@ async fn reconcile_inner(
         must_tell += 1;
         if ours.as_ref().is_some_and(|o| !o.contains(&tenant_name)) {
             // Another shard's tenant: its operator delivers; its record still counts.
+            if let Some(record) = existing {
+                notices.push((tenant_name, record.clone()));
+            }
+            continue;
+        }
+        if let Some(due) = existing
+            .filter(|r| r.material_hash == hash && r.delivered_at.is_none())
+            .and_then(|r| notice::retry_at(r, now))
+        {
+            // A failed notice not due yet: its record stands, the requeue comes back.
+            undelivered = true;
+            next_retry = Some(next_retry.map_or(due, |d: Timestamp| d.min(due)));
             if let Some(record) = existing {
                 notices.push((tenant_name, record.clone()));
             }
@@ -356,8 +369,9 @@ async fn reconcile_inner(
 
     let mut wait = super::resync(&name);
     if undelivered {
-        let waiting = now.duration_since(changed_at).unsigned_abs();
-        wait = wait.min(waiting.clamp(RETRY_MIN, RETRY_MAX));
+        // Back when the first failed notice is due (at least RETRY_MIN from now).
+        let due = next_retry.map_or(RETRY_MIN, |at| at.duration_since(now).unsigned_abs());
+        wait = wait.min(due.clamp(RETRY_MIN, RETRY_MAX));
     }
     if let Some(at) = recheck {
         let until = at.duration_since(now).unsigned_abs() + Duration::from_secs(1);

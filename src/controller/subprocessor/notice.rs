@@ -278,7 +278,34 @@ pub fn next_attempt(
     }
     record.awaiting_outcome = true;
     record.attempts = record.attempts.saturating_add(1);
+    record.last_attempt_at = Some(Time(Timestamp::from_second(now.as_second()).unwrap_or(now)));
     Some(record)
+}
+
+/// The first retry of a failed notice waits this long; each further one twice as long.
+const RETRY_FIRST: k8s_openapi::jiff::SignedDuration =
+    k8s_openapi::jiff::SignedDuration::from_secs(5);
+/// The longest wait between two attempts of one notice.
+const RETRY_LAST: k8s_openapi::jiff::SignedDuration =
+    k8s_openapi::jiff::SignedDuration::from_secs(300);
+
+/// When the notice recorded in `record` may be attempted again, if not now. A recorded
+/// failure waits on the record's own backoff: a Subprocessor is reconciled whenever any
+/// tenant changes, and retrying every failing notice on each of those reconciles was a
+/// storm of requests and record writes. A notice whose outcome was never recorded (the
+/// operator stopped mid-delivery) is due at once.
+pub fn retry_at(record: &SubprocessorNotice, now: Timestamp) -> Option<Timestamp> {
+    if record.awaiting_outcome || record.last_failure.is_none() {
+        return None;
+    }
+    let last = record.last_attempt_at.as_ref()?.0;
+    let doublings = record.attempts.saturating_sub(1).min(16);
+    let wait = RETRY_FIRST
+        .checked_mul(1 << doublings)
+        .unwrap_or(RETRY_LAST)
+        .min(RETRY_LAST);
+    let due = last.checked_add(wait).ok()?;
+    (due > now).then_some(due)
 }
 
 /// The verdict for one tenant with its record of this reconcile taken into account.
@@ -453,5 +480,41 @@ mod tests {
         assert_eq!(changed.sent_at, Some(Time(later)));
         assert_eq!(changed.delivered_at, None);
         assert_eq!(changed.attempts, 1);
+    }
+
+    #[test]
+    fn a_failed_notice_waits_on_its_own_doubling_backoff() {
+        let at = |s: &str| ts(s);
+        let mut failed = next_attempt(
+            None,
+            "carrier",
+            "h1",
+            "k",
+            PERIOD,
+            at("2026-03-02T00:00:00Z"),
+        )
+        .unwrap();
+        failed.awaiting_outcome = false;
+        failed.last_failure = Some("connect".into());
+        // First failure: 5 s.
+        assert_eq!(
+            retry_at(&failed, at("2026-03-02T00:00:01Z")),
+            Some(at("2026-03-02T00:00:05Z"))
+        );
+        assert_eq!(retry_at(&failed, at("2026-03-02T00:00:05Z")), None);
+        // Fourth: 40 s; the tenth and later: 5 min.
+        failed.attempts = 4;
+        assert_eq!(
+            retry_at(&failed, at("2026-03-02T00:00:01Z")),
+            Some(at("2026-03-02T00:00:40Z"))
+        );
+        failed.attempts = 40;
+        assert_eq!(
+            retry_at(&failed, at("2026-03-02T00:00:01Z")),
+            Some(at("2026-03-02T00:05:00Z"))
+        );
+        // Interrupted (never recorded) or never failed: due at once.
+        failed.awaiting_outcome = true;
+        assert_eq!(retry_at(&failed, at("2026-03-02T00:00:01Z")), None);
     }
 }
