@@ -323,13 +323,13 @@ impl Elector {
         let task = tokio::spawn(async move {
             tokio::select! {
                 lost = self.hold() => {
-                    tracing::error!(lease = %self.config.name, error = %lost, "stepping down: stopping the controllers");
+                    tracing::error!(lease = %self.config.name, error = %lost, "lost the leader lease; stepping down: stopping the controllers");
                     let _ = lost_tx.send(lost);
                     // The caller drops its controllers and returns at once; if it has
                     // not after the grace, nothing it still does may reach the API
                     // server once the lease can expire: end the process from here.
                     tokio::time::sleep(EXIT_GRACE).await;
-                    tracing::error!(lease = %self.config.name, "the controllers did not stop within {EXIT_GRACE:?} of stepping down; exiting");
+                    tracing::error!(lease = %self.config.name, "lost the leader lease and the controllers did not stop within {EXIT_GRACE:?}; exiting");
                     std::process::exit(1);
                 }
                 _ = release_rx => self.release().await,
