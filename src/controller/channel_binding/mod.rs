@@ -1005,6 +1005,21 @@ async fn create_version(
                 _ => 0,
             };
             warn!(code, secret = %decide::secret_name(channel, version), "cannot create the credential Secret");
+            // The minted credential is in no Secret and no status: revoke it now, or
+            // nobody ever will (measured: a 403 while the tenant namespace's RoleBinding
+            // was not yet honoured left a minted credential live at the provider).
+            if let (Some(id), Source::Provider { url, token }) = (&id, source) {
+                match provider.revoke(url, token, id).await {
+                    Ok(()) => info!(version, "revoked the credential that could not be stored"),
+                    Err(e) => {
+                        warn!(
+                            version,
+                            category = e.category(),
+                            "cannot revoke the credential that could not be stored"
+                        )
+                    }
+                }
+            }
             Err(crate::provider::ProviderError::Transport {
                 op: "store",
                 class: "the credential Secret could not be created",
