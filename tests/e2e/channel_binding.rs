@@ -583,6 +583,87 @@ async fn a_provider_credential_rotates_on_request_and_survives_a_provider_outage
     assert!(metrics.contains("herald_rotations_total{result=\"completed\"}"));
 }
 
+/// A tenant namespace that refuses the credential Secret (here a quota; in CI it was
+/// the RoleBinding not yet honoured) gets nothing minted: the provider sees no call
+/// until the Secret can be stored, and then exactly one mint.
+#[tokio::test]
+async fn no_credential_is_minted_while_the_tenant_namespace_refuses_its_secret() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp, binding) = (
+        unique("cb-nostore"),
+        unique("cb-nostore-sp"),
+        unique("cb-nostore-b"),
+    );
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let ns = format!("tenant-{tenant}");
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            namespaces,
+            &ns,
+            |n: Option<&k8s_openapi::api::core::v1::Namespace>| n.is_some(),
+        ),
+    )
+    .await
+    .expect("tenant namespace created")
+    .unwrap();
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(client.clone(), &ns);
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-secrets"},
+                "spec": {"hard": {"secrets": "0"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let provider = FakeProvider::start(client.clone(), &tenant);
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"name": provider_router::PROVIDER}}),
+    )
+    .await;
+    let b = wait_binding(
+        &client,
+        &binding,
+        "CredentialCurrent=False CredentialNotStored",
+        |b| condition(b, "CredentialCurrent").map(|(_, r)| r) == Some("CredentialNotStored".into()),
+    )
+    .await;
+    assert_eq!(b.status.as_ref().unwrap().credential_version, None);
+    assert!(
+        provider.calls().is_empty(),
+        "minted while the Secret could not be stored: {:?}",
+        provider.calls()
+    );
+
+    quotas
+        .delete("no-secrets", &Default::default())
+        .await
+        .unwrap();
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    assert_eq!(
+        b.status.as_ref().unwrap().provider_credential_id,
+        Some(format!("{tenant}.cred-1")),
+        "the first credential the provider minted is version 1"
+    );
+    assert_eq!(
+        provider.calls().len(),
+        1,
+        "one mint, nothing revoked: {:?}",
+        provider.calls()
+    );
+}
+
 #[tokio::test]
 async fn terminating_the_tenant_revokes_its_provider_credential_and_stops_the_binding() {
     let client = client().await;

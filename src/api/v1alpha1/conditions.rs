@@ -152,6 +152,9 @@ pub mod reason {
     pub const ROTATING: &str = "Rotating";
     /// ChannelBinding: the provider refused or failed; the previous credential stays in use.
     pub const PROVIDER_FAILED: &str = "ProviderFailed";
+    /// ChannelBinding: the tenant namespace refused the new credential Secret; nothing
+    /// is minted until it accepts one, and the previous credential stays in use.
+    pub const CREDENTIAL_NOT_STORED: &str = "CredentialNotStored";
     /// ChannelBinding: `spec.suspend` is true.
     pub const SUSPENDED: &str = "Suspended";
     /// ChannelBinding: being deleted; its credentials are revoked before it goes.
@@ -224,6 +227,7 @@ pub mod reason {
         CREDENTIAL_SOURCE_INVALID,
         ROTATING,
         PROVIDER_FAILED,
+        CREDENTIAL_NOT_STORED,
         SUSPENDED,
         DELETING,
         CREDENTIALS_REVOKED,

@@ -487,7 +487,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                         ctx.metrics.rotation("failed");
                         warn!(category = e.category(), error = %e, trigger = trigger.describe(), "cannot mint a new credential; the current one stays");
                         Problem {
-                            reason: reason::PROVIDER_FAILED,
+                            reason: e.reason(),
                             message: match trigger {
                                 Trigger::Initial => format!("cannot mint the first credential: {e}"),
                                 _ => format!("rotation due ({}) but {e}", trigger.describe()),
@@ -961,10 +961,20 @@ async fn create_version(
     channel: &str,
     version: i64,
     source: &Source,
-) -> Result<(Option<String>, Option<String>), crate::provider::ProviderError> {
+) -> Result<(Option<String>, Option<String>), VersionError> {
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    };
     let (data, id, hash) = match source {
         Source::Secret { data, hash, .. } => (data.clone(), None, Some(hash.clone())),
         Source::Provider { url, token } => {
+            // Mint only where the Secret can be stored: a dry-run create of the same
+            // Secret (same name, same authorization) first. A tenant namespace whose
+            // RoleBinding is not yet honoured answers 403 here, before any credential
+            // exists at the provider, instead of after (measured in CI: a mint then
+            // revoked and minted again, so version 1 was the provider's second credential).
+            probe_secret_store(ctx, b, tenant, channel, version, &pp).await?;
             let uid = b.metadata.uid.as_deref().unwrap_or_default();
             let key = crate::digest::sha256_hex(format!("{uid}:{version}").as_bytes());
             let minted = provider
@@ -989,10 +999,6 @@ async fn create_version(
     });
     let ns = secret.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let pp = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..Default::default()
-    };
     match api.create(&pp, &secret).await {
         Ok(_) => {
             ctx.metrics.wrote(CONTROLLER, "Secret");
@@ -1020,12 +1026,80 @@ async fn create_version(
                     }
                 }
             }
-            Err(crate::provider::ProviderError::Transport {
-                op: "store",
-                class: "the credential Secret could not be created",
+            Err(VersionError::NotStored {
+                code,
+                minted: id.is_some(),
             })
         }
     }
+}
+
+/// Why a new credential version could not be created.
+#[derive(Debug, thiserror::Error)]
+enum VersionError {
+    /// The provider (or the OS random source) failed.
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
+    /// The tenant namespace refused the credential Secret (RBAC not yet honoured, a
+    /// quota, an admission policy). Only the status code is kept: the API server's
+    /// message could echo what was sent.
+    #[error("the tenant namespace refused the credential Secret (HTTP {code}){}", if *.minted { "; the credential minted for it was revoked" } else { "; nothing was minted" })]
+    NotStored { code: u16, minted: bool },
+}
+
+impl VersionError {
+    fn category(&self) -> &'static str {
+        match self {
+            VersionError::Provider(e) => e.category(),
+            VersionError::NotStored { .. } => "not_stored",
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            VersionError::Provider(_) => reason::PROVIDER_FAILED,
+            VersionError::NotStored { .. } => reason::CREDENTIAL_NOT_STORED,
+        }
+    }
+}
+
+/// A dry-run create of version `version`'s credential Secret, without its data: the
+/// API server authorizes and admits it exactly like the real create, and stores nothing.
+async fn probe_secret_store(
+    ctx: &Context,
+    b: &ChannelBinding,
+    tenant: &Tenant,
+    channel: &str,
+    version: i64,
+    pp: &PostParams,
+) -> Result<(), VersionError> {
+    let probe = decide::credential_secret(SecretInputs {
+        binding: b,
+        tenant,
+        channel,
+        version,
+        data: BTreeMap::new(),
+        webhook_key: String::new(),
+        provider_id: None,
+        source_hash: None,
+    });
+    let ns = probe.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PostParams {
+        dry_run: true,
+        ..pp.clone()
+    };
+    api.create(&pp, &probe).await.map(drop).map_err(|e| {
+        let code = match &e {
+            kube::Error::Api(s) => s.code,
+            _ => 0,
+        };
+        warn!(code, secret = %decide::secret_name(channel, version), "the credential Secret could not be stored (dry run); not minting");
+        VersionError::NotStored {
+            code,
+            minted: false,
+        }
+    })
 }
 
 /// 32 random bytes from the OS CSPRNG, hex: the webhook signing key the channel's
