@@ -10,7 +10,8 @@
 //!
 //! - `POST {url}/credentials` with the JSON body `{"tenant": "<tenant>", "channel":
 //!   "<channel>"}` and an `Idempotency-Key` header (the same for every retry of one
-//!   rotation, so a retried request whose first answer was lost mints nothing twice).
+//!   rotation, so a retried request whose first answer was lost mints nothing twice:
+//!   a provider answers a key it has seen with the credential it minted for it).
 //!   Answers `201 Created` (or `200 OK`) with `{"id": "<credential id>", "secret":
 //!   "<credential>"}`. The id is not secret: Herald keeps it in the binding's status to
 //!   revoke the credential later. The secret goes only into the tenant's Secret.

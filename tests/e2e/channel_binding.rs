@@ -354,10 +354,17 @@ enum Call {
 /// one configured provider, the loopback [`provider_router`]: it serves one tenant's
 /// calls. It mints ids `<tenant>.cred-<n>` (so the router can route a revoke back) and
 /// records them as `cred-<n>`.
+/// Like the contract says, a retried Idempotency-Key is answered with the credential
+/// first minted for it (counted in `replays`, not in `calls`). With `hold` set, a mint
+/// request waits (after `arrived` is notified) until `release` is notified.
 struct FakeProvider {
     calls: Arc<Mutex<Vec<Call>>>,
     down: Arc<AtomicBool>,
     secrets: Arc<Mutex<Vec<String>>>,
+    replays: Arc<AtomicU32>,
+    hold: Arc<AtomicBool>,
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone)]
@@ -366,6 +373,11 @@ struct ProviderState {
     down: Arc<AtomicBool>,
     secrets: Arc<Mutex<Vec<String>>>,
     next: Arc<AtomicU32>,
+    by_key: Arc<Mutex<BTreeMap<String, (String, String)>>>,
+    replays: Arc<AtomicU32>,
+    hold: Arc<AtomicBool>,
+    arrived: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
     token: String,
     client: Client,
     tenant: String,
@@ -378,6 +390,11 @@ impl FakeProvider {
             down: Arc::default(),
             secrets: Arc::default(),
             next: Arc::default(),
+            by_key: Arc::default(),
+            replays: Arc::default(),
+            hold: Arc::default(),
+            arrived: Arc::default(),
+            release: Arc::default(),
             token: provider_router::router().token.clone(),
             client,
             tenant: tenant.to_owned(),
@@ -391,6 +408,10 @@ impl FakeProvider {
             calls: state.calls,
             down: state.down,
             secrets: state.secrets,
+            replays: state.replays,
+            hold: state.hold,
+            arrived: state.arrived,
+            release: state.release,
         }
     }
 
@@ -418,10 +439,32 @@ async fn mint(
     let req: Value = serde_json::from_slice(&body).unwrap_or_default();
     assert_eq!(req["tenant"], state.tenant.as_str());
     assert_eq!(req["channel"], "sms");
+    if state.hold.load(Ordering::SeqCst) {
+        state.arrived.notify_one();
+        state.release.notified().await;
+    }
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!key.is_empty(), "mint without an Idempotency-Key");
+    if let Some((id, secret)) = state.by_key.lock().unwrap().get(&key).cloned() {
+        state.replays.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::CREATED,
+            json!({"id": format!("{}.{id}", state.tenant), "secret": secret}).to_string(),
+        );
+    }
     let n = state.next.fetch_add(1, Ordering::SeqCst) + 1;
     let id = format!("cred-{n}");
     let secret = format!("minted-{}", unique("secret"));
     state.secrets.lock().unwrap().push(secret.clone());
+    state
+        .by_key
+        .lock()
+        .unwrap()
+        .insert(key, (id.clone(), secret.clone()));
     state
         .calls
         .lock()
@@ -598,31 +641,8 @@ async fn no_credential_is_minted_while_the_tenant_namespace_refuses_its_secret()
     create_subprocessor(&client, &sp, 30).await;
     create_tenant(&client, &tenant, json!({})).await;
     let ns = format!("tenant-{tenant}");
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    tokio::time::timeout(
-        WAIT,
-        await_condition(
-            namespaces,
-            &ns,
-            |n: Option<&k8s_openapi::api::core::v1::Namespace>| n.is_some(),
-        ),
-    )
-    .await
-    .expect("tenant namespace created")
-    .unwrap();
-    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
-        Api::namespaced(client.clone(), &ns);
-    quotas
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "no-secrets"},
-                "spec": {"hard": {"secrets": "0"}}
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    wait_namespace(&client, &ns).await;
+    deny_secrets(&client, &ns).await;
     let provider = FakeProvider::start(client.clone(), &tenant);
     create_binding(
         &client,
@@ -646,10 +666,7 @@ async fn no_credential_is_minted_while_the_tenant_namespace_refuses_its_secret()
         provider.calls()
     );
 
-    quotas
-        .delete("no-secrets", &Default::default())
-        .await
-        .unwrap();
+    allow_secrets(&client, &ns).await;
     let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
     assert_eq!(
         b.status.as_ref().unwrap().provider_credential_id,
@@ -660,6 +677,169 @@ async fn no_credential_is_minted_while_the_tenant_namespace_refuses_its_secret()
         provider.calls().len(),
         1,
         "one mint, nothing revoked: {:?}",
+        provider.calls()
+    );
+}
+
+/// A binding whose first credential was minted while its tenant namespace stopped
+/// accepting Secrets: the mint is held at the provider until a quota of no Secrets is
+/// in place (after Herald's dry run passed), so the Secret create fails after the mint.
+/// Returns once the binding says CredentialNotStored: (tenant, binding, provider).
+async fn minted_but_not_stored(client: &Client, prefix: &str) -> (String, String, FakeProvider) {
+    let (tenant, sp, binding) = (
+        unique(prefix),
+        unique(&format!("{prefix}-sp")),
+        unique(&format!("{prefix}-b")),
+    );
+    create_subprocessor(client, &sp, 30).await;
+    create_tenant(client, &tenant, json!({})).await;
+    let ns = format!("tenant-{tenant}");
+    wait_namespace(client, &ns).await;
+    let provider = FakeProvider::start(client.clone(), &tenant);
+    provider.hold.store(true, Ordering::SeqCst);
+    create_binding(
+        client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"providerApi": {"name": provider_router::PROVIDER}}),
+    )
+    .await;
+    tokio::time::timeout(WAIT, provider.arrived.notified())
+        .await
+        .expect("Herald asked the provider to mint");
+    deny_secrets(client, &ns).await;
+    provider.hold.store(false, Ordering::SeqCst);
+    provider.release.notify_one();
+    let b = wait_binding(
+        client,
+        &binding,
+        "CredentialCurrent CredentialNotStored",
+        |b| condition(b, "CredentialCurrent").map(|(_, r)| r) == Some("CredentialNotStored".into()),
+    )
+    .await;
+    let s = b.status.unwrap();
+    assert_eq!(s.credential_version, None);
+    let recorded: Vec<&str> = s
+        .unstored_credentials
+        .iter()
+        .map(|u| u.provider_credential_id.as_str())
+        .collect();
+    assert_eq!(
+        recorded,
+        [format!("{tenant}.cred-1")],
+        "the minted credential's id is in status although its Secret never existed"
+    );
+    (tenant, binding, provider)
+}
+
+async fn wait_namespace(client: &Client, ns: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    tokio::time::timeout(
+        WAIT,
+        await_condition(namespaces, ns, |n: Option<&Namespace>| n.is_some()),
+    )
+    .await
+    .expect("tenant namespace created")
+    .unwrap();
+}
+
+/// A ResourceQuota of no Secrets in `ns` (a second one beside Herald's): every Secret
+/// create there is refused, dry runs too. Returns once the API server enforces it (its
+/// quota admission reads quotas from a cache, which lags the create).
+async fn deny_secrets(client: &Client, ns: &str) {
+    Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-secrets"},
+                "spec": {"hard": {"secrets": "0"}}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let probe: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "quota-probe"}})).unwrap();
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    tokio::time::timeout(WAIT, async {
+        while secrets.create(&dry_run, &probe).await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the quota is enforced");
+}
+
+async fn allow_secrets(client: &Client, ns: &str) {
+    Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client.clone(), ns)
+        .delete("no-secrets", &Default::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_credential_minted_but_not_stored_is_stored_at_the_next_attempt_not_minted_again() {
+    let client = client().await;
+    operator().await;
+    let (tenant, binding, provider) = minted_but_not_stored(&client, "cb-unstored").await;
+    allow_secrets(&client, &format!("tenant-{tenant}")).await;
+    let b = wait_binding(&client, &binding, "version 1 Ready", version_is(1)).await;
+    let s = b.status.unwrap();
+    assert_eq!(s.provider_credential_id, Some(format!("{tenant}.cred-1")));
+    assert!(
+        s.unstored_credentials.is_empty(),
+        "{:?}",
+        s.unstored_credentials
+    );
+    assert_eq!(
+        provider.calls().len(),
+        1,
+        "one credential minted, none revoked: {:?}",
+        provider.calls()
+    );
+    assert!(
+        provider.replays.load(Ordering::SeqCst) >= 1,
+        "the retry used the same Idempotency-Key"
+    );
+    let (_, stored) = secret_data(&client, &tenant, "herald-cred-sms-v1")
+        .await
+        .expect("version 1 Secret");
+    let minted = provider.secrets.lock().unwrap().clone();
+    assert_eq!(minted.len(), 1);
+    assert_eq!(
+        stored.get("credential"),
+        Some(&minted[0]),
+        "the Secret holds the credential first minted"
+    );
+}
+
+#[tokio::test]
+async fn a_binding_deleted_with_a_credential_minted_but_not_stored_revokes_it() {
+    let client = client().await;
+    operator().await;
+    let (_tenant, binding, provider) = minted_but_not_stored(&client, "cb-unst-del").await;
+    let api: Api<ChannelBinding> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    let uid = api.get(&binding).await.unwrap().uid().unwrap();
+    api.delete(&binding, &Default::default()).await.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(api, &binding, kube::runtime::conditions::is_deleted(&uid)),
+    )
+    .await
+    .expect("binding gone")
+    .unwrap();
+    assert!(
+        provider
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Revoke { id, .. } if id == "cred-1")),
+        "the unstored credential was revoked: {:?}",
         provider.calls()
     );
 }

@@ -282,4 +282,26 @@ pub struct ChannelBindingStatus {
     /// it reports this in its status and its receipt. Unset once revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revocation_failure: Option<super::StepFailure>,
+
+    /// Credentials minted at the provider whose Secret is not stored (providerApi only):
+    /// each is recorded before its Secret is created, so that a failure or a crash in
+    /// between never leaves a live credential nobody knows of. Herald retries storing a
+    /// version with the same Idempotency-Key, so the provider answers with the same
+    /// credential; one that was not stored after all (the provider minted another, or the
+    /// binding or its tenant went) is revoked, and leaves this list once it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unstored_credentials: Vec<UnstoredCredential>,
+}
+
+/// A minted credential not yet in a Secret: its version and the provider's id (never
+/// the credential itself).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnstoredCredential {
+    /// The version it was minted for.
+    pub version: i64,
+    /// The provider's id of the credential.
+    pub provider_credential_id: String,
+    /// When it was minted.
+    pub minted_at: Time,
 }

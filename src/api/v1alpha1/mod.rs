@@ -22,7 +22,7 @@ use kube::CustomResourceExt;
 
 pub use channel_binding::{
     Channel, ChannelBinding, ChannelBindingSpec, ChannelBindingStatus, CredentialSource,
-    ProviderApi, Rotation,
+    ProviderApi, Rotation, UnstoredCredential,
 };
 pub use common::{DNS_LABEL, Dpa, EEA_COUNTRIES, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
 pub use retention_policy::{

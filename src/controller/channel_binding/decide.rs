@@ -35,7 +35,9 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Resource;
 
 use crate::api::v1alpha1::conditions::{self as types, reason};
-use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, StepFailure, Tenant};
+use crate::api::v1alpha1::{
+    ChannelBinding, ChannelBindingStatus, StepFailure, Tenant, UnstoredCredential,
+};
 use crate::conditions::{Desired, merge};
 use crate::controller::subprocessor::effective::Verdict;
 use crate::controller::{MANAGED_BY, TENANT_LABEL};
@@ -512,11 +514,58 @@ pub fn ids_to_revoke<'a>(
         .as_deref()
         .into_iter()
         .chain(state.previous_provider_credential_id.as_deref())
+        .chain(
+            state
+                .unstored_credentials
+                .iter()
+                .map(|u| u.provider_credential_id.as_str()),
+        )
         .chain(leftovers)
         .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The record of minted-but-unstored credentials once `minted_id` was minted for
+/// `version`: it joins the list (once, however often the provider answers a retried key
+/// with the same credential). Written before its Secret is created.
+pub fn minted(
+    mut unstored: Vec<UnstoredCredential>,
+    version: i64,
+    minted_id: &str,
+    now: Timestamp,
+) -> Vec<UnstoredCredential> {
+    if !unstored
+        .iter()
+        .any(|u| u.provider_credential_id == minted_id)
+    {
+        unstored.push(UnstoredCredential {
+            version,
+            provider_credential_id: minted_id.to_owned(),
+            minted_at: Time(now),
+        });
+    }
+    unstored
+}
+
+/// Once the credential `stored_id` is in its Secret: it leaves the list, and every
+/// other entry (minted for a retry the provider did not answer with the same
+/// credential, or for a version adopted from a Secret instead) is to be revoked.
+/// Returns (what stays recorded until revoked, what to revoke now).
+pub fn stored(
+    unstored: Vec<UnstoredCredential>,
+    stored_id: Option<&str>,
+) -> (Vec<UnstoredCredential>, Vec<String>) {
+    let rest: Vec<UnstoredCredential> = unstored
+        .into_iter()
+        .filter(|u| Some(u.provider_credential_id.as_str()) != stored_id)
+        .collect();
+    let revoke = rest
+        .iter()
+        .map(|u| u.provider_credential_id.clone())
+        .collect();
+    (rest, revoke)
 }
 
 /// The binding's record of failed revocations after one more failed with `error` (a
@@ -701,6 +750,43 @@ mod tests {
             message: "ok".into(),
             recheck_at: None,
         }
+    }
+
+    #[test]
+    fn a_minted_credential_is_recorded_once_and_leaves_the_record_when_stored() {
+        let now = ts("2026-03-01T00:00:00Z");
+        let first = minted(Vec::new(), 1, "cred-1", now);
+        // The retry after a failed store gets the same credential for the same key.
+        let again = minted(first.clone(), 1, "cred-1", now);
+        assert_eq!(again, first);
+        assert_eq!(first[0].version, 1);
+        let (rest, revoke) = stored(again, Some("cred-1"));
+        assert!(rest.is_empty() && revoke.is_empty(), "{rest:?} {revoke:?}");
+    }
+
+    #[test]
+    fn a_credential_minted_but_not_the_one_stored_is_revoked_and_counted_until_it_is() {
+        let now = ts("2026-03-01T00:00:00Z");
+        // A provider that ignored the Idempotency-Key: two credentials for version 1.
+        let both = minted(minted(Vec::new(), 1, "cred-1", now), 1, "cred-2", now);
+        assert_eq!(both.len(), 2);
+        let (rest, revoke) = stored(both, Some("cred-2"));
+        assert_eq!(revoke, ["cred-1"]);
+        assert_eq!(
+            rest.len(),
+            1,
+            "stays recorded until the revocation succeeds"
+        );
+        // Recorded ones are revoked with the binding's others (deletion, termination).
+        let state = ChannelBindingStatus {
+            provider_credential_id: Some("cred-2".into()),
+            unstored_credentials: rest,
+            ..Default::default()
+        };
+        assert_eq!(ids_to_revoke(&state, []), ["cred-1", "cred-2"]);
+        // A version adopted from a Secret (no provider id) leaves every record to revoke.
+        let (rest, revoke) = stored(minted(Vec::new(), 3, "cred-3", now), None);
+        assert_eq!((rest.len(), revoke), (1, vec!["cred-3".to_owned()]));
     }
 
     #[test]

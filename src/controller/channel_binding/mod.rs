@@ -48,6 +48,7 @@ use super::{
     Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, ownership,
     until,
 };
+use crate::api::v1alpha1::UnstoredCredential;
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
     ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
@@ -480,8 +481,17 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
             (None, Some((p, _))) => Err(p.clone()),
             (None, None) => {
                 provider_called = matches!(source, Source::Provider { .. });
-                create_version(ctx, &provider, b, &tenant, &channel, next, source)
-                    .await
+                create_version(
+                    ctx,
+                    &provider,
+                    b,
+                    &tenant,
+                    &channel,
+                    next,
+                    source,
+                    &mut state.unstored_credentials,
+                )
+                .await
                     .map(|(id, hash)| (next, id, hash))
                     .map_err(|e| {
                         ctx.metrics.rotation("failed");
@@ -498,6 +508,12 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         };
         match created {
             Ok((version, id, hash)) => {
+                let (rest, revoke) = decide::stored(
+                    std::mem::take(&mut state.unstored_credentials),
+                    id.as_deref(),
+                );
+                state.unstored_credentials =
+                    revoke_unstored(&provider, provider_url.zip(token), rest, revoke).await;
                 if state.credential_version.is_some() {
                     state.previous_credential_version = state.credential_version;
                     state.previous_credential_secret = state.credential_secret.take();
@@ -638,6 +654,7 @@ async fn terminate(
             state.previous_credential_version = None;
             state.previous_credential_secret = None;
             state.previous_provider_credential_id = None;
+            state.unstored_credentials.clear();
             state.rolled_out_at = None;
             info!("tenant terminated: credentials revoked; the binding is never rotated again");
             event(
@@ -951,8 +968,39 @@ async fn namespace_writable(ctx: &Context, ns: &str, tenant: &Tenant) -> Result<
     ))
 }
 
+/// Revokes the `revoke` ids (minted credentials that are in no Secret) at the provider
+/// (`url`, `token`) and returns `rest` without those it revoked: a failed revocation
+/// stays recorded and is tried again at the next store, the binding's deletion or its
+/// tenant's termination.
+async fn revoke_unstored(
+    provider: &ProviderClient,
+    endpoint: Option<(&str, &str)>,
+    mut rest: Vec<UnstoredCredential>,
+    revoke: Vec<String>,
+) -> Vec<UnstoredCredential> {
+    let Some((url, token)) = endpoint else {
+        return rest;
+    };
+    for id in revoke {
+        match provider.revoke(url, token, &id).await {
+            Ok(()) => {
+                info!("revoked a minted credential that was never stored");
+                rest.retain(|u| u.provider_credential_id != id);
+            }
+            Err(e) => warn!(
+                category = e.category(),
+                "cannot revoke a minted credential that was never stored; retrying later"
+            ),
+        }
+    }
+    rest
+}
+
 /// Creates the credential Secret of `version`: copies the source or mints at the
-/// provider. Returns the provider id and the source hash it recorded.
+/// provider. Returns the provider id and the source hash it recorded. A minted
+/// credential joins `unstored` (the binding's `unstoredCredentials`), and is recorded
+/// in the binding's status before its Secret is created.
+#[allow(clippy::too_many_arguments)]
 async fn create_version(
     ctx: &Context,
     provider: &ProviderClient,
@@ -961,6 +1009,7 @@ async fn create_version(
     channel: &str,
     version: i64,
     source: &Source,
+    unstored: &mut Vec<UnstoredCredential>,
 ) -> Result<(Option<String>, Option<String>), VersionError> {
     let pp = PostParams {
         field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -980,6 +1029,21 @@ async fn create_version(
             let minted = provider
                 .mint(url, token, &b.spec.tenant_ref.name, channel, &key)
                 .await?;
+            // Recorded before the Secret: a failure or a crash from here on leaves its id
+            // in status. Kept in `unstored` even if this write fails, so the reconcile's
+            // status write records it.
+            *unstored = decide::minted(
+                std::mem::take(unstored),
+                version,
+                &minted.id,
+                Timestamp::now(),
+            );
+            let mut recorded = b.status.clone().unwrap_or_default();
+            recorded.unstored_credentials = unstored.clone();
+            if let Err(e) = publish_status(b, recorded, ctx).await {
+                warn!(error = %e, version, "cannot record the minted credential's id");
+                return Err(VersionError::NotRecorded);
+            }
             let data = BTreeMap::from([(
                 CREDENTIAL_KEY.to_owned(),
                 ByteString(minted.secret.into_bytes()),
@@ -1011,21 +1075,8 @@ async fn create_version(
                 _ => 0,
             };
             warn!(code, secret = %decide::secret_name(channel, version), "cannot create the credential Secret");
-            // The minted credential is in no Secret and no status: revoke it now, or
-            // nobody ever will (measured: a 403 while the tenant namespace's RoleBinding
-            // was not yet honoured left a minted credential live at the provider).
-            if let (Some(id), Source::Provider { url, token }) = (&id, source) {
-                match provider.revoke(url, token, id).await {
-                    Ok(()) => info!(version, "revoked the credential that could not be stored"),
-                    Err(e) => {
-                        warn!(
-                            version,
-                            category = e.category(),
-                            "cannot revoke the credential that could not be stored"
-                        )
-                    }
-                }
-            }
+            // A minted credential stays recorded in `unstoredCredentials`: the next
+            // attempt mints with the same Idempotency-Key and so stores the same one.
             Err(VersionError::NotStored {
                 code,
                 minted: id.is_some(),
@@ -1043,8 +1094,12 @@ enum VersionError {
     /// The tenant namespace refused the credential Secret (RBAC not yet honoured, a
     /// quota, an admission policy). Only the status code is kept: the API server's
     /// message could echo what was sent.
-    #[error("the tenant namespace refused the credential Secret (HTTP {code}){}", if *.minted { "; the credential minted for it was revoked" } else { "; nothing was minted" })]
+    #[error("the tenant namespace refused the credential Secret (HTTP {code}){}", if *.minted { "; the credential minted for it is recorded in unstoredCredentials and stored at the next attempt" } else { "; nothing was minted" })]
     NotStored { code: u16, minted: bool },
+    /// The minted credential's id could not be written to status before its Secret: no
+    /// Secret is created (the next attempt's same Idempotency-Key gets the same one).
+    #[error("the minted credential's id could not be recorded in status; retrying")]
+    NotRecorded,
 }
 
 impl VersionError {
@@ -1052,13 +1107,16 @@ impl VersionError {
         match self {
             VersionError::Provider(e) => e.category(),
             VersionError::NotStored { .. } => "not_stored",
+            VersionError::NotRecorded => "not_recorded",
         }
     }
 
     fn reason(&self) -> &'static str {
         match self {
             VersionError::Provider(_) => reason::PROVIDER_FAILED,
-            VersionError::NotStored { .. } => reason::CREDENTIAL_NOT_STORED,
+            VersionError::NotStored { .. } | VersionError::NotRecorded => {
+                reason::CREDENTIAL_NOT_STORED
+            }
         }
     }
 }

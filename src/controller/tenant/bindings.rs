@@ -98,12 +98,16 @@ pub fn awaiting<'a>(
             }
             // TenantNotFound is stale here: the tenant being reconciled exists. A binding
             // applied before its Tenant (GitOps applies them together) reported it, and
-            // is woken by the Tenant's creation to deliver the first credential.
+            // is woken by the Tenant's creation to deliver the first credential. So is
+            // CredentialNotStored: the new namespace did not accept the Secret yet (its
+            // RoleBinding not honoured in a full e2e run), and the next attempt will.
             !status.conditions.iter().any(|c| {
                 (c.type_ == SUBPROCESSOR_EFFECTIVE
                     && c.status == "False"
                     && c.reason != reason::TENANT_NOT_FOUND)
-                    || (c.type_ == CREDENTIAL_CURRENT && c.reason != reason::PENDING)
+                    || (c.type_ == CREDENTIAL_CURRENT
+                        && c.reason != reason::PENDING
+                        && c.reason != reason::CREDENTIAL_NOT_STORED)
             })
         })
         .map(|b| b.name_any())
@@ -208,6 +212,13 @@ mod tests {
         );
         let mut unseen = binding("acme", "voice", None, true);
         unseen.status = None;
+        // Its Secret was refused by a namespace not yet writable: the next try stores it.
+        let mut refused = binding("acme", "rcs", None, true);
+        refused.status.as_mut().unwrap().conditions.push(
+            serde_json::from_value(json!({"type": "CredentialCurrent", "status": "False",
+                "reason": "CredentialNotStored", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}))
+            .unwrap(),
+        );
         // Reconciled before its Tenant existed: still on its way.
         let mut early = binding("acme", "viber", None, false);
         early.status.as_mut().unwrap().conditions[0].reason = "TenantNotFound".into();
@@ -218,11 +229,12 @@ mod tests {
             failed,
             unseen,
             early,
+            refused,
             binding("other", "rcs", None, true),
         ];
         assert_eq!(
             awaiting("acme", "herald-system", &bs),
-            ["acme-email", "acme-viber", "acme-voice"],
+            ["acme-email", "acme-rcs", "acme-viber", "acme-voice"],
             "delivered, blocked, failed and other tenants' bindings are not awaited"
         );
     }
