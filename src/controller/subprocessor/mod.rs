@@ -20,9 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Config as WatcherConfig;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -70,40 +71,50 @@ pub async fn run(
     // status writes, each of which used to cost a list of every Tenant.
     let (tenants_changed, bindings_changed) = (Changed::default(), Changed::default());
     let records_changed = Changed::default();
+    // The Tenants the reconciles read, and the triggers, from one watch: the store has
+    // every change before the trigger it causes arrives. Each reconcile used to list
+    // every Tenant with its status (O(Subprocessors × Tenants) per round; 1.5 MB per
+    // list on a dev cluster of 190 tenants); a delivery re-reads its one Tenant instead.
+    let (tenants, tenants_writer) = reflector::store();
+    let tenant_events = reflector::reflector(
+        tenants_writer,
+        crate::controller::watch::watch(
+            Api::<Tenant>::all(client.clone()),
+            WatcherConfig::default(),
+        )
+        .modify(|t| t.managed_fields_mut().clear()),
+    )
+    .touched_objects();
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
         // A new tenant, an objection, a notification endpoint: every Subprocessor may
         // owe or change something for it. Reconciles only read when nothing changed.
-        .watches_recovering(
-            Api::<Tenant>::all(client.clone()),
-            WatcherConfig::default(),
-            move |t| {
-                // A notice delivered or its window moved (ours after a delivery, or
-                // anyone's edit) concerns only the Subprocessors it records. Attempts
-                // and failures are not keyed: each failed attempt writes its record, and
-                // keying on it would retry at once, in a loop, instead of on the backoff.
-                let records_moved = records_changed.passes(&t, notice::outcomes(&t));
-                let records = t
-                    .status
-                    .as_ref()
-                    .map(|s| s.subprocessor_notices.clone())
-                    .unwrap_or_default();
-                if tenants_changed.passes(&t, t.metadata.generation) {
-                    return all
-                        .state()
-                        .iter()
-                        .map(|s| ObjectRef::from_obj(s.as_ref()))
-                        .collect::<Vec<_>>();
-                }
-                if !records_moved {
-                    return Vec::new();
-                }
-                records
+        .watches_stream(tenant_events, move |t: Tenant| {
+            // A notice delivered or its window moved (ours after a delivery, or
+            // anyone's edit) concerns only the Subprocessors it records. Attempts
+            // and failures are not keyed: each failed attempt writes its record, and
+            // keying on it would retry at once, in a loop, instead of on the backoff.
+            let records_moved = records_changed.passes(&t, notice::outcomes(&t));
+            let records = t
+                .status
+                .as_ref()
+                .map(|s| s.subprocessor_notices.clone())
+                .unwrap_or_default();
+            if tenants_changed.passes(&t, t.metadata.generation) {
+                return all
+                    .state()
                     .iter()
-                    .map(|r| ObjectRef::new(&r.subprocessor))
-                    .collect::<Vec<_>>()
-            },
-        )
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>();
+            }
+            if !records_moved {
+                return Vec::new();
+            }
+            records
+                .iter()
+                .map(|r| ObjectRef::new(&r.subprocessor))
+                .collect::<Vec<_>>()
+        })
         // A binding through a carrier makes its tenant affected.
         .watches_recovering(
             Api::<ChannelBinding>::namespaced(client.clone(), &ctx.config.control_namespace),
@@ -116,7 +127,7 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            move |sp, ctx| reconcile(sp, ctx, selector.clone()),
+            move |sp, ctx| reconcile(sp, ctx, tenants.clone(), selector.clone()),
             error_policy,
             ctx,
         )
@@ -127,13 +138,16 @@ pub async fn run(
 async fn reconcile(
     sp: Arc<Subprocessor>,
     ctx: Arc<Context>,
+    tenants: Store<Tenant>,
     selector: Arc<Option<String>>,
 ) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, subprocessor = %sp.name_any());
     ctx.metrics
         .reconcile(
             CONTROLLER,
-            super::catch_panic(reconcile_inner(&sp, &ctx, selector.as_deref()).instrument(span)),
+            super::catch_panic(
+                reconcile_inner(&sp, &ctx, &tenants, selector.as_deref()).instrument(span),
+            ),
         )
         .await
 }
@@ -147,6 +161,7 @@ fn error_policy(sp: Arc<Subprocessor>, error: &Error, ctx: Arc<Context>) -> Acti
 async fn reconcile_inner(
     sp: &Subprocessor,
     ctx: &Context,
+    tenant_store: &Store<Tenant>,
     selector: Option<&str>,
 ) -> Result<Action, Error> {
     let name = sp.name_any();
@@ -157,9 +172,13 @@ async fn reconcile_inner(
     {
         return Ok(Action::await_change());
     }
-    // Who is affected comes from the bindings cache: right after a start it may still
-    // be filling, and an empty one would count no carrier's tenant as affected.
-    if !tokio::time::timeout(super::CACHE_WAIT, ctx.bindings.wait_until_ready())
+    // Who is affected comes from the bindings and Tenant caches: right after a start
+    // they may still be filling, and an empty one would count no tenant as affected.
+    let warm = async {
+        ctx.bindings.wait_until_ready().await?;
+        tenant_store.wait_until_ready().await
+    };
+    if !tokio::time::timeout(super::CACHE_WAIT, warm)
         .await
         .is_ok_and(|r| r.is_ok())
     {
@@ -170,11 +189,7 @@ async fn reconcile_inner(
     let changed_at = effective::material_changed_at(sp, now);
     let catalog = &ctx.config.regions;
 
-    let tenants: Vec<Tenant> = Api::<Tenant>::all(ctx.client.clone())
-        .list(&Default::default())
-        .await
-        .map_err(Error::kube("list Tenants"))?
-        .items;
+    let tenants: Vec<Arc<Tenant>> = tenant_store.state();
     // The tenants this process delivers to (all, without a selector), as the API
     // server matches the selector.
     let ours: Option<std::collections::HashSet<String>> = match selector {
@@ -193,6 +208,7 @@ async fn reconcile_inner(
     let bindings = ctx.bindings.state();
     let affected: Vec<&Tenant> = tenants
         .iter()
+        .map(AsRef::as_ref)
         .filter(|t| notice::is_live(t))
         .filter(|t| {
             !notice::is_channel_carrier(sp)
@@ -219,7 +235,7 @@ async fn reconcile_inner(
     let mut attempted = 0;
     for tenant in &affected {
         let tenant_name = tenant.name_any();
-        let existing = effective::notice_record(tenant, &name);
+        let mut existing = effective::notice_record(tenant, &name).cloned();
         let started = tenant
             .metadata
             .creation_timestamp
@@ -236,32 +252,53 @@ async fn reconcile_inner(
         if ours.as_ref().is_some_and(|o| !o.contains(&tenant_name)) {
             // Another shard's tenant: its operator delivers; its record still counts.
             if let Some(record) = existing {
-                notices.push((tenant_name, record.clone()));
+                notices.push((tenant_name, record));
             }
             continue;
         }
-        if let Some(due) = existing
-            .filter(|r| r.material_hash == hash && r.delivered_at.is_none())
-            .and_then(|r| notice::retry_at(r, now))
-        {
-            // A failed notice not due yet: its record stands, the requeue comes back.
+        // The cache can only be behind: a failed notice that is not due by the cached
+        // record is not due by the live one either.
+        if let Some(due) = not_due(existing.as_ref(), &hash, now) {
             undelivered = true;
             next_retry = Some(next_retry.map_or(due, |d: Timestamp| d.min(due)));
             if let Some(record) = existing {
-                notices.push((tenant_name, record.clone()));
+                notices.push((tenant_name, record));
             }
             continue;
         }
-        let pending = existing.is_none_or(|r| r.material_hash != hash || r.delivered_at.is_none());
+        let pending = existing
+            .as_ref()
+            .is_none_or(|r| r.material_hash != hash || r.delivered_at.is_none());
         if pending && attempted >= ATTEMPTS_PER_RECONCILE {
             // Enough for this reconcile: the rest come at the next requeue (RETRY_MIN),
             // so a slow or dead endpoint never holds a reconcile slot for long.
             undelivered = true;
             if let Some(record) = existing {
-                notices.push((tenant_name, record.clone()));
+                notices.push((tenant_name, record));
             }
             continue;
         }
+        if pending {
+            // About to send: decide on the live record, never on a cached one that may
+            // not show a delivery or an attempt this process (or another) just recorded.
+            let Some(live) = Api::<Tenant>::all(ctx.client.clone())
+                .get_opt(&tenant_name)
+                .await
+                .map_err(Error::kube(format!("get Tenant {tenant_name}")))?
+            else {
+                continue; // gone since the cache saw it
+            };
+            existing = effective::notice_record(&live, &name).cloned();
+            if let Some(due) = not_due(existing.as_ref(), &hash, now) {
+                undelivered = true;
+                next_retry = Some(next_retry.map_or(due, |d: Timestamp| d.min(due)));
+                if let Some(record) = existing {
+                    notices.push((tenant_name, record));
+                }
+                continue;
+            }
+        }
+        let existing = existing.as_ref();
         let key = notice::idempotency_key(&name, &hash, &tenant_name);
         let Some(mut record) = notice::next_attempt(
             existing,
@@ -402,6 +439,14 @@ async fn reconcile_inner(
         wait = wait.min(until);
     }
     Ok(Action::requeue(wait))
+}
+
+/// When a failed notice of the current terms (`hash`) is due again, if not yet `now`:
+/// its record stands until then.
+fn not_due(record: Option<&SubprocessorNotice>, hash: &str, now: Timestamp) -> Option<Timestamp> {
+    record
+        .filter(|r| r.material_hash == hash && r.delivered_at.is_none())
+        .and_then(|r| notice::retry_at(r, now))
 }
 
 /// The tenant's signing key from the control namespace (the HMAC key of its Standard
