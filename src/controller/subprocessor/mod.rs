@@ -249,36 +249,20 @@ async fn reconcile_inner(
             continue; // cannot be told; the verdict says NotificationsMissing
         };
         must_tell += 1;
-        if ours.as_ref().is_some_and(|o| !o.contains(&tenant_name)) {
-            // Another shard's tenant: its operator delivers; its record still counts.
-            if let Some(record) = existing {
-                notices.push((tenant_name, record));
-            }
-            continue;
-        }
-        // The cache can only be behind: a failed notice that is not due by the cached
-        // record is not due by the live one either.
-        if let Some(due) = not_due(existing.as_ref(), &hash, now) {
-            undelivered = true;
-            next_retry = Some(next_retry.map_or(due, |d: Timestamp| d.min(due)));
-            if let Some(record) = existing {
-                notices.push((tenant_name, record));
-            }
-            continue;
-        }
-        let pending = existing
-            .as_ref()
-            .is_none_or(|r| r.material_hash != hash || r.delivered_at.is_none());
-        if pending && attempted >= ATTEMPTS_PER_RECONCILE {
-            // Enough for this reconcile: the rest come at the next requeue (RETRY_MIN),
-            // so a slow or dead endpoint never holds a reconcile slot for long.
-            undelivered = true;
-            if let Some(record) = existing {
-                notices.push((tenant_name, record));
-            }
-            continue;
-        }
-        if pending {
+        // Another shard's tenant: its operator delivers; its record still counts.
+        let is_ours = ours.as_ref().is_none_or(|o| o.contains(&tenant_name));
+        let plan = |record: Option<&SubprocessorNotice>| {
+            notice::plan(
+                record,
+                &hash,
+                now,
+                is_ours,
+                attempted,
+                ATTEMPTS_PER_RECONCILE,
+            )
+        };
+        let mut decided = plan(existing.as_ref());
+        if decided == notice::Plan::Send {
             // About to send: decide on the live record, never on a cached one that may
             // not show a delivery or an attempt this process (or another) just recorded.
             let Some(live) = Api::<Tenant>::all(ctx.client.clone())
@@ -289,14 +273,24 @@ async fn reconcile_inner(
                 continue; // gone since the cache saw it
             };
             existing = effective::notice_record(&live, &name).cloned();
-            if let Some(due) = not_due(existing.as_ref(), &hash, now) {
+            decided = plan(existing.as_ref());
+        }
+        match decided {
+            notice::Plan::Send => {}
+            notice::Plan::Keep => {}
+            notice::Plan::RetryAt(due) => {
                 undelivered = true;
                 next_retry = Some(next_retry.map_or(due, |d: Timestamp| d.min(due)));
-                if let Some(record) = existing {
-                    notices.push((tenant_name, record));
-                }
-                continue;
             }
+            // The rest come at the next requeue (RETRY_MIN), so a slow or dead endpoint
+            // never holds a reconcile slot for long.
+            notice::Plan::Deferred => undelivered = true,
+        }
+        if decided != notice::Plan::Send {
+            if let Some(record) = existing {
+                notices.push((tenant_name, record));
+            }
+            continue;
         }
         let existing = existing.as_ref();
         let key = notice::idempotency_key(&name, &hash, &tenant_name);
@@ -441,14 +435,6 @@ async fn reconcile_inner(
     Ok(Action::requeue(wait))
 }
 
-/// When a failed notice of the current terms (`hash`) is due again, if not yet `now`:
-/// its record stands until then.
-fn not_due(record: Option<&SubprocessorNotice>, hash: &str, now: Timestamp) -> Option<Timestamp> {
-    record
-        .filter(|r| r.material_hash == hash && r.delivered_at.is_none())
-        .and_then(|r| notice::retry_at(r, now))
-}
-
 /// The tenant's signing key from the control namespace (the HMAC key of its Standard
 /// Webhooks secret, see [`crate::notify::signing_key`]), or why there is none (the
 /// Secret or key is missing or not `whsec_<base64>`, or the Secret is not labelled for `tenant`: another
@@ -501,25 +487,13 @@ async fn record_notice(
     });
     api.patch_status(
         tenant,
-        &PatchParams::apply(&notice_field_manager(&record.subprocessor)).force(),
+        &PatchParams::apply(&notice::field_manager(&record.subprocessor)).force(),
         &Patch::Apply(&patch),
     )
     .await
     .map_err(Error::kube(format!("record the notice to Tenant {tenant}")))?;
     ctx.metrics.wrote(CONTROLLER, "Tenant/status");
     Ok(())
-}
-
-/// `herald-notice-<subprocessor>`; a long name is shortened with a digest (a field
-/// manager is at most 128 characters).
-fn notice_field_manager(subprocessor: &str) -> String {
-    let name = format!("herald-notice-{subprocessor}");
-    if name.len() <= 128 {
-        name
-    } else {
-        let digest = crate::digest::sha256_hex(subprocessor.as_bytes());
-        format!("herald-notice-{}-{}", &subprocessor[..64], &digest[..16])
-    }
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.

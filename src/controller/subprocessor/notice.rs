@@ -308,6 +308,60 @@ pub fn retry_at(record: &SubprocessorNotice, now: Timestamp) -> Option<Timestamp
     (due > now).then_some(due)
 }
 
+/// What one reconcile does about one tenant's notice of the current terms (`hash`),
+/// given its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to send (delivered, or another shard's tenant): the record counts as it is.
+    Keep,
+    /// A failed notice, due again at this time: the record stands, the requeue comes back.
+    RetryAt(Timestamp),
+    /// Due, but this reconcile made its attempts already: the next requeue sends it.
+    Deferred,
+    /// Send it now (first sending, a resend after a crash, or a retry that is due).
+    Send,
+}
+
+/// The [`Plan`] for a tenant whose record is `record`, at `now`: `ours` is false for
+/// another shard's tenant; `attempted` attempts of at most `cap` were made in this
+/// reconcile already. A cached record can only be behind, so `RetryAt` from it holds
+/// for the live one too; `Send` must be decided again on the live record.
+pub fn plan(
+    record: Option<&SubprocessorNotice>,
+    hash: &str,
+    now: Timestamp,
+    ours: bool,
+    attempted: usize,
+    cap: usize,
+) -> Plan {
+    let current = record.filter(|r| r.material_hash == hash);
+    if !ours || current.is_some_and(|r| r.delivered_at.is_some()) {
+        return Plan::Keep;
+    }
+    if let Some(due) = current.and_then(|r| retry_at(r, now)) {
+        return Plan::RetryAt(due);
+    }
+    if attempted >= cap {
+        return Plan::Deferred;
+    }
+    Plan::Send
+}
+
+/// The server-side-apply field manager of one Subprocessor's notice records: one per
+/// Subprocessor, so that applying its record neither removes nor takes over another's.
+/// The API server allows 128 characters: a longer name is cut and made unique with a
+/// digest of the whole name.
+pub fn field_manager(subprocessor: &str) -> String {
+    const PREFIX: &str = "herald-notice-";
+    let name = format!("{PREFIX}{subprocessor}");
+    if name.len() <= 128 {
+        return name;
+    }
+    let digest = crate::digest::sha256_hex(subprocessor.as_bytes());
+    let head: String = subprocessor.chars().take(64).collect();
+    format!("{PREFIX}{head}-{}", &digest[..16])
+}
+
 /// The verdict for one tenant with its record of this reconcile taken into account.
 pub fn verdict_with(
     sp: &Subprocessor,
@@ -336,6 +390,59 @@ pub fn verdict_with(
 mod tests {
     use super::*;
     use crate::controller::subprocessor::effective::tests::{SMS, sp, tenant};
+
+    fn failed(attempts: u32, last: &str) -> SubprocessorNotice {
+        SubprocessorNotice {
+            subprocessor: "carrier".into(),
+            material_hash: "h".into(),
+            attempts,
+            last_attempt_at: Some(Time(last.parse().unwrap())),
+            last_failure: Some("HTTP 500".into()),
+            ..SubprocessorNotice::default()
+        }
+    }
+
+    #[test]
+    fn each_tenant_s_notice_is_kept_retried_later_deferred_or_sent() {
+        let now: Timestamp = "2026-03-01T00:00:10Z".parse().unwrap();
+        let delivered = SubprocessorNotice {
+            delivered_at: Some(Time(now)),
+            ..failed(1, "2026-03-01T00:00:00Z")
+        };
+        let plan =
+            |r: Option<&SubprocessorNotice>, ours, attempted| plan(r, "h", now, ours, attempted, 8);
+        assert_eq!(plan(Some(&delivered), true, 0), Plan::Keep);
+        assert_eq!(plan(None, false, 0), Plan::Keep, "another shard's tenant");
+        // Third attempt failed at :05: waits 20 s.
+        assert_eq!(
+            plan(Some(&failed(3, "2026-03-01T00:00:05Z")), true, 0),
+            Plan::RetryAt("2026-03-01T00:00:25Z".parse().unwrap())
+        );
+        assert_eq!(
+            plan(Some(&failed(1, "2026-03-01T00:00:00Z")), true, 0),
+            Plan::Send
+        );
+        assert_eq!(plan(None, true, 7), Plan::Send);
+        assert_eq!(plan(None, true, 8), Plan::Deferred);
+        // Delivered, but of older terms: the new ones are sent.
+        let older = SubprocessorNotice {
+            material_hash: "old".into(),
+            ..delivered
+        };
+        assert_eq!(plan(Some(&older), true, 0), Plan::Send);
+    }
+
+    #[test]
+    fn a_field_manager_fits_the_api_servers_limit_and_stays_unique() {
+        assert_eq!(field_manager("carrier"), "herald-notice-carrier");
+        let long = "a".repeat(253);
+        let other = format!("{}b", "a".repeat(252));
+        let (m, n) = (field_manager(&long), field_manager(&other));
+        assert!(m.len() <= 128 && n.len() <= 128, "{} {}", m.len(), n.len());
+        assert_ne!(m, n, "names sharing their first 64 characters stay apart");
+        assert_eq!(m, field_manager(&long), "stable");
+        assert_eq!(field_manager(&"x".repeat(114)).len(), 128, "fits: not cut");
+    }
 
     #[test]
     fn the_key_is_stable_per_change_and_tenant() {
