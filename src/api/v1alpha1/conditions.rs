@@ -195,6 +195,9 @@ pub mod reason {
     /// ChannelBinding: an older binding holds the same tenant and channel; this one
     /// delivers nothing until that one is deleted.
     pub const DUPLICATE_BINDING: &str = "DuplicateBinding";
+    /// The outbound guard refused the address a provider's or a tenant's endpoint
+    /// resolved to (not global unicast): nothing was sent there.
+    pub const EGRESS_REFUSED: &str = "EgressRefused";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -246,6 +249,7 @@ pub mod reason {
         RECEIPT_DELIVERY_FAILING,
         PROVIDER_NOT_CONFIGURED,
         DUPLICATE_BINDING,
+        EGRESS_REFUSED,
     ];
 }
 

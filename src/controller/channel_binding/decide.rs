@@ -377,6 +377,21 @@ pub fn duplicate(b: &ChannelBinding, first: &ChannelBinding) -> Problem {
     }
 }
 
+/// The reason a provider error shows under: the outbound guard's refusal has its own
+/// (the platform's provider URL resolves to an address Herald never calls), every other
+/// failure is the provider's.
+pub fn provider_reason(e: &crate::provider::ProviderError) -> &'static str {
+    match e {
+        crate::provider::ProviderError::Refused { .. } => reason::EGRESS_REFUSED,
+        _ => reason::PROVIDER_FAILED,
+    }
+}
+
+/// Whether a problem is a failed provider call, retried on the provider backoff.
+pub fn is_provider_call_failure(reason: &str) -> bool {
+    reason == reason::PROVIDER_FAILED || reason == reason::EGRESS_REFUSED
+}
+
 /// Everything the status is computed from.
 pub struct StatusInputs<'a> {
     /// The binding as read.
@@ -1240,5 +1255,27 @@ mod tests {
             }
         }
         assert_eq!(s.credential_version, None);
+    }
+
+    #[test]
+    fn the_outbound_guards_refusal_has_its_own_reason() {
+        use crate::provider::ProviderError;
+        let refused = ProviderError::Refused {
+            op: "mint",
+            refused: crate::outbound::Refused { class: "private" },
+        };
+        assert_eq!(provider_reason(&refused), reason::EGRESS_REFUSED);
+        for e in [
+            ProviderError::Status {
+                op: "mint",
+                code: 500,
+            },
+            ProviderError::Decode { op: "revoke" },
+        ] {
+            assert_eq!(provider_reason(&e), reason::PROVIDER_FAILED, "{e}");
+        }
+        assert!(is_provider_call_failure(reason::EGRESS_REFUSED));
+        assert!(is_provider_call_failure(reason::PROVIDER_FAILED));
+        assert!(!is_provider_call_failure(reason::CREDENTIAL_NOT_STORED));
     }
 }

@@ -466,7 +466,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                             ctx.metrics.rotation("failed");
                             warn!(category = e.category(), error = %e, "cannot revoke the previous credential; retrying");
                             problem = Some(Problem {
-                                reason: reason::PROVIDER_FAILED,
+                                reason: decide::provider_reason(&e),
                                 message: format!("cannot revoke version {prev}: {e}"),
                             });
                         }
@@ -602,7 +602,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
 
     // 4. Status, metrics, when to look again.
     match (&problem, &gate) {
-        (Some(p), _) if provider_called && p.reason == reason::PROVIDER_FAILED => {
+        (Some(p), _) if provider_called && decide::is_provider_call_failure(p.reason) => {
             wait = wait.min(PACING.failed(&uid, p));
         }
         (_, Some((_, remaining))) if !provider_called => wait = wait.min(*remaining),
@@ -734,7 +734,7 @@ async fn revoke_all(
                 if let Err(e) = provider.revoke(&url, &token, id).await {
                     warn!(category = e.category(), error = %e, "cannot revoke a credential of the channel; retrying");
                     let p = Problem {
-                        reason: reason::PROVIDER_FAILED,
+                        reason: decide::provider_reason(&e),
                         message: format!("cannot revoke its credentials at the provider: {e}"),
                     };
                     let retry = PACING.failed(&uid, &p);
@@ -1096,7 +1096,7 @@ impl VersionError {
 
     fn reason(&self) -> &'static str {
         match self {
-            VersionError::Provider(_) => reason::PROVIDER_FAILED,
+            VersionError::Provider(e) => decide::provider_reason(e),
             VersionError::NotStored { .. } => reason::CREDENTIAL_NOT_STORED,
         }
     }
