@@ -691,3 +691,96 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
         .delete(&sp, &DeleteParams::default())
         .await;
 }
+
+/// The outbound guard's refusal reads as such: an operator whose loopback egress is
+/// denied (as in production) refuses the tenant's 127.0.0.1 endpoint, records the
+/// refusal, says `EgressRefused` in a Warning event and in the binding's
+/// SubprocessorEffective, and the endpoint never sees a request. Loopback only: no test
+/// sends anything to another address, not even to see it refused.
+#[tokio::test]
+async fn a_notice_the_outbound_guard_refuses_reads_egress_refused_and_reaches_nothing() {
+    use crate::common::SHARD_LABEL;
+    use crate::erasure::own_operator_with;
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let client = client().await;
+    operator().await;
+    let (sp, tenant) = (unique("sp-egress"), unique("sp-egress-t"));
+    let shard = tenant.clone();
+    let key = secret();
+    let (url, hook) = start_hook(&key, false).await;
+    let sig = unique("sp-egress-sig");
+    put_secret(&client, &sig, Some(&tenant), &[("hmacKey", &key)]).await;
+    create_tenant(
+        &client,
+        &tenant,
+        json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": sig, "key": "hmacKey"}}}),
+    )
+    .await;
+    Api::<Tenant>::all(client.clone())
+        .patch(
+            &tenant,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {SHARD_LABEL: shard}}})),
+        )
+        .await
+        .unwrap();
+    let src = unique("sp-egress-src");
+    put_secret(&client, &src, Some(&tenant), &[("apiKey", "egress-key")]).await;
+    let binding = unique("sp-egress-b");
+    create_binding(
+        &client,
+        &binding,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": src}}),
+    )
+    .await;
+    wait_past_creation(&client, &[&tenant]).await;
+    create_subprocessor(&client, &sp, 30).await;
+
+    let mut own = own_operator_with(&shard, "subprocessor", false);
+    own.ready().await;
+    let record = wait_notice(&tenant, &sp, "refused by the outbound guard", |n| {
+        n.last_failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("egress refused"))
+    })
+    .await;
+    assert!(record.delivered_at.is_none(), "{record:?}");
+    assert!(
+        record.last_failure.as_deref().unwrap().contains("loopback"),
+        "the address class is named: {record:?}"
+    );
+    // The shared operator's binding controller reads the record.
+    wait_binding(
+        &client,
+        &binding,
+        "SubprocessorEffective EgressRefused",
+        |b| condition(b, "SubprocessorEffective") == Some(("False".into(), "EgressRefused".into())),
+    )
+    .await;
+    let events: Api<Event> = Api::all(client.clone());
+    let mut warned = watcher(
+        events,
+        watcher::Config::default().fields(&format!(
+            "involvedObject.name={sp},reason=EgressRefused,type=Warning"
+        )),
+    )
+    .applied_objects()
+    .boxed();
+    let seen = tokio::time::timeout(WAIT, warned.try_next()).await;
+    assert!(
+        matches!(seen, Ok(Ok(Some(_)))),
+        "no EgressRefused Warning event on Subprocessor {sp}: {seen:?}"
+    );
+    assert!(
+        hook.received.lock().unwrap().is_empty(),
+        "the refused endpoint saw a request"
+    );
+    drop(own);
+    let _ = Api::<Subprocessor>::all(client)
+        .delete(&sp, &DeleteParams::default())
+        .await;
+}
