@@ -458,6 +458,13 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
         s.credential_version,
         s.previous_credential_version,
     ) {
+        // A duplicate's own version (delivered before the older binding held the
+        // channel) is not what the senders use.
+        (Some(p), Some(v), _) if p.reason == reason::DUPLICATE_BINDING => Desired::no(
+            types::CREDENTIAL_CURRENT,
+            p.reason,
+            format!("{}; its version {v} is mounted nowhere", p.message),
+        ),
         (Some(p), Some(v), _) => Desired::no(
             types::CREDENTIAL_CURRENT,
             p.reason,
@@ -1255,6 +1262,28 @@ mod tests {
             }
         }
         assert_eq!(s.credential_version, None);
+
+        // One that delivered a version before (both were Ready once): not "in use".
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: ChannelBindingStatus {
+                    credential_version: Some(2),
+                    ..Default::default()
+                },
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(duplicate(&b, &first)),
+                stall_after: SignedDuration::from_secs(60),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        let c = crate::conditions::find(&s.conditions, types::CREDENTIAL_CURRENT).unwrap();
+        assert!(
+            c.message.ends_with("its version 2 is mounted nowhere"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]
