@@ -120,8 +120,12 @@ fn refusal_v6(a: Ipv6Addr) -> Option<&'static str> {
     (!in_v6(a, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3)).then_some("reserved")
 }
 
+/// How the text of a [`Refused`] begins: a failure persisted as text (a notice's
+/// `lastFailure`) is told apart by it.
+pub const REFUSED_PREFIX: &str = "egress refused:";
+
 /// An outbound call the guard refused: the address class, never the URL (it may hold
-/// a token in its query) or the host.
+/// a token in its query) or the host. Its text begins with [`REFUSED_PREFIX`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("egress refused: the address is {class}, not global unicast")]
 pub struct Refused {

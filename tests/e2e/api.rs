@@ -197,6 +197,62 @@ const INVALID: &[(&str, &str)] = &[
         "tenant-webhook-bad-port.yaml",
         "notifications.webhookUrl must be an https:// URL",
     ),
+    (
+        "channelbinding-name-longer-than-63-characters.yaml",
+        "metadata.name of a ChannelBinding must be at most 63 characters",
+    ),
+    (
+        "channelbinding-tenant-ref-not-a-tenant-name.yaml",
+        "spec.tenantRef: Invalid value: tenantRef.name must be the name of a Tenant",
+    ),
+    (
+        "channelbinding-secret-ref-not-a-secret-name.yaml",
+        "spec.credential.secretRef: Invalid value: name must be the name of a Kubernetes object: a DNS-1123 subdomain",
+    ),
+    (
+        "tenant-signing-secret-not-a-secret-name.yaml",
+        "spec.notifications.signingSecretRef: Invalid value: name must be the name of a Kubernetes object",
+    ),
+    (
+        "tenant-signing-secret-key-not-a-secret-key.yaml",
+        "key must be a key of a Secret's data",
+    ),
+    (
+        "tenant-objection-not-a-subprocessor-name.yaml",
+        "spec.subprocessorObjections[0]: Invalid value: name must be the name of a Kubernetes object",
+    ),
+    (
+        "tenant-retention-policy-ref-not-a-name.yaml",
+        "spec.retentionPolicyRef: Invalid value: name must be the name of a Kubernetes object",
+    ),
+    (
+        "tenant-display-name-with-control-characters.yaml",
+        "displayName must be printable",
+    ),
+    (
+        "tenant-dpa-reference-with-a-newline.yaml",
+        "dpa.reference must be printable",
+    ),
+    (
+        "subprocessor-legal-name-with-a-tab.yaml",
+        "legalName must be printable",
+    ),
+    (
+        "subprocessor-country-not-iso.yaml",
+        "locations must be ISO 3166-1 alpha-2 country codes",
+    ),
+    (
+        "tenant-image-not-a-reference.yaml",
+        "senders.image must be a container image reference",
+    ),
+    (
+        "tenant-resources-not-a-quantity.yaml",
+        "every request and limit must be a Kubernetes quantity",
+    ),
+    (
+        "tenant-resources-request-above-limit.yaml",
+        "a request may not exceed its limit",
+    ),
 ];
 
 /// A client with Herald's CRDs installed and the control namespace present.
@@ -540,4 +596,59 @@ async fn kubectl_explain_shows_the_field_docs() {
             "kubectl explain lacks {phrase:?}:\n{explained}"
         );
     }
+}
+
+/// The admission rules refuse only what Kubernetes (or Herald's use) would refuse: the
+/// forms of image references, quantities, names and text that real manifests use pass.
+#[tokio::test]
+async fn admission_accepts_what_kubernetes_accepts() {
+    let client = setup().await;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    for (image, resources) in [
+        (
+            "sender",
+            json!({"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {"cpu": 1, "memory": "1Gi"}}),
+        ),
+        (
+            "ghcr.io/herald-dev/sender:0.1.0",
+            json!({"requests": {"cpu": "0.5", "ephemeral-storage": "1e9"}}),
+        ),
+        (
+            "localhost:5000/herald/sender@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            json!({"limits": {"memory": "256Mi", "hugepages-2Mi": "0"}}),
+        ),
+        (
+            "registry.example.com:443/a/b__c/d-e.f:v1.2_3-rc.1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            json!({}),
+        ),
+    ] {
+        let mut t = tenant(&unique("e2e-accepts"), ContractState::Active, None);
+        t.spec.display_name = "Wiener Bäckerei Huber GmbH — Zweigstelle 東京 🥐".into();
+        t.spec.retention_policy_ref.name = "standard.eu-v2".into();
+        t.spec.senders =
+            Some(serde_json::from_value(json!({"image": image, "resources": resources})).unwrap());
+        tenants
+            .create(&dry, &t)
+            .await
+            .unwrap_or_else(|e| panic!("image {image} with {resources} refused: {e}"));
+    }
+    let subprocessors: Api<herald::api::v1alpha1::Subprocessor> = Api::all(client);
+    let mut sp: herald::api::v1alpha1::Subprocessor = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "Subprocessor",
+        "metadata": {"name": unique("e2e-accepts-sp")},
+        "spec": {"legalName": "Ørsted Cloud A/S", "category": "CloudInfrastructure",
+                 "purpose": "Hosting.", "locations": ["GB", "CH", "US", "AX", "GR", "XK"], "safeguard": "SCC",
+                 "transferImpactAssessmentRef": "TIA-1",
+                 "dpa": {"reference": "SUB-DPA-1", "signedAt": "2026-01-10T00:00:00Z"}}
+    }))
+    .unwrap();
+    // XK (Kosovo) is a user-assigned code, not ISO 3166-1: refused; without it, accepted.
+    let message = refusal(subprocessors.create(&dry, &sp).await);
+    assert!(message.contains("ISO 3166-1 alpha-2"), "{message}");
+    sp.spec.locations.pop();
+    subprocessors.create(&dry, &sp).await.unwrap();
 }

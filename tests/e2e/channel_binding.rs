@@ -1270,3 +1270,117 @@ async fn the_source_hash_is_keyed_and_a_legacy_one_is_migrated_without_a_rotatio
     assert_eq!(s.credential_version, Some(1), "no rotation");
     assert_eq!(s.previous_credential_version, None);
 }
+
+/// Two bindings for one tenant and channel: the older holds it and reaches the
+/// senders; the other is Stalled with `DuplicateBinding` naming it, reads and writes
+/// nothing; deleting the older lets the other take over.
+#[tokio::test]
+async fn a_second_binding_for_one_channel_stalls_until_the_first_is_deleted() {
+    let client = client().await;
+    operator().await;
+    let (tenant, sp) = (unique("cb-dup"), unique("cb-dup-sp"));
+    // Named so that the first sorts first even within one creation second.
+    let (first, second) = (unique("cb-dup-a"), unique("cb-dup-b"));
+    let (src1, src2) = (unique("cb-dup-src1"), unique("cb-dup-src2"));
+    create_subprocessor(&client, &sp, 30).await;
+    create_tenant(&client, &tenant, json!({})).await;
+    let (v1, v2) = (
+        format!("first-{}", unique("value")),
+        format!("second-{}", unique("value")),
+    );
+    put_secret(&client, &src1, Some(&tenant), &[("apiKey", &v1)]).await;
+    put_secret(&client, &src2, Some(&tenant), &[("apiKey", &v2)]).await;
+    create_binding(
+        &client,
+        &first,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": src1}}),
+    )
+    .await;
+    wait_binding(&client, &first, "version 1 Ready", version_is(1)).await;
+    create_binding(
+        &client,
+        &second,
+        &tenant,
+        &sp,
+        json!({"secretRef": {"name": src2}}),
+    )
+    .await;
+
+    let b = wait_binding(&client, &second, "Stalled DuplicateBinding", |b| {
+        condition(b, "Stalled") == Some(("True".into(), "DuplicateBinding".into()))
+    })
+    .await;
+    assert_eq!(
+        condition(&b, "Ready"),
+        Some(("False".into(), "DuplicateBinding".into()))
+    );
+    let status = b.status.clone().unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert!(
+        ready.message.contains(&first),
+        "the message names the binding that holds the channel: {}",
+        ready.message
+    );
+    assert_eq!(
+        status.credential_version, None,
+        "the duplicate delivers nothing"
+    );
+    // The first stays Ready on its version, and the senders run on it only.
+    let a = wait_binding(&client, &first, "still version 1 Ready", version_is(1)).await;
+    assert_eq!(
+        a.status.unwrap().credential_secret.as_deref(),
+        Some("herald-cred-sms-v1")
+    );
+    wait_rolled_out(&client, &tenant, "sms", Some(1)).await;
+    let secrets = Api::<Secret>::namespaced(client.clone(), &format!("tenant-{tenant}"))
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    for s in &secrets.items {
+        assert_ne!(
+            s.labels().get("herald.dev/channel-binding"),
+            Some(&second),
+            "the duplicate created Secret {}",
+            s.name_any()
+        );
+        for (k, v) in s.data.clone().unwrap_or_default() {
+            assert_ne!(
+                v.0,
+                v2.as_bytes(),
+                "Secret {} key {k} holds the duplicate's source",
+                s.name_any()
+            );
+        }
+    }
+
+    // The first deleted: the second takes over with its own source, and the senders
+    // roll to it.
+    Api::<ChannelBinding>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .delete(&first, &Default::default())
+        .await
+        .unwrap();
+    let b = wait_binding(&client, &second, "Ready with its own credential", |b| {
+        condition(b, "Ready").is_some_and(|(s, _)| s == "True")
+            && b.status
+                .as_ref()
+                .is_some_and(|s| s.credential_version.is_some())
+    })
+    .await;
+    let status = b.status.unwrap();
+    let version = status.credential_version.unwrap();
+    let (_, data) = secret_data(
+        &client,
+        &tenant,
+        status.credential_secret.as_deref().unwrap(),
+    )
+    .await
+    .expect("the second binding's credential Secret");
+    assert_eq!(data.get("apiKey"), Some(&v2));
+    wait_rolled_out(&client, &tenant, "sms", Some(version)).await;
+}

@@ -541,6 +541,15 @@ pub(crate) fn own_operator(shard: &str) -> OwnOperator {
 
 /// An operator of its own for the Tenants labelled for `shard`, running `controllers`.
 pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
+    own_operator_with(shard, controllers, true)
+}
+
+/// [`own_operator_running`], with loopback egress allowed or, as in production, denied.
+pub(crate) fn own_operator_with(
+    shard: &str,
+    controllers: &str,
+    allow_loopback: bool,
+) -> OwnOperator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -562,7 +571,7 @@ pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperato
         .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
         // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
         // outbound guard refuses unless told otherwise (tests and local development only).
-        .env("HERALD_ALLOW_LOOPBACK_EGRESS", "true")
+        .env("HERALD_ALLOW_LOOPBACK_EGRESS", allow_loopback.to_string())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

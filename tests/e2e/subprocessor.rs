@@ -568,21 +568,27 @@ fn metric_sum(metrics: &str, name: &str, filter: &str) -> f64 {
 /// operator sends nothing. Notices are sharded like Tenants (`--tenant-selector`): the
 /// tenant belongs to the operators this test starts, so the suite's shared operator
 /// leaves its notices alone.
-#[tokio::test]
-async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one_never() {
+/// A tenant of an operator of its own (labelled for the shard named as the tenant), its
+/// notices going to a local receiver, with a secretRef binding on the Subprocessor `sp`
+/// that the test creates next, once the wall clock is past the tenant's creation.
+struct Sharded {
+    sp: String,
+    tenant: String,
+    shard: String,
+    binding: String,
+    hook: Hook,
+}
+
+async fn sharded_tenant(client: &kube::Client, prefix: &str) -> Sharded {
     use crate::common::SHARD_LABEL;
-    use crate::erasure::own_operator_running;
-    let client = client().await;
-    operator().await;
-    let (sp, tenant) = (unique("sp-crash"), unique("sp-crash-t"));
+    let (sp, tenant) = (unique(prefix), unique(&format!("{prefix}-t")));
     let shard = tenant.clone();
     let key = secret();
     let (url, hook) = start_hook(&key, false).await;
-    hook.hang_once.store(true, Ordering::SeqCst);
-    let sig = unique("sp-crash-sig");
-    put_secret(&client, &sig, Some(&tenant), &[("hmacKey", &key)]).await;
+    let sig = unique(&format!("{prefix}-sig"));
+    put_secret(client, &sig, Some(&tenant), &[("hmacKey", &key)]).await;
     create_tenant(
-        &client,
+        client,
         &tenant,
         json!({"notifications": {"webhookUrl": url, "signingSecretRef": {"name": sig, "key": "hmacKey"}}}),
     )
@@ -595,18 +601,40 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
         )
         .await
         .unwrap();
-    let src = unique("sp-crash-src");
-    put_secret(&client, &src, Some(&tenant), &[("apiKey", "crash-key")]).await;
-    let binding = unique("sp-crash-b");
+    let src = unique(&format!("{prefix}-src"));
+    put_secret(client, &src, Some(&tenant), &[("apiKey", "sharded-key")]).await;
+    let binding = unique(&format!("{prefix}-b"));
     create_binding(
-        &client,
+        client,
         &binding,
         &tenant,
         &sp,
         json!({"secretRef": {"name": src}}),
     )
     .await;
-    wait_past_creation(&client, &[&tenant]).await;
+    wait_past_creation(client, &[&tenant]).await;
+    Sharded {
+        sp,
+        tenant,
+        shard,
+        binding,
+        hook,
+    }
+}
+
+#[tokio::test]
+async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one_never() {
+    use crate::erasure::own_operator_running;
+    let client = client().await;
+    operator().await;
+    let Sharded {
+        sp,
+        tenant,
+        shard,
+        hook,
+        ..
+    } = sharded_tenant(&client, "sp-crash").await;
+    hook.hang_once.store(true, Ordering::SeqCst);
     create_subprocessor(&client, &sp, 30).await;
 
     // Operator A sends; the customer's endpoint takes the request and never answers.
@@ -687,6 +715,73 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
     let record = wait_notice(&tenant, &sp, "unchanged", |_| true).await;
     assert_eq!(record, delivered, "the record is untouched");
     drop(third);
+    let _ = Api::<Subprocessor>::all(client)
+        .delete(&sp, &DeleteParams::default())
+        .await;
+}
+
+/// The outbound guard's refusal reads as such: an operator whose loopback egress is
+/// denied (as in production) refuses the tenant's 127.0.0.1 endpoint, records the
+/// refusal, says `EgressRefused` in a Warning event and in the binding's
+/// SubprocessorEffective, and the endpoint never sees a request. Loopback only: no test
+/// sends anything to another address, not even to see it refused.
+#[tokio::test]
+async fn a_notice_the_outbound_guard_refuses_reads_egress_refused_and_reaches_nothing() {
+    use crate::erasure::own_operator_with;
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::core::v1::Event;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let client = client().await;
+    operator().await;
+    let Sharded {
+        sp,
+        tenant,
+        shard,
+        binding,
+        hook,
+    } = sharded_tenant(&client, "sp-egress").await;
+    create_subprocessor(&client, &sp, 30).await;
+
+    let mut own = own_operator_with(&shard, "subprocessor", false);
+    own.ready().await;
+    let record = wait_notice(&tenant, &sp, "refused by the outbound guard", |n| {
+        n.last_failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("egress refused"))
+    })
+    .await;
+    assert!(record.delivered_at.is_none(), "{record:?}");
+    assert!(
+        record.last_failure.as_deref().unwrap().contains("loopback"),
+        "the address class is named: {record:?}"
+    );
+    // The shared operator's binding controller reads the record.
+    wait_binding(
+        &client,
+        &binding,
+        "SubprocessorEffective EgressRefused",
+        |b| condition(b, "SubprocessorEffective") == Some(("False".into(), "EgressRefused".into())),
+    )
+    .await;
+    let events: Api<Event> = Api::all(client.clone());
+    let mut warned = watcher(
+        events,
+        watcher::Config::default().fields(&format!(
+            "involvedObject.name={sp},reason=EgressRefused,type=Warning"
+        )),
+    )
+    .applied_objects()
+    .boxed();
+    let seen = tokio::time::timeout(WAIT, warned.try_next()).await;
+    assert!(
+        matches!(seen, Ok(Ok(Some(_)))),
+        "no EgressRefused Warning event on Subprocessor {sp}: {seen:?}"
+    );
+    assert!(
+        hook.received.lock().unwrap().is_empty(),
+        "the refused endpoint saw a request"
+    );
+    drop(own);
     let _ = Api::<Subprocessor>::all(client)
         .delete(&sp, &DeleteParams::default())
         .await;

@@ -60,14 +60,24 @@ use super::common::{DNS_LABEL, ObjectRef};
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // Herald labels the binding's credential Secrets herald.dev/channel-binding=<name>,
+    // and a label value is at most 63 characters (a name is a DNS subdomain already).
+    validation = Rule::new("self.metadata.name.size() <= 63").message(
+        "metadata.name of a ChannelBinding must be at most 63 characters: Herald labels its \
+         credential Secrets herald.dev/channel-binding=<name>, and a label value is at most 63"
+    ),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelBindingSpec {
     /// The Tenant this channel belongs to. Immutable: a channel and its credentials cannot
     /// move to another customer; delete the ChannelBinding and create a new one instead.
-    #[x_kube(validation = Rule::new("self == oldSelf")
-        .message("tenantRef is immutable: a channel cannot move to another tenant; delete this ChannelBinding and create a new one"))]
+    #[x_kube(
+        validation = Rule::new("self == oldSelf")
+            .message("tenantRef is immutable: a channel cannot move to another tenant; delete this ChannelBinding and create a new one"),
+        validation = Rule::new("self.name.size() <= 56 && self.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+            .message("tenantRef.name must be the name of a Tenant: a DNS label of at most 56 characters (lowercase letters, digits and '-')"),
+    )]
     pub tenant_ref: ObjectRef,
 
     /// The messaging channel: whatsapp, sms, email, push, voice, livechat, messenger,

@@ -192,6 +192,12 @@ pub mod reason {
     /// A ChannelBinding names a provider (credential.providerApi.name) the operator
     /// configuration does not have: nothing is minted, revoked or sent anywhere.
     pub const PROVIDER_NOT_CONFIGURED: &str = "ProviderNotConfigured";
+    /// ChannelBinding: an older binding holds the same tenant and channel; this one
+    /// delivers nothing until that one is deleted.
+    pub const DUPLICATE_BINDING: &str = "DuplicateBinding";
+    /// The outbound guard refused the address a provider's or a tenant's endpoint
+    /// resolved to (not global unicast): nothing was sent there.
+    pub const EGRESS_REFUSED: &str = "EgressRefused";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -242,6 +248,8 @@ pub mod reason {
         REVOCATION_FAILING,
         RECEIPT_DELIVERY_FAILING,
         PROVIDER_NOT_CONFIGURED,
+        DUPLICATE_BINDING,
+        EGRESS_REFUSED,
     ];
 }
 

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::channel_binding::Channel;
-use super::common::{Dpa, eea_cel_list};
+use super::common::{Dpa, PRINTABLE_MESSAGE, PRINTABLE_RULE, eea_cel_list, iso_country_rule};
 
 /// An approved sub-processor.
 // Each printcolumn(...) repeats `type_ = "string"`, which clippy takes for a duplicated
@@ -89,6 +89,7 @@ pub struct SubprocessorSpec {
     /// The third party's registered legal name, as in its DPA, e.g. `Meta Platforms Ireland
     /// Limited`.
     #[schemars(length(min = 1, max = 256))]
+    #[x_kube(validation = Rule::new(PRINTABLE_RULE).message(format!("legalName {PRINTABLE_MESSAGE}").as_str()))]
     pub legal_name: String,
 
     /// What kind of service it provides: CloudInfrastructure, Security, Collaboration,
@@ -100,7 +101,8 @@ pub struct SubprocessorSpec {
     pub purpose: String,
 
     /// Countries where it processes or can access personal data, including remote access
-    /// and support: ISO 3166-1 alpha-2 codes in capitals, e.g. `DE`, `IE`, `US`. At least one.
+    /// and support: ISO 3166-1 alpha-2 codes in capitals, e.g. `DE`, `IE`, `US` (the
+    /// United Kingdom is `GB`, Greece `GR`). At least one.
     #[schemars(
         length(max = 64),
         inner(length(max = 2), regex(pattern = r"^[A-Z]{2}$"))
@@ -109,6 +111,8 @@ pub struct SubprocessorSpec {
         merge_strategy = ListMerge::Set,
         validation = Rule::new("size(self) > 0")
             .message("locations must list at least one country where the sub-processor processes personal data"),
+        validation = Rule::new(iso_country_rule())
+            .message("locations must be ISO 3166-1 alpha-2 country codes (e.g. DE, IE, GB for the United Kingdom, GR for Greece): a code that names no country says nothing about where data goes"),
     )]
     pub locations: Vec<String>,
 

@@ -7,7 +7,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{DNS_LABEL, Dpa, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
+use super::common::{
+    DNS_LABEL, Dpa, HTTPS_URL_RULE, IMAGE_RULE, NAME_IS_SUBDOMAIN_MESSAGE, NAME_IS_SUBDOMAIN_RULE,
+    ObjectRef, PRINTABLE_MESSAGE, PRINTABLE_RULE, SecretKeyRef,
+};
 
 /// One customer of the platform and the messaging stack Herald runs for it.
 // The name rule sits on the root because only there can CEL see `metadata.name`: the
@@ -53,8 +56,10 @@ use super::common::{DNS_LABEL, Dpa, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
     /// The customer's name as people know it, e.g. `Acme Retail B.V.`. Used in notices and
-    /// deletion receipts.
+    /// deletion receipts. Printable: no control characters, line separators or
+    /// bidirectional overrides.
     #[schemars(length(min = 1, max = 256))]
+    #[x_kube(validation = Rule::new(PRINTABLE_RULE).message(format!("displayName {PRINTABLE_MESSAGE}").as_str()))]
     pub display_name: String,
 
     /// The contract with the customer: its state, the signed DPA, and what happens to the
@@ -223,12 +228,16 @@ pub struct Residency {
 }
 
 /// The sender Deployment.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Senders {
-    /// Container image of the sender. Default: the operator's configured sender image.
+    /// Container image of the sender, a reference as container runtimes parse it
+    /// (`[registry[:port]/]path[:tag][@sha256:digest]`, lowercase path), e.g.
+    /// `ghcr.io/herald-dev/sender:0.1.0`. Default: the operator's configured sender image.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE)
+        .message("senders.image must be a container image reference: [registry[:port]/]path[:tag][@sha256:digest], the path in lowercase letters, digits and separators (. _ __ -), a tag of at most 128 characters"))]
     pub image: Option<String>,
 
     /// Number of sender pods while the contract is Active, 0 to 50 (0 parks the tenant
@@ -237,10 +246,46 @@ pub struct Senders {
     #[schemars(range(min = 0, max = 50))]
     pub replicas: Option<i32>,
 
-    /// CPU and memory requests and limits of each sender container. Default: the
-    /// operator's defaults.
+    /// CPU and memory requests and limits of each sender container: Kubernetes
+    /// quantities (e.g. `100m`, `256Mi`), at most 8 of each, no request above its limit.
+    /// Default: the operator's defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = bounded_resources)]
+    #[x_kube(
+        validation = Rule::new(
+            "(!has(self.requests) || self.requests.all(k, isQuantity(string(self.requests[k])))) && \
+             (!has(self.limits) || self.limits.all(k, isQuantity(string(self.limits[k]))))"
+        ).message("senders.resources: every request and limit must be a Kubernetes quantity, e.g. 100m, 1.5 or 256Mi"),
+        validation = Rule::new(
+            "!has(self.requests) || !has(self.limits) || self.requests.all(k, !(k in self.limits) || \
+             !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || \
+             quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)"
+        ).message("senders.resources: a request may not exceed its limit (e.g. requests.memory 512Mi with limits.memory 256Mi): the API server would refuse the sender pods"),
+    )]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// Bounds the requests and limits of a `ResourceRequirements` schema (k8s-openapi's has
+/// none): at most 8 entries, each at most 64 characters. The API server estimates a CEL
+/// rule's cost from such bounds, and refuses the CRD when unbounded maps make the
+/// quantity rules too costly.
+fn bounded_resources(schema: &mut schemars::Schema) {
+    for key in ["limits", "requests"] {
+        let Some(map) = schema
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(key))
+            .and_then(|m| m.as_object_mut())
+        else {
+            continue;
+        };
+        map.insert("maxProperties".into(), 8.into());
+        if let Some(values) = map
+            .get_mut("additionalProperties")
+            .and_then(|v| v.as_object_mut())
+        {
+            values.insert("maxLength".into(), 64.into());
+        }
+    }
 }
 
 /// Where and how the customer is notified.
@@ -263,8 +308,9 @@ pub struct Notifications {
 }
 
 /// An objection of the customer to one Subprocessor.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(NAME_IS_SUBDOMAIN_RULE).message(NAME_IS_SUBDOMAIN_MESSAGE))]
 pub struct SubprocessorObjection {
     /// Name of the Subprocessor objected to.
     #[schemars(length(min = 1, max = 253))]

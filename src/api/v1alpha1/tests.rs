@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
-use super::common::{EEA_COUNTRIES, eea_cel_list};
+use super::common::{EEA_COUNTRIES, ISO_3166_ALPHA2, eea_cel_list, iso_country_rule};
 use super::crds;
 
 /// The CRD of `kind`, as JSON.
@@ -525,4 +525,125 @@ fn descriptions_are_reflowed_for_kubectl_explain() {
     );
     let residency = at("Tenant", "spec.residency")["description"].clone();
     assert!(!residency.as_str().unwrap().contains('\n'), "{residency}");
+}
+
+#[test]
+fn iso_list_has_the_249_assigned_codes_and_holds_the_eea() {
+    let set: BTreeSet<_> = ISO_3166_ALPHA2.iter().collect();
+    assert_eq!(set.len(), 249, "duplicates in ISO_3166_ALPHA2");
+    let mut sorted = ISO_3166_ALPHA2;
+    sorted.sort_unstable();
+    assert_eq!(sorted, ISO_3166_ALPHA2, "kept in alphabetical order");
+    assert!(
+        ISO_3166_ALPHA2
+            .iter()
+            .all(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+    );
+    for code in EEA_COUNTRIES {
+        assert!(
+            set.contains(&code),
+            "EEA country {code} is not in the ISO list"
+        );
+    }
+    for code in ["GB", "GR", "CH", "US", "AX", "SS", "BQ"] {
+        assert!(set.contains(&code), "{code}");
+    }
+    for code in ["UK", "EL", "EU", "XK", "YU", "AN"] {
+        assert!(
+            !set.contains(&code),
+            "{code} is not an assigned ISO 3166-1 alpha-2 code"
+        );
+    }
+    let rule = iso_country_rule();
+    assert!(rule.starts_with("self.all(c, c in ['AD', "), "{rule}");
+    assert!(rule.ends_with("'ZW'])"), "{rule}");
+}
+
+#[test]
+fn names_text_images_and_resources_are_checked_as_kubernetes_checks_them() {
+    const SUBDOMAIN: &str = "([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+    // References: DNS-1123 subdomains (object names), a Tenant's a DNS label of <= 56.
+    for (kind, path) in [
+        ("ChannelBinding", "spec.subprocessorRef"),
+        ("ChannelBinding", "spec.credential.secretRef"),
+        ("Tenant", "spec.retentionPolicyRef"),
+        ("Tenant", "spec.notifications.signingSecretRef"),
+        ("Tenant", "spec.contract.onTermination.export.authSecretRef"),
+        ("Tenant", "spec.subprocessorObjections.[]"),
+    ] {
+        assert_rule(kind, path, SUBDOMAIN, "DNS-1123 subdomain");
+    }
+    assert_rule(
+        "ChannelBinding",
+        "spec.tenantRef",
+        "self.name.size() <= 56",
+        "name of a Tenant",
+    );
+    // The binding's name is a label value on its credential Secrets.
+    assert_rule(
+        "ChannelBinding",
+        "",
+        "self.metadata.name.size() <= 63",
+        "label value",
+    );
+    // Secret keys.
+    for path in [
+        "spec.notifications.signingSecretRef",
+        "spec.contract.onTermination.export.authSecretRef",
+    ] {
+        assert_rule(
+            "Tenant",
+            path,
+            "^[-._a-zA-Z0-9]+$",
+            "key of a Secret's data",
+        );
+        assert_eq!(at("Tenant", &format!("{path}.key"))["maxLength"], 253);
+    }
+    // Display text: printable.
+    for (kind, path) in [
+        ("Tenant", "spec.displayName"),
+        ("Tenant", "spec.contract.dpa.reference"),
+        ("Subprocessor", "spec.legalName"),
+        ("Subprocessor", "spec.dpa.reference"),
+    ] {
+        assert_rule(kind, path, r"\\p{Cc}", "must be printable");
+        assert!(
+            at(kind, path)["maxLength"].is_number(),
+            "{kind} {path}: CEL cost needs a bound"
+        );
+    }
+    // Country codes against the one list.
+    assert_rule(
+        "Subprocessor",
+        "spec.locations",
+        &iso_country_rule(),
+        "ISO 3166-1 alpha-2",
+    );
+    // Image references, bounded.
+    assert_rule(
+        "Tenant",
+        "spec.senders.image",
+        "@[A-Za-z][A-Za-z0-9]*",
+        "container image reference",
+    );
+    assert_eq!(at("Tenant", "spec.senders.image")["maxLength"], 512);
+    // Quantities, and requests within limits, on bounded maps.
+    let resources = "spec.senders.resources";
+    assert_rule(
+        "Tenant",
+        resources,
+        "isQuantity(string(self.limits[k]))",
+        "Kubernetes quantity",
+    );
+    assert_rule(
+        "Tenant",
+        resources,
+        "quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0",
+        "may not exceed its limit",
+    );
+    for map in ["requests", "limits"] {
+        let m = at("Tenant", &format!("{resources}.{map}"));
+        assert_eq!(m["maxProperties"], 8, "{map}");
+        assert_eq!(m["additionalProperties"]["maxLength"], 64, "{map}");
+    }
 }

@@ -320,6 +320,80 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The binding that holds `binding`'s tenant and channel, when it is not `binding`
+/// itself: of the bindings (`all`, the control namespace's) naming the same tenant and
+/// channel and not being deleted, the oldest by creationTimestamp, then by name (both
+/// stable, so every reconcile and both controllers pick the same one). Only the holder
+/// delivers a credential and reaches the senders; another is a duplicate and delivers
+/// nothing. A holder being deleted no longer holds the channel, so the next one takes
+/// over at once (while the old one still revokes its own credentials).
+pub fn held_by<'a>(
+    binding: &ChannelBinding,
+    all: impl IntoIterator<Item = &'a ChannelBinding>,
+) -> Option<&'a ChannelBinding> {
+    let first = holder(
+        &binding.spec.tenant_ref.name,
+        binding.spec.channel,
+        binding.metadata.namespace.as_deref(),
+        all,
+    )?;
+    (first.metadata.name != binding.metadata.name).then_some(first)
+}
+
+/// The binding that holds `tenant`'s `channel` among `all` (in `namespace`): see
+/// [`held_by`]. `None` when no binding names them.
+pub fn holder<'a>(
+    tenant: &str,
+    channel: crate::api::v1alpha1::Channel,
+    namespace: Option<&str>,
+    all: impl IntoIterator<Item = &'a ChannelBinding>,
+) -> Option<&'a ChannelBinding> {
+    all.into_iter()
+        .filter(|b| {
+            b.spec.tenant_ref.name == tenant
+                && b.spec.channel == channel
+                && b.metadata.namespace.as_deref() == namespace
+                && b.metadata.deletion_timestamp.is_none()
+        })
+        .min_by(|a, b| {
+            let key = |x: &'a ChannelBinding| {
+                (
+                    x.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                    x.metadata.name.as_deref(),
+                )
+            };
+            key(a).cmp(&key(b))
+        })
+}
+
+/// The problem of a duplicate binding: `first` holds its tenant and channel.
+pub fn duplicate(b: &ChannelBinding, first: &ChannelBinding) -> Problem {
+    Problem {
+        reason: reason::DUPLICATE_BINDING,
+        message: format!(
+            "ChannelBinding {} already holds channel {} of Tenant {} (the older binding); this one delivers nothing and reaches no sender until that one is deleted",
+            first.metadata.name.as_deref().unwrap_or_default(),
+            crate::controller::tenant::bindings::channel_name(b),
+            b.spec.tenant_ref.name,
+        ),
+    }
+}
+
+/// The reason a provider error shows under: the outbound guard's refusal has its own
+/// (the platform's provider URL resolves to an address Herald never calls), every other
+/// failure is the provider's.
+pub fn provider_reason(e: &crate::provider::ProviderError) -> &'static str {
+    match e {
+        crate::provider::ProviderError::Refused { .. } => reason::EGRESS_REFUSED,
+        _ => reason::PROVIDER_FAILED,
+    }
+}
+
+/// Whether a problem is a failed provider call, retried on the provider backoff.
+pub fn is_provider_call_failure(reason: &str) -> bool {
+    reason == reason::PROVIDER_FAILED || reason == reason::EGRESS_REFUSED
+}
+
 /// Everything the status is computed from.
 pub struct StatusInputs<'a> {
     /// The binding as read.
@@ -386,6 +460,13 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
         s.credential_version,
         s.previous_credential_version,
     ) {
+        // A duplicate's own version (delivered before the older binding held the
+        // channel) is not what the senders use.
+        (Some(p), Some(v), _) if p.reason == reason::DUPLICATE_BINDING => Desired::no(
+            types::CREDENTIAL_CURRENT,
+            p.reason,
+            format!("{}; its version {v} is mounted nowhere", p.message),
+        ),
         (Some(p), Some(v), _) => Desired::no(
             types::CREDENTIAL_CURRENT,
             p.reason,
@@ -432,6 +513,7 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
         p.reason == reason::CREDENTIAL_SOURCE_INVALID
             || p.reason == reason::SOURCE_NOT_OWNED_BY_TENANT
             || p.reason == reason::PROVIDER_NOT_CONFIGURED
+            || p.reason == reason::DUPLICATE_BINDING
     }) {
         Some((p.reason, p.message.clone()))
     } else if let Some(p) = i.problem.as_ref().filter(|p| {
@@ -724,6 +806,7 @@ pub fn deleting_status(
 mod tests {
     use super::*;
     use crate::controller::subprocessor::effective::Verdict;
+    use kube::ResourceExt;
 
     fn binding(status: serde_json::Value, annotations: serde_json::Value) -> ChannelBinding {
         serde_json::from_value(serde_json::json!({
@@ -1190,5 +1273,124 @@ mod tests {
             &s.conditions,
             types::SUBPROCESSOR_EFFECTIVE
         ));
+    }
+
+    fn named(name: &str, tenant: &str, channel: &str, created: &str) -> ChannelBinding {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "herald.dev/v1alpha1", "kind": "ChannelBinding",
+            "metadata": {"name": name, "namespace": "herald-system", "creationTimestamp": created},
+            "spec": {"tenantRef": {"name": tenant}, "channel": channel,
+                     "subprocessorRef": {"name": "carrier"},
+                     "credential": {"secretRef": {"name": "src"}}},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_oldest_binding_holds_a_channel_then_the_first_by_name() {
+        let old = named("zeta", "acme", "sms", "2026-01-01T00:00:00Z");
+        let same_second = named("alpha", "acme", "sms", "2026-01-02T00:00:00Z");
+        let later = named("beta", "acme", "sms", "2026-01-02T00:00:00Z");
+        let other_channel = named("a-email", "acme", "email", "2025-01-01T00:00:00Z");
+        let other_tenant = named("a-globex", "globex", "sms", "2025-01-01T00:00:00Z");
+        let all = [&later, &same_second, &old, &other_channel, &other_tenant];
+        let holder_of = |b: &ChannelBinding| {
+            held_by(b, all.iter().copied()).and_then(|h| h.metadata.name.clone())
+        };
+        assert_eq!(holder_of(&old), None, "the oldest holds the channel");
+        assert_eq!(holder_of(&same_second).as_deref(), Some("zeta"));
+        assert_eq!(holder_of(&later).as_deref(), Some("zeta"));
+        assert_eq!(holder_of(&other_channel), None, "another channel");
+        assert_eq!(holder_of(&other_tenant), None, "another tenant");
+
+        // The holder being deleted: the next oldest (by name within the second) takes over.
+        let mut deleting = old.clone();
+        deleting.metadata.deletion_timestamp = Some(Time(ts("2026-01-03T00:00:00Z")));
+        let all = [&later, &same_second, &deleting];
+        assert_eq!(
+            held_by(&same_second, all.iter().copied()).map(|h| h.name_any()),
+            None
+        );
+        assert_eq!(
+            held_by(&later, all.iter().copied())
+                .map(|h| h.name_any())
+                .as_deref(),
+            Some("alpha")
+        );
+    }
+
+    #[test]
+    fn a_duplicate_binding_stalls_naming_the_holder() {
+        let first = named("acme-sms", "acme", "sms", "2026-01-01T00:00:00Z");
+        let b = named("acme-sms-2", "acme", "sms", "2026-01-02T00:00:00Z");
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: ChannelBindingStatus::default(),
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(duplicate(&b, &first)),
+                stall_after: SignedDuration::from_secs(60),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        for (type_, want) in [
+            (types::READY, "False"),
+            (types::STALLED, "True"),
+            (types::CREDENTIAL_CURRENT, "False"),
+            (types::RECONCILING, "False"),
+        ] {
+            let c = crate::conditions::find(&s.conditions, type_).unwrap();
+            assert_eq!(c.status, want, "{type_}");
+            if want != "False" || type_ != types::RECONCILING {
+                assert_eq!(c.reason, reason::DUPLICATE_BINDING, "{type_}");
+                assert!(c.message.contains("acme-sms "), "{type_}: {}", c.message);
+            }
+        }
+        assert_eq!(s.credential_version, None);
+
+        // One that delivered a version before (both were Ready once): not "in use".
+        let s = status(
+            StatusInputs {
+                binding: &b,
+                state: ChannelBindingStatus {
+                    credential_version: Some(2),
+                    ..Default::default()
+                },
+                tenant_found: true,
+                verdict: &ok(),
+                problem: Some(duplicate(&b, &first)),
+                stall_after: SignedDuration::from_secs(60),
+            },
+            ts("2026-03-01T00:00:00Z"),
+        );
+        let c = crate::conditions::find(&s.conditions, types::CREDENTIAL_CURRENT).unwrap();
+        assert!(
+            c.message.ends_with("its version 2 is mounted nowhere"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn the_outbound_guards_refusal_has_its_own_reason() {
+        use crate::provider::ProviderError;
+        let refused = ProviderError::Refused {
+            op: "mint",
+            refused: crate::outbound::Refused { class: "private" },
+        };
+        assert_eq!(provider_reason(&refused), reason::EGRESS_REFUSED);
+        for e in [
+            ProviderError::Status {
+                op: "mint",
+                code: 500,
+            },
+            ProviderError::Decode { op: "revoke" },
+        ] {
+            assert_eq!(provider_reason(&e), reason::PROVIDER_FAILED, "{e}");
+        }
+        assert!(is_provider_call_failure(reason::EGRESS_REFUSED));
+        assert!(is_provider_call_failure(reason::PROVIDER_FAILED));
+        assert!(!is_provider_call_failure(reason::CREDENTIAL_NOT_STORED));
     }
 }

@@ -146,6 +146,7 @@ pub async fn run(
         ctx.bindings.clone(),
     );
     let deploy_changed = Changed::default();
+    let (peer_changed, by_peer) = (Changed::default(), ctx.bindings.clone());
     let providers = ctx.config.providers.clone();
     // A binding's own status patches do not requeue it; its spec, metadata and deletion do.
     Controller::for_stream(
@@ -233,6 +234,24 @@ pub async fn run(
                 return Vec::new();
             };
             refs(&by_namespace, |b| b.spec.tenant_ref.name == tenant)
+        },
+    )
+    // A binding created, or deleted (or being deleted), changes which binding holds its
+    // tenant's channel (decide::held_by): the others of that tenant and channel look
+    // again, so a duplicate takes over once the holder goes. Status writes do not pass.
+    .watches_recovering(
+        Api::<ChannelBinding>::namespaced(client.clone(), &ns),
+        WatcherConfig::default(),
+        move |changed| {
+            let (tenant, channel) = (changed.spec.tenant_ref.name.clone(), changed.spec.channel);
+            if !peer_changed.passes(&changed, (&tenant, channel)) {
+                return Vec::new();
+            }
+            refs(&by_peer, |b| {
+                b.spec.tenant_ref.name == tenant
+                    && b.spec.channel == channel
+                    && b.metadata.name != changed.metadata.name
+            })
         },
     )
     .graceful_shutdown_on(shutdown)
@@ -351,6 +370,26 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         &ctx.config.regions,
         now,
     );
+    // Only the oldest binding of a tenant's channel delivers ([`decide::held_by`]): a
+    // duplicate reads no source, mints and copies nothing, and names the one that holds
+    // the channel. The Tenant controller mounts the holder only.
+    let all = ctx.bindings.state();
+    if let Some(first) = decide::held_by(b, all.iter().map(AsRef::as_ref)) {
+        let status = decide::status(
+            StatusInputs {
+                binding: b,
+                state,
+                tenant_found: true,
+                verdict: &verdict,
+                problem: Some(decide::duplicate(b, first)),
+                stall_after: ctx.config.health.stall_after(),
+            },
+            now,
+        );
+        publish_status(b, status, ctx).await?;
+        return Ok(Action::requeue(super::resync(&name)));
+    }
+    drop(all);
     let tenant_ns = namespace_name(tenant_name);
     let mut problem: Option<Problem> = None;
     let mut wait = super::resync(&b.name_any());
@@ -428,7 +467,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
                             ctx.metrics.rotation("failed");
                             warn!(category = e.category(), error = %e, "cannot revoke the previous credential; retrying");
                             problem = Some(Problem {
-                                reason: reason::PROVIDER_FAILED,
+                                reason: decide::provider_reason(&e),
                                 message: format!("cannot revoke version {prev}: {e}"),
                             });
                         }
@@ -579,7 +618,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
 
     // 4. Status, metrics, when to look again.
     match (&problem, &gate) {
-        (Some(p), _) if provider_called && p.reason == reason::PROVIDER_FAILED => {
+        (Some(p), _) if provider_called && decide::is_provider_call_failure(p.reason) => {
             wait = wait.min(PACING.failed(&uid, p));
         }
         (_, Some((_, remaining))) if !provider_called => wait = wait.min(*remaining),
@@ -712,7 +751,7 @@ async fn revoke_all(
                 if let Err(e) = provider.revoke(&url, &token, id).await {
                     warn!(category = e.category(), error = %e, "cannot revoke a credential of the channel; retrying");
                     let p = Problem {
-                        reason: reason::PROVIDER_FAILED,
+                        reason: decide::provider_reason(&e),
                         message: format!("cannot revoke its credentials at the provider: {e}"),
                     };
                     let retry = PACING.failed(&uid, &p);
@@ -1113,7 +1152,7 @@ impl VersionError {
 
     fn reason(&self) -> &'static str {
         match self {
-            VersionError::Provider(_) => reason::PROVIDER_FAILED,
+            VersionError::Provider(e) => decide::provider_reason(e),
             VersionError::NotStored { .. } | VersionError::NotRecorded => {
                 reason::CREDENTIAL_NOT_STORED
             }

@@ -52,8 +52,22 @@ impl Verdict {
         !self.effective
             && !matches!(
                 self.reason,
-                reason::NOTICE_PERIOD_RUNNING | reason::NOTICE_PENDING | reason::NOTICE_FAILED
+                reason::NOTICE_PERIOD_RUNNING
+                    | reason::NOTICE_PENDING
+                    | reason::NOTICE_FAILED
+                    | reason::EGRESS_REFUSED
             )
+    }
+}
+
+/// The reason an undelivered notice shows under, from its persisted `lastFailure`: the
+/// outbound guard's refusal (the endpoint resolves to an address Herald never calls)
+/// has its own, every other failure is the endpoint's.
+pub fn notice_failure_reason(last_failure: &str) -> &'static str {
+    if last_failure.starts_with(crate::outbound::REFUSED_PREFIX) {
+        reason::EGRESS_REFUSED
+    } else {
+        reason::NOTICE_FAILED
     }
 }
 
@@ -259,7 +273,7 @@ pub fn verdict(
         },
         None => match record.and_then(|n| n.last_failure.as_deref()) {
             Some(failure) => Verdict::no(
-                reason::NOTICE_FAILED,
+                notice_failure_reason(failure),
                 format!(
                     "the notice of Subprocessor {sp_name} to Tenant {tenant_name} is not delivered yet ({failure}); retrying"
                 ),

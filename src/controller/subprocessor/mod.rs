@@ -377,7 +377,7 @@ async fn reconcile_inner(
                         ctx,
                         sp,
                         EventType::Warning,
-                        crate::api::v1alpha1::conditions::reason::NOTICE_FAILED,
+                        effective::notice_failure_reason(&why),
                         format!("notice to Tenant {tenant_name} not delivered ({why}); retrying"),
                     )
                     .await;

@@ -164,9 +164,20 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
                 undelivered.len() - MAX_NAMED
             ));
         }
+        // EgressRefused only when that is every failure: one endpoint that is down
+        // besides is still a failed notice.
+        let refused = undelivered.iter().all(|(_, n)| {
+            n.last_failure
+                .as_deref()
+                .is_some_and(|f| effective::notice_failure_reason(f) == reason::EGRESS_REFUSED)
+        });
         Desired::no(
             types::NOTICES_DELIVERED,
-            reason::NOTICE_FAILED,
+            if refused {
+                reason::EGRESS_REFUSED
+            } else {
+                reason::NOTICE_FAILED
+            },
             format!(
                 "notices not delivered yet to {} tenants, retrying: {}",
                 undelivered.len(),
@@ -492,6 +503,68 @@ mod tests {
         again.status = Some(st.clone());
         let o2 = Outcome { sp: &again, ..o };
         assert_eq!(status(&o2, "2026-03-03T00:00:00Z".parse().unwrap()), st);
+    }
+
+    #[test]
+    fn a_notice_the_outbound_guard_refused_shows_egress_refused() {
+        let s = sp(SMS, "2026-03-01T00:00:00Z");
+        let t = tenant("2026-01-01T00:00:00Z", &[], true);
+        let now: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
+        let hash = effective::material_hash(&s.spec);
+        // What the notify path records for a refused endpoint.
+        let refused =
+            crate::notify::NotifyError::Refused(crate::outbound::Refused { class: "private" })
+                .category();
+        let record = |failure: &str| SubprocessorNotice {
+            subprocessor: "carrier".into(),
+            material_hash: hash.clone(),
+            idempotency_key: "k".into(),
+            attempts: 1,
+            last_failure: Some(failure.into()),
+            ..SubprocessorNotice::default()
+        };
+        let catalog = crate::config::OperatorConfig::load(None).unwrap().regions;
+        let changed_at = "2026-03-01T00:00:00Z".parse().unwrap();
+        let v = verdict_with(
+            &s,
+            &hash,
+            changed_at,
+            Some(&record(&refused)),
+            &t,
+            &catalog,
+            now,
+        );
+        assert_eq!(v.reason, reason::EGRESS_REFUSED);
+        assert!(!v.needs_a_person(), "retried like any failed notice");
+        let delivered = |notices: Vec<(String, SubprocessorNotice)>| {
+            let o = Outcome {
+                sp: &s,
+                hash: hash.clone(),
+                changed_at,
+                notices,
+                must_tell: 2,
+                verdicts: vec![("acme".into(), v.clone()), ("globex".into(), v.clone())],
+                safeguard: Ok(()),
+                objections: 0,
+            };
+            let st = status(&o, now);
+            crate::conditions::find(&st.conditions, types::NOTICES_DELIVERED)
+                .unwrap()
+                .reason
+                .clone()
+        };
+        assert_eq!(
+            delivered(vec![("acme".into(), record(&refused))]),
+            reason::EGRESS_REFUSED
+        );
+        assert_eq!(
+            delivered(vec![
+                ("acme".into(), record(&refused)),
+                ("globex".into(), record("HTTP 500")),
+            ]),
+            reason::NOTICE_FAILED,
+            "one endpoint down besides: still a failed notice"
+        );
     }
 
     const PERIOD: k8s_openapi::jiff::SignedDuration =

@@ -11,6 +11,7 @@ use kube::ResourceExt;
 use super::build::CREDENTIAL_VERSIONS_ANNOTATION;
 use crate::api::v1alpha1::ChannelBinding;
 use crate::api::v1alpha1::conditions::{CREDENTIAL_CURRENT, SUBPROCESSOR_EFFECTIVE, reason};
+use crate::controller::channel_binding::decide::held_by;
 
 /// Where a credential is mounted in the sender pods: one directory per channel.
 pub const CREDENTIALS_DIR: &str = "/var/run/herald/credentials";
@@ -35,18 +36,27 @@ pub fn channel_name(binding: &ChannelBinding) -> String {
 }
 
 /// `tenant`'s bindings (in `namespace`) that may serve it: not being deleted, not
-/// suspended.
+/// suspended, and each the holder of its channel (the ChannelBinding controller's
+/// [`held_by`]: of two bindings for one channel, only the older reaches the senders).
 fn eligible<'a>(
     tenant: &str,
     namespace: &str,
     bindings: impl IntoIterator<Item = &'a ChannelBinding>,
 ) -> impl Iterator<Item = &'a ChannelBinding> {
-    bindings.into_iter().filter(move |b| {
-        b.spec.tenant_ref.name == tenant
-            && b.namespace().as_deref() == Some(namespace)
-            && b.metadata.deletion_timestamp.is_none()
-            && b.spec.suspend != Some(true)
-    })
+    let tenants: Vec<&ChannelBinding> = bindings
+        .into_iter()
+        .filter(|b| {
+            b.spec.tenant_ref.name == tenant
+                && b.namespace().as_deref() == Some(namespace)
+                && b.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    let holders: Vec<&ChannelBinding> = tenants
+        .iter()
+        .copied()
+        .filter(|b| held_by(b, tenants.iter().copied()).is_none())
+        .collect();
+    holders.into_iter().filter(|b| b.spec.suspend != Some(true))
 }
 
 /// The mounts of `tenant`'s bindings (in `namespace`) that may reach the senders: not
@@ -70,9 +80,8 @@ pub fn mounts<'a>(
             })
         })
         .collect();
+    // One holder per channel (see [`eligible`]), so one mount per path.
     out.sort_by(|a, b| a.channel.cmp(&b.channel));
-    // Two bindings for one channel would fight over a mount path: keep the first.
-    out.dedup_by(|a, b| a.channel == b.channel);
     out
 }
 
@@ -200,6 +209,48 @@ mod tests {
         let m = mounts("acme", "herald-system", &bs);
         assert_eq!(versions_annotation(&m), "email=2,whatsapp=3");
         assert_eq!(m[1].secret, "herald-cred-whatsapp-v3");
+    }
+
+    #[test]
+    fn only_the_holder_of_a_channel_reaches_the_senders() {
+        let at = |mut b: ChannelBinding, name: &str, created: &str| {
+            b.metadata.name = Some(name.into());
+            b.metadata.creation_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created.parse().unwrap()),
+            );
+            b
+        };
+        let first = at(
+            binding("acme", "sms", Some(1), true),
+            "first",
+            "2026-01-01T00:00:00Z",
+        );
+        // A duplicate with a credential of its own (e.g. from before duplicates were
+        // refused): never mounted while the older one holds the channel.
+        let second = at(
+            binding("acme", "sms", Some(3), true),
+            "second",
+            "2026-01-02T00:00:00Z",
+        );
+        let m = mounts("acme", "herald-system", [&second, &first]);
+        assert_eq!(versions_annotation(&m), "sms=1");
+        // The holder without a credential yet: the channel waits for it, not for the other.
+        let mut fresh = first.clone();
+        fresh.status.as_mut().unwrap().credential_version = None;
+        assert_eq!(mounts("acme", "herald-system", [&second, &fresh]), []);
+        let mut waiting = second.clone();
+        waiting.status = None;
+        assert_eq!(
+            awaiting("acme", "herald-system", [&waiting, &fresh]),
+            ["first"]
+        );
+        // The holder being deleted: the other takes over.
+        let mut going = first.clone();
+        going.metadata.deletion_timestamp = second.metadata.creation_timestamp.clone();
+        assert_eq!(
+            versions_annotation(&mounts("acme", "herald-system", [&second, &going])),
+            "sms=3"
+        );
     }
 
     #[test]
