@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
@@ -395,5 +395,81 @@ pub async fn http_get(url: &str) -> Result<String, String> {
         Ok(body.to_owned())
     } else {
         Err(format!("HTTP {code}"))
+    }
+}
+
+/// An operator process of a test's own (killed when dropped), beside the shared one:
+/// the Tenants labelled for its shard, the controllers it is given.
+pub struct OwnOperator {
+    pub child: std::process::Child,
+    pub metrics: String,
+}
+
+/// An operator of its own for the Tenants labelled for `shard`, running `controllers`.
+pub fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
+    own_operator_with(shard, controllers, true)
+}
+
+/// [`own_operator_running`], with loopback egress allowed or, as in production, denied.
+pub fn own_operator_with(shard: &str, controllers: &str, allow_loopback: bool) -> OwnOperator {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log =
+        std::fs::File::create(repo_root().join(format!("target/e2e-shard-{shard}.log"))).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "run",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "text",
+            "--controllers",
+            controllers,
+        ])
+        .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
+        .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
+        // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
+        // outbound guard refuses unless told otherwise (tests and local development only).
+        .env("HERALD_ALLOW_LOOPBACK_EGRESS", allow_loopback.to_string())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    OwnOperator {
+        child,
+        metrics: format!("http://127.0.0.1:{port}/metrics"),
+    }
+}
+
+impl OwnOperator {
+    /// Its `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http_get(&self.metrics).await.unwrap_or_default()
+    }
+
+    pub async fn ready(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        while http_get(&self.metrics.replace("/metrics", "/readyz"))
+            .await
+            .is_err()
+        {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "own operator exited"
+            );
+            assert!(Instant::now() < deadline, "own operator not ready");
+            // Polling a process's endpoint: nothing to watch.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for OwnOperator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

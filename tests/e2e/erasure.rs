@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, ensure_namespace,
-    http_get, kubectl, operator, repo_root, unique,
+    kubectl, operator, repo_root, unique,
 };
 
 /// What the customer's webhook received.
@@ -529,87 +529,11 @@ async fn deleting_a_terminated_tenant_erases_it_and_leaves_a_receipt() {
     assert_eq!(receipts(&client, &name).await.len(), 1);
 }
 
-/// An operator of our own for shard `shard`, running only the Tenant controller.
-pub(crate) struct OwnOperator {
-    child: std::process::Child,
-    metrics: String,
-}
+pub(crate) use crate::common::{OwnOperator, own_operator_running, own_operator_with};
 
+/// An operator of our own for shard `shard`, running only the Tenant controller.
 pub(crate) fn own_operator(shard: &str) -> OwnOperator {
     own_operator_running(shard, "tenant")
-}
-
-/// An operator of its own for the Tenants labelled for `shard`, running `controllers`.
-pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
-    own_operator_with(shard, controllers, true)
-}
-
-/// [`own_operator_running`], with loopback egress allowed or, as in production, denied.
-pub(crate) fn own_operator_with(
-    shard: &str,
-    controllers: &str,
-    allow_loopback: bool,
-) -> OwnOperator {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log =
-        std::fs::File::create(repo_root().join(format!("target/e2e-shard-{shard}.log"))).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args([
-            "run",
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "text",
-            "--controllers",
-            controllers,
-        ])
-        .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
-        .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
-        // The tests' webhook receivers and fake providers listen on 127.0.0.1, which the
-        // outbound guard refuses unless told otherwise (tests and local development only).
-        .env("HERALD_ALLOW_LOOPBACK_EGRESS", allow_loopback.to_string())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    OwnOperator {
-        child,
-        metrics: format!("http://127.0.0.1:{port}/metrics"),
-    }
-}
-
-impl OwnOperator {
-    /// Its `/metrics` text.
-    pub(crate) async fn metrics(&self) -> String {
-        http_get(&self.metrics).await.unwrap_or_default()
-    }
-
-    pub(crate) async fn ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        while http_get(&self.metrics.replace("/metrics", "/readyz"))
-            .await
-            .is_err()
-        {
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "own operator exited"
-            );
-            assert!(Instant::now() < deadline, "own operator not ready");
-            // Polling a process's endpoint: nothing to watch.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for OwnOperator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
