@@ -117,6 +117,9 @@ async fn install_admission_policies(client: &Client) {
     use herald::api::v1alpha1::Tenant;
     use kube::api::DeleteParams;
     apply_manifests(&repo_root().join("deploy/admission"));
+    // The operator scope policy as the chart renders it for the e2e erasure scope (its
+    // namespaces' labels are the chart's to fill in).
+    crate::identity::apply(&erasure_scope_policy());
     // A protected canary tenant: its dry-run deletion is refused once the policy is live.
     let tenants: Api<Tenant> = Api::all(client.clone());
     let canary: Tenant = serde_json::from_value(serde_json::json!({
@@ -330,8 +333,9 @@ pub fn e2e_config() -> String {
         "config/herald.yaml has no stallAfterSeconds: 900"
     );
     format!(
-        "{text}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n",
-        router().base_url
+        "{text}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n{}",
+        router().base_url,
+        erasure_scope_yaml()
     )
 }
 
@@ -396,4 +400,46 @@ pub async fn http_get(url: &str) -> Result<String, String> {
     } else {
         Err(format!("HTTP {code}"))
     }
+}
+
+/// The label that puts a namespace in the shared operator's erasure scope
+/// (`erasure.scope.namespaceSelector` of [`e2e_config`], and the chart values the
+/// operator's RBAC and admission policy are rendered from).
+pub const ERASURE_SCOPE_LABEL: (&str, &str) = ("herald.dev/e2e-erasure-scope", "true");
+
+/// The `erasure` section of the e2e operators' configuration: the erasure scope's
+/// namespaces are those labelled [`ERASURE_SCOPE_LABEL`], its kinds the default.
+pub fn erasure_scope_yaml() -> String {
+    format!(
+        "erasure:\n  scope:\n    namespaceSelector: {{matchLabels: {{{}: '{}'}}}}\n",
+        ERASURE_SCOPE_LABEL.0, ERASURE_SCOPE_LABEL.1
+    )
+}
+
+/// `helm template` arguments that give the chart the shared operator's erasure scope.
+pub fn erasure_scope_values() -> Vec<String> {
+    vec![
+        "--set-json".into(),
+        format!(
+            r#"config.erasure.scope.namespaceSelector={{"matchLabels":{{"{}":"{}"}}}}"#,
+            ERASURE_SCOPE_LABEL.0, ERASURE_SCOPE_LABEL.1
+        ),
+    ]
+}
+
+/// The chart's herald-operator-scope policy rendered with [`erasure_scope_values`].
+fn erasure_scope_policy() -> Vec<serde_json::Value> {
+    let values = erasure_scope_values();
+    let mut args: Vec<&str> = values.iter().map(String::as_str).collect();
+    args.extend(["--show-only", "templates/admission.yaml"]);
+    let policy: Vec<_> = crate::identity::objects(&crate::identity::render(&args))
+        .into_iter()
+        .filter(|o| o["metadata"]["name"] == "herald-operator-scope")
+        .collect();
+    assert_eq!(
+        policy.len(),
+        2,
+        "the chart renders herald-operator-scope and its binding"
+    );
+    policy
 }

@@ -26,7 +26,7 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, ensure_namespace,
+    CONTROL_NAMESPACE, E2E_LABEL, ERASURE_SCOPE_LABEL, SHARD_LABEL, WAIT, apply_examples, client,
     http_get, kubectl, operator, repo_root, unique,
 };
 
@@ -145,14 +145,14 @@ pub(crate) fn days_ago(days: i64) -> Timestamp {
 }
 
 /// A ConfigMap labelled for the tenant outside its namespace (e.g. left by a platform
-/// component): erasure must find and delete it.
+/// component), in a namespace of the erasure scope: erasure must find and delete it.
 async fn stray_config_map(
     client: &Client,
     tenant: &str,
     finalizer: Option<&str>,
 ) -> (String, String) {
     let ns = format!("e2e-elsewhere-{tenant}");
-    ensure_namespace(client, &ns).await;
+    scope_namespace(client, &ns).await;
     let mut meta = json!({"name": "stray", "labels": {"herald.dev/tenant": tenant}});
     if let Some(f) = finalizer {
         meta["finalizers"] = json!([f]);
@@ -163,6 +163,20 @@ async fn stray_config_map(
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let created = api.create(&PostParams::default(), &cm).await.unwrap();
     (ns, created.uid().unwrap())
+}
+
+/// Creates namespace `name` in the e2e operators' erasure scope (labelled
+/// [`ERASURE_SCOPE_LABEL`]).
+async fn scope_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {
+        "name": name,
+        "labels": {ERASURE_SCOPE_LABEL.0: ERASURE_SCOPE_LABEL.1, E2E_LABEL: "erasure"}
+    }}))
+    .unwrap();
+    api.patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&ns))
+        .await
+        .unwrap();
 }
 
 /// The receipt ConfigMaps written for `tenant`.
@@ -548,6 +562,18 @@ pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperato
         .port();
     let log =
         std::fs::File::create(repo_root().join(format!("target/e2e-shard-{shard}.log"))).unwrap();
+    // The compiled-in configuration with the shared operator's erasure scope (the
+    // chart's RBAC below is rendered for it).
+    let config = repo_root().join(format!("target/e2e-shard-{shard}.yaml"));
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n{}",
+            herald::config::DEFAULT_CONFIG,
+            crate::common::erasure_scope_yaml()
+        ),
+    )
+    .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "run",
@@ -557,6 +583,8 @@ pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperato
             "text",
             "--controllers",
             controllers,
+            "--config",
+            &config.to_string_lossy(),
         ])
         .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
         .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
@@ -1068,8 +1096,13 @@ async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure()
 /// it (and its unlabelled contents) in place, lists it in the receipt as found-not-
 /// erased with a Warning event, and still erases and counts what is labelled in
 /// namespaces.
+/// The declared erasure scope (`erasure.scope` of the e2e configuration, the chart's
+/// RBAC rendered from the same values): a labelled Namespace, and a labelled object in a
+/// namespace outside the scope, survive erasure and are reported; a labelled object in a
+/// namespace the scope selects is erased and counted; and under the chart's RBAC every
+/// kind of the scope was verified.
 #[tokio::test]
-async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported() {
+async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside_are_erased() {
     let client = client().await;
     operator().await;
     apply_examples();
@@ -1096,6 +1129,19 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
         serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "data": {"a": "b"}}))
             .unwrap();
     inside.create(&PostParams::default(), &cm).await.unwrap();
+    // Labelled for the tenant, of a scope kind, but in a namespace the scope does not
+    // select (the labelled namespace carries no scope label).
+    let outside: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "labelled-outside", "labels": {"herald.dev/tenant": name}},
+        "data": {"a": "b"}
+    }))
+    .unwrap();
+    let outside_uid = inside
+        .create(&PostParams::default(), &outside)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
     let (other_ns, stray_uid) = stray_config_map(&client, &name, None).await;
 
     api.patch(
@@ -1114,7 +1160,12 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
     assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
     assert!(after.metadata.deletion_timestamp.is_none());
     assert!(inside.get_opt("unrelated").await.unwrap().is_some());
-    // What is labelled inside namespaces is still erased, and counted.
+    let survivor = inside.get_opt("labelled-outside").await.unwrap();
+    assert!(
+        survivor.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+        "a labelled ConfigMap outside the erasure scope was deleted"
+    );
+    // What is labelled inside the scope's namespaces is erased, and counted.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &other_ns);
     assert!(cms.get_opt("stray").await.unwrap().is_none());
     assert!(namespace_gone(&client, &format!("tenant-{name}")).await);
@@ -1125,12 +1176,31 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
     let body = &data["receipt.json"];
     assert_eq!(herald::digest::sha256_hex(body.as_bytes()), data["sha256"]);
     let r: Value = serde_json::from_str(body).unwrap();
-    let left = r["foundNotErased"].as_array().unwrap();
-    assert_eq!(left.len(), 1, "{body}");
-    assert_eq!(left[0]["kind"], "Namespace");
-    assert_eq!(left[0]["name"], labelled_ns.as_str());
-    assert_eq!(left[0]["uid"], ns_uid.as_str());
-    assert_eq!(left[0]["reason"], types::reason::OUTSIDE_ERASURE_SCOPE);
+    let mut left: Vec<(&str, &str, &str)> = r["foundNotErased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            assert_eq!(o["reason"], types::reason::OUTSIDE_ERASURE_SCOPE, "{body}");
+            (
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap(),
+                o["uid"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ("ConfigMap", "labelled-outside", outside_uid.as_str()),
+            ("Namespace", labelled_ns.as_str(), ns_uid.as_str())
+        ],
+        "{body}"
+    );
+    // The operator runs as the chart's ServiceAccount: it could list every kind of the
+    // scope, so nothing is left unverified.
+    assert_eq!(r["unverifiedKinds"], json!([]), "{body}");
     let deleted_uids = |kind: &str| -> Vec<String> {
         r["deleted"]
             .as_array()
@@ -1142,6 +1212,7 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
             .collect()
     };
     assert!(deleted_uids("ConfigMap").contains(&stray_uid), "{body}");
+    assert!(!deleted_uids("ConfigMap").contains(&outside_uid), "{body}");
     assert!(!deleted_uids("Namespace").contains(&ns_uid), "{body}");
     assert_eq!(r["metDeadline"], true);
     // The condition says so, and one Warning event.

@@ -121,7 +121,8 @@ pub mod reason {
     /// Herald never adopts it, writes nothing in it and never deletes it.
     pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
     /// Tenant: erasure found objects labelled for the tenant that it does not delete
-    /// (a Namespace other than the tenant's own, any other cluster-scoped object): they
+    /// (a Namespace other than the tenant's own, any other cluster-scoped object, an
+    /// object outside the configured `erasure.scope`): they
     /// are listed in the receipt's `foundNotErased`, for a person to decide.
     pub const OUTSIDE_ERASURE_SCOPE: &str = "OutsideErasureScope";
     /// Tenant: erased, verified, receipt written.
@@ -192,6 +193,10 @@ pub mod reason {
     /// A ChannelBinding names a provider (credential.providerApi.name) the operator
     /// configuration does not have: nothing is minted, revoked or sent anywhere.
     pub const PROVIDER_NOT_CONFIGURED: &str = "ProviderNotConfigured";
+    /// Tenant (`Erased`): erased, but kinds of the erasure scope could not be listed
+    /// (the operator's RBAC), so nothing of them was verified: the receipt lists them
+    /// in `unverifiedKinds`.
+    pub const KINDS_UNVERIFIED: &str = "KindsUnverified";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -242,6 +247,7 @@ pub mod reason {
         REVOCATION_FAILING,
         RECEIPT_DELIVERY_FAILING,
         PROVIDER_NOT_CONFIGURED,
+        KINDS_UNVERIFIED,
     ];
 }
 
