@@ -443,3 +443,18 @@ fn erasure_scope_policy() -> Vec<serde_json::Value> {
     );
     policy
 }
+
+/// Creates namespace `name` in the e2e operators' erasure scope (labelled
+/// [`ERASURE_SCOPE_LABEL`]).
+pub async fn scope_namespace(client: &Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
+        "name": name,
+        "labels": {ERASURE_SCOPE_LABEL.0: ERASURE_SCOPE_LABEL.1, E2E_LABEL: "erasure"}
+    }}))
+    .unwrap_or_else(|e| panic!("namespace object: {e}"));
+    api.patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&ns))
+        .await
+        .unwrap_or_else(|e| panic!("apply namespace {name}: {e}"));
+}

@@ -26,8 +26,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CONTROL_NAMESPACE, E2E_LABEL, ERASURE_SCOPE_LABEL, SHARD_LABEL, WAIT, apply_examples, client,
-    http_get, kubectl, operator, repo_root, unique,
+    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, http_get, kubectl,
+    operator, repo_root, scope_namespace, unique,
 };
 
 /// What the customer's webhook received.
@@ -163,20 +163,6 @@ async fn stray_config_map(
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let created = api.create(&PostParams::default(), &cm).await.unwrap();
     (ns, created.uid().unwrap())
-}
-
-/// Creates namespace `name` in the e2e operators' erasure scope (labelled
-/// [`ERASURE_SCOPE_LABEL`]).
-async fn scope_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {
-        "name": name,
-        "labels": {ERASURE_SCOPE_LABEL.0: ERASURE_SCOPE_LABEL.1, E2E_LABEL: "erasure"}
-    }}))
-    .unwrap();
-    api.patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&ns))
-        .await
-        .unwrap();
 }
 
 /// The receipt ConfigMaps written for `tenant`.
