@@ -541,6 +541,12 @@ pub(crate) fn own_operator(shard: &str) -> OwnOperator {
 
 /// An operator of its own for the Tenants labelled for `shard`, running `controllers`.
 pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
+    own_operator_configured(shard, controllers, &crate::common::erasure_scope_yaml())
+}
+
+/// [`own_operator_running`] with `erasure` as the `erasure` section of its
+/// configuration.
+fn own_operator_configured(shard: &str, controllers: &str, erasure: &str) -> OwnOperator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -548,16 +554,12 @@ pub(crate) fn own_operator_running(shard: &str, controllers: &str) -> OwnOperato
         .port();
     let log =
         std::fs::File::create(repo_root().join(format!("target/e2e-shard-{shard}.log"))).unwrap();
-    // The compiled-in configuration with the shared operator's erasure scope (the
-    // chart's RBAC below is rendered for it).
+    // The compiled-in configuration with an erasure scope (the chart's RBAC below is
+    // rendered for the shared operator's).
     let config = repo_root().join(format!("target/e2e-shard-{shard}.yaml"));
     std::fs::write(
         &config,
-        format!(
-            "{}\n{}",
-            herald::config::DEFAULT_CONFIG,
-            crate::common::erasure_scope_yaml()
-        ),
+        format!("{}\n{erasure}", herald::config::DEFAULT_CONFIG),
     )
     .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -1826,4 +1828,66 @@ async fn the_tenant_s_source_secrets_are_erased_and_other_control_namespace_obje
         "the ConfigMap left is not reported: {r}"
     );
     cms.delete(&note, &DeleteParams::default()).await.unwrap();
+}
+
+/// A kind of the erasure scope that the operator may not list is not skipped silently:
+/// an operator whose scope names Services (which the chart's RBAC, rendered for the
+/// e2e scope, does not let it list) erases the tenant and says, in the receipt, in
+/// status and in the Erased condition, that Services were not verified.
+#[tokio::test]
+async fn a_scope_kind_the_operator_cannot_list_is_reported_unverified() {
+    let client = client().await;
+    operator().await; // CRDs, admission policies, the chart's RBAC
+    apply_examples();
+    let name = unique("e2e-unverified");
+    let shard = name.clone();
+    let erasure = format!(
+        "{}    kinds:\n      - {{group: '', version: v1, resource: configmaps}}\n      - {{group: '', version: v1, resource: services}}\n",
+        crate::common::erasure_scope_yaml()
+    );
+    let mut own = own_operator_configured(&shard, "tenant", &erasure);
+    own.ready().await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &tenant(
+            &name,
+            None,
+            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_ready_active(&api, &name).await;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(types::ERASED, "True", types::reason::KINDS_UNVERIFIED),
+        "Erased, with Services unverified",
+        Duration::from_secs(60),
+    )
+    .await;
+    let erased = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::ERASED)
+        .unwrap();
+    assert!(erased.message.contains("services"), "{}", erased.message);
+    let es = t.status.as_ref().unwrap().erasure.as_ref().unwrap();
+    assert_eq!(es.unverified_kinds, ["services"]);
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert_eq!(r["unverifiedKinds"], json!(["services"]), "{r}");
+    drop(own);
 }

@@ -893,9 +893,15 @@ async fn sweep(
             Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
                 let in_scope = scope.includes(&ar.group, &ar.plural) || ns.is_some();
                 if in_scope {
+                    // As kubectl names a resource: `services`, `deployments.apps`.
+                    let kind = if ar.group.is_empty() {
+                        ar.plural.clone()
+                    } else {
+                        format!("{}.{}", ar.plural, ar.group)
+                    };
                     unverified.push(match ns {
-                        Some(ns) => format!("{}.{} in {ns}", ar.plural, ar.group),
-                        None => format!("{}.{}", ar.plural, ar.group),
+                        Some(ns) => format!("{kind} in {ns}"),
+                        None => kind,
                     });
                 }
             }
