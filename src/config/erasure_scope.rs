@@ -85,6 +85,17 @@ fn default_kinds() -> Vec<ScopeKind> {
     .collect()
 }
 
+impl ScopeKind {
+    /// The kind as kubectl names a resource: `configmaps`, `deployments.apps`.
+    pub fn name(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
 impl ErasureScope {
     /// Whether objects of `group`/`resource` are in the scope.
     pub fn includes(&self, group: &str, resource: &str) -> bool {
@@ -126,7 +137,7 @@ impl ErasureScope {
         }
         let mut seen = std::collections::BTreeSet::new();
         for k in &self.kinds {
-            let name = format!("{}.{}", k.resource, k.group);
+            let name = k.name();
             let dns = |s: &str| {
                 s.bytes()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-.".contains(&c))

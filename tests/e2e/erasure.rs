@@ -1891,3 +1891,46 @@ async fn a_scope_kind_the_operator_cannot_list_is_reported_unverified() {
     assert_eq!(r["unverifiedKinds"], json!(["services"]), "{r}");
     drop(own);
 }
+
+/// An erasure scope naming what erasure must never delete is refused when the operator
+/// starts, with the reason, before it touches the cluster.
+#[test]
+fn an_operator_configured_to_erase_namespaces_or_secrets_does_not_start() {
+    for (kinds, why) in [
+        (
+            "[{version: v1, resource: namespaces}]",
+            "scope.kinds: namespaces: a Namespace is never erased but the tenant's own",
+        ),
+        (
+            "[{version: v1, resource: secrets}]",
+            "scope.kinds: secrets: Secrets are erased in the tenant and control namespaces only",
+        ),
+        (
+            "[{group: herald.dev, version: v1alpha1, resource: tenants}]",
+            "scope.kinds: tenants.herald.dev: Herald's own kinds are not erased",
+        ),
+    ] {
+        let path = repo_root().join(format!("target/e2e-bad-scope-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "{}\nerasure:\n  scope:\n    kinds: {kinds}\n",
+                herald::config::DEFAULT_CONFIG
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["run", "--http-addr", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            // No cluster: the configuration must be refused before any request.
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with kinds {kinds}");
+        assert!(
+            stderr.contains("has an invalid erasure scope") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+}
