@@ -833,14 +833,17 @@ async fn sweep(
             .is_some_and(|n| n.metadata.deletion_timestamp.is_none());
     let scope_namespaces = match scope.label_selector() {
         None => BTreeSet::new(),
-        Some(s) => ns_api
-            .list_metadata(&ListParams::default().labels(&s))
-            .await
-            .map_err(Error::kube("list the erasure scope's namespaces"))?
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect(),
+        Some(s) => scope::scope_namespaces(
+            ns_api
+                .list_metadata(&ListParams::default().labels(&s))
+                .await
+                .map_err(Error::kube("list the erasure scope's namespaces"))?
+                .items
+                .into_iter()
+                .map(|n| n.metadata),
+            ns,
+            &ctx.config.control_namespace,
+        ),
     };
     let mut secret_namespaces = vec![ctx.config.control_namespace.clone()];
     if tenant_ns_live {

@@ -129,6 +129,29 @@ pub fn split<T>(
     (erase, leave)
 }
 
+/// The namespaces of the erasure scope, from those its selector selected: never
+/// another tenant's namespace (one carrying Herald's label: erasing tenant A deletes
+/// nothing where tenant B's stack runs, whatever the platform's selector matches) nor
+/// the control namespace (where only the tenant's Secrets are erased).
+pub fn scope_namespaces(
+    selected: impl IntoIterator<Item = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    tenant_ns: &str,
+    control_ns: &str,
+) -> BTreeSet<String> {
+    selected
+        .into_iter()
+        .filter(|m| {
+            m.labels
+                .as_ref()
+                .and_then(|l| l.get(MANAGED_BY.0))
+                .map(String::as_str)
+                != Some(MANAGED_BY.1)
+        })
+        .filter_map(|m| m.name)
+        .filter(|n| n != tenant_ns && n != control_ns)
+        .collect()
+}
+
 /// What [`split`] needs to know of a found object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectId {
@@ -301,6 +324,26 @@ mod tests {
         // No scope namespaces (the default): nothing outside the tenant's is erased.
         let (erase, leave) = split(found, &bounds());
         assert_eq!((erase.len(), leave.len()), (2, 4));
+    }
+
+    #[test]
+    fn another_tenant_s_namespace_and_the_control_namespace_are_never_scope_namespaces() {
+        let meta = |name: &str, labels: serde_json::Value| {
+            serde_json::from_value(json!({"name": name, "labels": labels})).unwrap()
+        };
+        let selected = vec![
+            meta("platform-data", json!({"tenant-data": "true"})),
+            meta(
+                "tenant-other",
+                json!({"tenant-data": "true", "app.kubernetes.io/managed-by": "herald"}),
+            ),
+            meta("herald-system", json!({"tenant-data": "true"})),
+            meta("tenant-acme", json!({"tenant-data": "true"})),
+        ];
+        assert_eq!(
+            scope_namespaces(selected, "tenant-acme", "herald-system"),
+            BTreeSet::from(["platform-data".to_owned()])
+        );
     }
 
     fn bounds() -> Bounds<'static> {
