@@ -1131,6 +1131,27 @@ async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside
         .uid()
         .unwrap();
     let (other_ns, stray_uid) = stray_config_map(&client, &name, None).await;
+    // A namespace the scope's selector matches but that carries Herald's label (as
+    // another tenant's does): never a scope namespace.
+    let herald_ns = format!("e2e-herald-labelled-{name}");
+    scope_namespace(&client, &herald_ns).await;
+    ns_api
+        .patch(
+            &herald_ns,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "herald"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let in_herald_ns: Api<ConfigMap> = Api::namespaced(client.clone(), &herald_ns);
+    let theirs_uid = in_herald_ns
+        .create(&PostParams::default(), &outside)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
 
     api.patch(
         &name,
@@ -1148,6 +1169,14 @@ async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside
     assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
     assert!(after.metadata.deletion_timestamp.is_none());
     assert!(inside.get_opt("unrelated").await.unwrap().is_some());
+    assert!(
+        in_herald_ns
+            .get_opt("labelled-outside")
+            .await
+            .unwrap()
+            .is_some(),
+        "erasure deleted in a namespace carrying Herald's label"
+    );
     let survivor = inside.get_opt("labelled-outside").await.unwrap();
     assert!(
         survivor.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
@@ -1178,14 +1207,13 @@ async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside
         })
         .collect();
     left.sort();
-    assert_eq!(
-        left,
-        [
-            ("ConfigMap", "labelled-outside", outside_uid.as_str()),
-            ("Namespace", labelled_ns.as_str(), ns_uid.as_str())
-        ],
-        "{body}"
-    );
+    let mut expected = vec![
+        ("ConfigMap", "labelled-outside", outside_uid.as_str()),
+        ("ConfigMap", "labelled-outside", theirs_uid.as_str()),
+        ("Namespace", labelled_ns.as_str(), ns_uid.as_str()),
+    ];
+    expected.sort();
+    assert_eq!(left, expected, "{body}");
     // The operator runs as the chart's ServiceAccount: it could list every kind of the
     // scope, so nothing is left unverified.
     assert_eq!(r["unverifiedKinds"], json!([]), "{body}");
@@ -1234,10 +1262,9 @@ async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside
             .unwrap_or_default()
             .contains(&labelled_ns)
     );
-    ns_api
-        .delete(&labelled_ns, &DeleteParams::default())
-        .await
-        .unwrap();
+    for ns in [&labelled_ns, &herald_ns] {
+        ns_api.delete(ns, &DeleteParams::default()).await.unwrap();
+    }
 }
 
 /// A client that acts as the cluster admin in the break-glass group of the evidence
