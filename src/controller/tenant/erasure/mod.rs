@@ -6,8 +6,11 @@
 //! operator's namespace, and its signed delivery to the customer.
 //!
 //! What erasure may delete is bounded ([`scope`]): the tenant namespace only if Herald
-//! created it, and no other cluster-scoped object; what it finds and leaves is recorded
-//! in `status.erasure.notErased` and the receipt, for a person to decide.
+//! created it, no other cluster-scoped object, in the control namespace only the
+//! tenant's Secrets, and elsewhere only the kinds and namespaces the operator
+//! configuration declares (`erasure.scope`, which the chart's RBAC is rendered from);
+//! what it finds and leaves is recorded in `status.erasure.notErased` and the receipt,
+//! for a person to decide, and scope kinds it could not list in `unverifiedKinds`.
 //!
 //! Restart safety: each step records its outcome in `status.erasure` before the next
 //! step acts on it, and every step is idempotent (create-if-absent, delete-if-present,
