@@ -131,6 +131,7 @@ demo: cluster-up build
 	@# shows what the chart's RBAC allows, not what the admin may do.
 	@$(WITH_CLUSTER) helm template herald $(CHART) --namespace herald-system \
 	    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+	    --show-only templates/rbac-erasure.yaml \
 	    --show-only templates/admission.yaml | \
 	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f - >/dev/null && \
 	  server=$$(kubectl config view --raw --minify -o jsonpath='{.clusters[0].cluster.server}') && \

@@ -665,6 +665,8 @@ async fn setup(client: &Client) -> R<()> {
             "templates/serviceaccount.yaml",
             "--show-only",
             "templates/rbac.yaml",
+            "--show-only",
+            "templates/rbac-erasure.yaml",
         ],
         None,
     )?;

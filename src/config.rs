@@ -11,6 +11,9 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use crate::regions::RegionCatalog;
 use crate::retention::Periods;
 
+pub mod erasure_scope;
+pub use erasure_scope::ErasureScope;
+
 /// The configuration compiled in, used when `herald run` is given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/herald.yaml");
 
@@ -213,21 +216,24 @@ fn valid_cidr(cidr: &str) -> bool {
     }
 }
 
-/// Erasure timing.
+/// Erasure timing and scope.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ErasureConfig {
     /// Erasure starts at the latest this many days before the deadline
     /// (terminatedAt + deleteWithinDays), leaving room for retries and for people to
     /// react to an alert. Between termination and then, the customer can still ask for
     /// an export. Default: 3.
     pub safety_margin_days: i64,
+    /// What erasure looks at besides the tenant namespace (see [`ErasureScope`]).
+    pub scope: ErasureScope,
 }
 
 impl Default for ErasureConfig {
     fn default() -> Self {
         Self {
             safety_margin_days: 3,
+            scope: ErasureScope::default(),
         }
     }
 }
@@ -267,6 +273,8 @@ pub enum ConfigError {
     DataPlane { origin: String, reason: String },
     #[error("the configuration {origin} has invalid providers: {reason}")]
     Providers { origin: String, reason: String },
+    #[error("the configuration {origin} has an invalid erasure scope: {reason}")]
+    ErasureScope { origin: String, reason: String },
 }
 
 impl OperatorConfig {
@@ -295,6 +303,12 @@ impl OperatorConfig {
         }
         if let Err(reason) = config.retention.check_platform() {
             return Err(ConfigError::Retention {
+                origin: origin.to_owned(),
+                reason,
+            });
+        }
+        if let Err(reason) = config.erasure.scope.check() {
+            return Err(ConfigError::ErasureScope {
                 origin: origin.to_owned(),
                 reason,
             });
@@ -431,5 +445,28 @@ mod tests {
         let (head, _) = DEFAULT_CONFIG.split_once("regions:").unwrap();
         let e = OperatorConfig::parse(&format!("{head}regions: {{}}\n"), "t").unwrap_err();
         assert!(matches!(e, ConfigError::NoRegions { .. }));
+    }
+
+    #[test]
+    fn an_erasure_scope_is_read_and_checked() {
+        let c = OperatorConfig::load(None).unwrap();
+        assert_eq!(c.erasure.scope, ErasureScope::default());
+        let scoped = format!(
+            "{DEFAULT_CONFIG}\nerasure:\n  scope:\n    namespaceSelector: {{matchLabels: {{herald.dev/erasure-scope: 'true'}}}}\n"
+        );
+        let c = OperatorConfig::parse(&scoped, "t").unwrap();
+        assert_eq!(
+            c.erasure.safety_margin_days, 3,
+            "the margin keeps its default"
+        );
+        assert_eq!(
+            c.erasure.scope.label_selector().as_deref(),
+            Some("herald.dev/erasure-scope=true")
+        );
+        let bad = format!(
+            "{DEFAULT_CONFIG}\nerasure:\n  scope:\n    kinds: [{{version: v1, resource: namespaces}}]\n"
+        );
+        let e = OperatorConfig::parse(&bad, "t").unwrap_err();
+        assert!(matches!(e, ConfigError::ErasureScope { .. }), "{e}");
     }
 }

@@ -152,29 +152,133 @@ fn the_rendered_roles_hold_no_wildcard() {
         !cluster_role.contains('*'),
         "the ClusterRole mentions '*':\n{cluster_role}"
     );
-    // And values cannot bring one in.
+    // And values cannot bring one in through the erasure scope.
     let out = helm(&[
         "template",
         "herald",
         "charts/herald",
         "--set-json",
-        r#"rbac.extraErasureRules=[{"apiGroups":["*"],"resources":["*"],"verbs":["delete"]}]"#,
+        r#"config.erasure.scope.kinds=[{"group":"*","version":"v1","resource":"*"}]"#,
     ]);
     assert!(
         !out.status.success(),
-        "values.schema.json let a wildcard erasure rule through"
+        "values.schema.json let a wildcard erasure kind through"
     );
-    // Nor a cluster-wide Secret rule (Secrets are read only where docs/operations.md says).
-    let out = helm(&[
-        "template",
-        "herald",
-        "charts/herald",
-        "--set-json",
-        r#"rbac.extraErasureRules=[{"apiGroups":[""],"resources":["secrets"],"verbs":["list","delete"]}]"#,
-    ]);
+    // Nor a cluster-wide Secret rule (Secrets are read only where docs/operations.md
+    // says), nor Namespaces.
+    for resource in ["secrets", "namespaces"] {
+        let out = helm(&[
+            "template",
+            "herald",
+            "charts/herald",
+            "--set-json",
+            &format!(
+                r#"config.erasure.scope.kinds=[{{"group":"","version":"v1","resource":"{resource}"}}]"#
+            ),
+        ]);
+        assert!(
+            !out.status.success(),
+            "values.schema.json let an erasure kind {resource} through"
+        );
+    }
+}
+
+/// The erasure RBAC is the erasure scope: list of exactly its kinds, and delete only
+/// when it selects namespaces; the admission policy gets the same namespaces' labels.
+#[test]
+fn the_erasure_rbac_and_policy_are_generated_from_the_erasure_scope() {
+    let erasure_role = |extra: &[&str]| {
+        objects(&render(extra))
+            .into_iter()
+            .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "herald-erasure")
+            .expect("no ClusterRole herald-erasure")
+    };
+    let config = herald::config::OperatorConfig::load(None).unwrap();
+    let rules = |role: &Value| -> Vec<(String, String, Vec<String>)> {
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let one = |k: &str| {
+                    let v = r[k].as_array().unwrap();
+                    assert_eq!(v.len(), 1, "{r}");
+                    v[0].as_str().unwrap().to_owned()
+                };
+                let verbs = r["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect();
+                (one("apiGroups"), one("resources"), verbs)
+            })
+            .collect()
+    };
+    // Default values: the configuration's default kinds, list only.
+    let default = rules(&erasure_role(&[]));
+    let kinds: Vec<(String, String)> = config
+        .erasure
+        .scope
+        .kinds
+        .iter()
+        .map(|k| (k.group.clone(), k.resource.clone()))
+        .collect();
+    assert_eq!(
+        default
+            .iter()
+            .map(|(g, r, _)| (g.clone(), r.clone()))
+            .collect::<Vec<_>>(),
+        kinds
+    );
     assert!(
-        !out.status.success(),
-        "values.schema.json let a cluster-wide Secret rule through"
+        default.iter().all(|(_, _, v)| v == &["list"]),
+        "{default:?}"
+    );
+    // With namespaces: list and delete of the declared kinds, nothing else.
+    let scoped = rules(&erasure_role(&[
+        "--set-json",
+        r#"config.erasure.scope={"namespaceSelector":{"matchLabels":{"platform.example/tenant-data":"true"}},"kinds":[{"group":"monitoring.coreos.com","version":"v1","resource":"servicemonitors"}]}"#,
+    ]));
+    assert_eq!(
+        scoped,
+        [(
+            "monitoring.coreos.com".to_owned(),
+            "servicemonitors".to_owned(),
+            vec!["list".to_owned(), "delete".to_owned()]
+        )]
+    );
+    // The rendered configuration carries the same scope.
+    let rendered = render(&[
+        "--set-json",
+        r#"config.erasure.scope.namespaceSelector={"matchLabels":{"platform.example/tenant-data":"true"}}"#,
+    ]);
+    let objs = objects(&rendered);
+    let text = objs.iter().find(|o| o["kind"] == "ConfigMap").unwrap()["data"]["config.yaml"]
+        .as_str()
+        .unwrap();
+    let parsed = herald::config::OperatorConfig::parse(text, "chart ConfigMap").unwrap();
+    assert_eq!(
+        parsed.erasure.scope.label_selector().as_deref(),
+        Some("platform.example/tenant-data=true")
+    );
+    // And the admission policy's erasure namespaces are those labels.
+    let policy = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ValidatingAdmissionPolicy"
+                && o["metadata"]["name"] == "herald-operator-scope"
+        })
+        .unwrap();
+    let labels = policy["spec"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "erasureScopeLabels")
+        .unwrap();
+    assert_eq!(
+        labels["expression"], "{'platform.example/tenant-data': 'true'}",
+        "{policy}"
     );
 }
 

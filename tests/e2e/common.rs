@@ -117,6 +117,9 @@ async fn install_admission_policies(client: &Client) {
     use herald::api::v1alpha1::Tenant;
     use kube::api::DeleteParams;
     apply_manifests(&repo_root().join("deploy/admission"));
+    // The operator scope policy as the chart renders it for the e2e erasure scope (its
+    // namespaces' labels are the chart's to fill in).
+    crate::identity::apply(&erasure_scope_policy());
     // A protected canary tenant: its dry-run deletion is refused once the policy is live.
     let tenants: Api<Tenant> = Api::all(client.clone());
     let canary: Tenant = serde_json::from_value(serde_json::json!({
@@ -330,8 +333,9 @@ pub fn e2e_config() -> String {
         "config/herald.yaml has no stallAfterSeconds: 900"
     );
     format!(
-        "{text}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n",
-        router().base_url
+        "{text}\nproviders:\n  {PROVIDER}:\n    baseUrl: {}\n    authSecretRef: {{name: {TOKEN_SECRET}, key: token}}\n{}",
+        router().base_url,
+        erasure_scope_yaml()
     )
 }
 
@@ -412,6 +416,16 @@ pub fn own_operator_running(shard: &str, controllers: &str) -> OwnOperator {
 
 /// [`own_operator_running`], with loopback egress allowed or, as in production, denied.
 pub fn own_operator_with(shard: &str, controllers: &str, allow_loopback: bool) -> OwnOperator {
+    own_operator_configured(shard, controllers, &erasure_scope_yaml(), allow_loopback)
+}
+
+/// [`own_operator_with`] with `erasure` as the `erasure` section of its configuration.
+pub fn own_operator_configured(
+    shard: &str,
+    controllers: &str,
+    erasure: &str,
+    allow_loopback: bool,
+) -> OwnOperator {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -419,6 +433,14 @@ pub fn own_operator_with(shard: &str, controllers: &str, allow_loopback: bool) -
         .port();
     let log =
         std::fs::File::create(repo_root().join(format!("target/e2e-shard-{shard}.log"))).unwrap();
+    // The compiled-in configuration with an erasure scope (the chart's RBAC is rendered
+    // for the shared operator's).
+    let config = repo_root().join(format!("target/e2e-shard-{shard}.yaml"));
+    std::fs::write(
+        &config,
+        format!("{}\n{erasure}", herald::config::DEFAULT_CONFIG),
+    )
+    .unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
             "run",
@@ -428,6 +450,8 @@ pub fn own_operator_with(shard: &str, controllers: &str, allow_loopback: bool) -
             "text",
             "--controllers",
             controllers,
+            "--config",
+            &config.to_string_lossy(),
         ])
         .args(["--tenant-selector", &format!("{SHARD_LABEL}={shard}")])
         .env("KUBECONFIG", crate::identity::chart_operator_kubeconfig())
@@ -472,4 +496,61 @@ impl Drop for OwnOperator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The label that puts a namespace in the shared operator's erasure scope
+/// (`erasure.scope.namespaceSelector` of [`e2e_config`], and the chart values the
+/// operator's RBAC and admission policy are rendered from).
+pub const ERASURE_SCOPE_LABEL: (&str, &str) = ("herald.dev/e2e-erasure-scope", "true");
+
+/// The `erasure` section of the e2e operators' configuration: the erasure scope's
+/// namespaces are those labelled [`ERASURE_SCOPE_LABEL`], its kinds the default.
+pub fn erasure_scope_yaml() -> String {
+    format!(
+        "erasure:\n  scope:\n    namespaceSelector: {{matchLabels: {{{}: '{}'}}}}\n",
+        ERASURE_SCOPE_LABEL.0, ERASURE_SCOPE_LABEL.1
+    )
+}
+
+/// `helm template` arguments that give the chart the shared operator's erasure scope.
+pub fn erasure_scope_values() -> Vec<String> {
+    vec![
+        "--set-json".into(),
+        format!(
+            r#"config.erasure.scope.namespaceSelector={{"matchLabels":{{"{}":"{}"}}}}"#,
+            ERASURE_SCOPE_LABEL.0, ERASURE_SCOPE_LABEL.1
+        ),
+    ]
+}
+
+/// The chart's herald-operator-scope policy rendered with [`erasure_scope_values`].
+fn erasure_scope_policy() -> Vec<serde_json::Value> {
+    let values = erasure_scope_values();
+    let mut args: Vec<&str> = values.iter().map(String::as_str).collect();
+    args.extend(["--show-only", "templates/admission.yaml"]);
+    let policy: Vec<_> = crate::identity::objects(&crate::identity::render(&args))
+        .into_iter()
+        .filter(|o| o["metadata"]["name"] == "herald-operator-scope")
+        .collect();
+    assert_eq!(
+        policy.len(),
+        2,
+        "the chart renders herald-operator-scope and its binding"
+    );
+    policy
+}
+
+/// Creates namespace `name` in the e2e operators' erasure scope (labelled
+/// [`ERASURE_SCOPE_LABEL`]).
+pub async fn scope_namespace(client: &Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {
+        "name": name,
+        "labels": {ERASURE_SCOPE_LABEL.0: ERASURE_SCOPE_LABEL.1, E2E_LABEL: "erasure"}
+    }}))
+    .unwrap_or_else(|e| panic!("namespace object: {e}"));
+    api.patch(name, &PatchParams::apply("herald-e2e"), &Patch::Apply(&ns))
+        .await
+        .unwrap_or_else(|e| panic!("apply namespace {name}: {e}"));
 }

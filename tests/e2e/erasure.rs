@@ -26,8 +26,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::common::{
-    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, ensure_namespace,
-    kubectl, operator, repo_root, unique,
+    CONTROL_NAMESPACE, E2E_LABEL, SHARD_LABEL, WAIT, apply_examples, client, kubectl, operator,
+    repo_root, scope_namespace, unique,
 };
 
 /// What the customer's webhook received.
@@ -145,14 +145,14 @@ pub(crate) fn days_ago(days: i64) -> Timestamp {
 }
 
 /// A ConfigMap labelled for the tenant outside its namespace (e.g. left by a platform
-/// component): erasure must find and delete it.
+/// component), in a namespace of the erasure scope: erasure must find and delete it.
 async fn stray_config_map(
     client: &Client,
     tenant: &str,
     finalizer: Option<&str>,
 ) -> (String, String) {
     let ns = format!("e2e-elsewhere-{tenant}");
-    ensure_namespace(client, &ns).await;
+    scope_namespace(client, &ns).await;
     let mut meta = json!({"name": "stray", "labels": {"herald.dev/tenant": tenant}});
     if let Some(f) = finalizer {
         meta["finalizers"] = json!([f]);
@@ -529,7 +529,9 @@ async fn deleting_a_terminated_tenant_erases_it_and_leaves_a_receipt() {
     assert_eq!(receipts(&client, &name).await.len(), 1);
 }
 
-pub(crate) use crate::common::{OwnOperator, own_operator_running, own_operator_with};
+pub(crate) use crate::common::{
+    OwnOperator, own_operator_configured, own_operator_running, own_operator_with,
+};
 
 /// An operator of our own for shard `shard`, running only the Tenant controller.
 pub(crate) fn own_operator(shard: &str) -> OwnOperator {
@@ -1001,8 +1003,13 @@ async fn a_namespace_herald_did_not_create_is_not_adopted_and_survives_erasure()
 /// it (and its unlabelled contents) in place, lists it in the receipt as found-not-
 /// erased with a Warning event, and still erases and counts what is labelled in
 /// namespaces.
+/// The declared erasure scope (`erasure.scope` of the e2e configuration, the chart's
+/// RBAC rendered from the same values): a labelled Namespace, and a labelled object in a
+/// namespace outside the scope, survive erasure and are reported; a labelled object in a
+/// namespace the scope selects is erased and counted; and under the chart's RBAC every
+/// kind of the scope was verified.
 #[tokio::test]
-async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported() {
+async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside_are_erased() {
     let client = client().await;
     operator().await;
     apply_examples();
@@ -1029,7 +1036,41 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
         serde_json::from_value(json!({"metadata": {"name": "unrelated"}, "data": {"a": "b"}}))
             .unwrap();
     inside.create(&PostParams::default(), &cm).await.unwrap();
+    // Labelled for the tenant, of a scope kind, but in a namespace the scope does not
+    // select (the labelled namespace carries no scope label).
+    let outside: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "labelled-outside", "labels": {"herald.dev/tenant": name}},
+        "data": {"a": "b"}
+    }))
+    .unwrap();
+    let outside_uid = inside
+        .create(&PostParams::default(), &outside)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
     let (other_ns, stray_uid) = stray_config_map(&client, &name, None).await;
+    // A namespace the scope's selector matches but that carries Herald's label (as
+    // another tenant's does): never a scope namespace.
+    let herald_ns = format!("e2e-herald-labelled-{name}");
+    scope_namespace(&client, &herald_ns).await;
+    ns_api
+        .patch(
+            &herald_ns,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"app.kubernetes.io/managed-by": "herald"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let in_herald_ns: Api<ConfigMap> = Api::namespaced(client.clone(), &herald_ns);
+    let theirs_uid = in_herald_ns
+        .create(&PostParams::default(), &outside)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
 
     api.patch(
         &name,
@@ -1047,7 +1088,20 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
     assert_eq!(after.uid().as_deref(), Some(ns_uid.as_str()));
     assert!(after.metadata.deletion_timestamp.is_none());
     assert!(inside.get_opt("unrelated").await.unwrap().is_some());
-    // What is labelled inside namespaces is still erased, and counted.
+    assert!(
+        in_herald_ns
+            .get_opt("labelled-outside")
+            .await
+            .unwrap()
+            .is_some(),
+        "erasure deleted in a namespace carrying Herald's label"
+    );
+    let survivor = inside.get_opt("labelled-outside").await.unwrap();
+    assert!(
+        survivor.is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+        "a labelled ConfigMap outside the erasure scope was deleted"
+    );
+    // What is labelled inside the scope's namespaces is erased, and counted.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &other_ns);
     assert!(cms.get_opt("stray").await.unwrap().is_none());
     assert!(namespace_gone(&client, &format!("tenant-{name}")).await);
@@ -1058,12 +1112,30 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
     let body = &data["receipt.json"];
     assert_eq!(herald::digest::sha256_hex(body.as_bytes()), data["sha256"]);
     let r: Value = serde_json::from_str(body).unwrap();
-    let left = r["foundNotErased"].as_array().unwrap();
-    assert_eq!(left.len(), 1, "{body}");
-    assert_eq!(left[0]["kind"], "Namespace");
-    assert_eq!(left[0]["name"], labelled_ns.as_str());
-    assert_eq!(left[0]["uid"], ns_uid.as_str());
-    assert_eq!(left[0]["reason"], types::reason::OUTSIDE_ERASURE_SCOPE);
+    let mut left: Vec<(&str, &str, &str)> = r["foundNotErased"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            assert_eq!(o["reason"], types::reason::OUTSIDE_ERASURE_SCOPE, "{body}");
+            (
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap(),
+                o["uid"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    left.sort();
+    let mut expected = vec![
+        ("ConfigMap", "labelled-outside", outside_uid.as_str()),
+        ("ConfigMap", "labelled-outside", theirs_uid.as_str()),
+        ("Namespace", labelled_ns.as_str(), ns_uid.as_str()),
+    ];
+    expected.sort();
+    assert_eq!(left, expected, "{body}");
+    // The operator runs as the chart's ServiceAccount: it could list every kind of the
+    // scope, so nothing is left unverified.
+    assert_eq!(r["unverifiedKinds"], json!([]), "{body}");
     let deleted_uids = |kind: &str| -> Vec<String> {
         r["deleted"]
             .as_array()
@@ -1075,6 +1147,7 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
             .collect()
     };
     assert!(deleted_uids("ConfigMap").contains(&stray_uid), "{body}");
+    assert!(!deleted_uids("ConfigMap").contains(&outside_uid), "{body}");
     assert!(!deleted_uids("Namespace").contains(&ns_uid), "{body}");
     assert_eq!(r["metDeadline"], true);
     // The condition says so, and one Warning event.
@@ -1108,10 +1181,9 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
             .unwrap_or_default()
             .contains(&labelled_ns)
     );
-    ns_api
-        .delete(&labelled_ns, &DeleteParams::default())
-        .await
-        .unwrap();
+    for ns in [&labelled_ns, &herald_ns] {
+        ns_api.delete(ns, &DeleteParams::default()).await.unwrap();
+    }
 }
 
 /// A client that acts as the cluster admin in the break-glass group of the evidence
@@ -1702,4 +1774,109 @@ async fn the_tenant_s_source_secrets_are_erased_and_other_control_namespace_obje
         "the ConfigMap left is not reported: {r}"
     );
     cms.delete(&note, &DeleteParams::default()).await.unwrap();
+}
+
+/// A kind of the erasure scope that the operator may not list is not skipped silently:
+/// an operator whose scope names Services (which the chart's RBAC, rendered for the
+/// e2e scope, does not let it list) erases the tenant and says, in the receipt, in
+/// status and in the Erased condition, that Services were not verified.
+#[tokio::test]
+async fn a_scope_kind_the_operator_cannot_list_is_reported_unverified() {
+    let client = client().await;
+    operator().await; // CRDs, admission policies, the chart's RBAC
+    apply_examples();
+    let name = unique("e2e-unverified");
+    let shard = name.clone();
+    let erasure = format!(
+        "{}    kinds:\n      - {{group: '', version: v1, resource: configmaps}}\n      - {{group: '', version: v1, resource: services}}\n",
+        crate::common::erasure_scope_yaml()
+    );
+    let mut own = own_operator_configured(&shard, "tenant", &erasure, true);
+    own.ready().await;
+    let api: Api<Tenant> = Api::all(client.clone());
+    api.create(
+        &PostParams::default(),
+        &tenant(
+            &name,
+            None,
+            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_ready_active(&api, &name).await;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(terminate_at(days_ago(29))),
+    )
+    .await
+    .unwrap();
+    let t = wait_for(
+        &api,
+        &name,
+        condition_is(types::ERASED, "True", types::reason::KINDS_UNVERIFIED),
+        "Erased, with Services unverified",
+        Duration::from_secs(60),
+    )
+    .await;
+    let erased = t
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == types::ERASED)
+        .unwrap();
+    assert!(erased.message.contains("services"), "{}", erased.message);
+    let es = t.status.as_ref().unwrap().erasure.as_ref().unwrap();
+    assert_eq!(es.unverified_kinds, ["services"]);
+    let rs = receipts(&client, &name).await;
+    assert_eq!(rs.len(), 1);
+    let r: Value = serde_json::from_str(&rs[0].data.as_ref().unwrap()["receipt.json"]).unwrap();
+    assert_eq!(r["unverifiedKinds"], json!(["services"]), "{r}");
+    drop(own);
+}
+
+/// An erasure scope naming what erasure must never delete is refused when the operator
+/// starts, with the reason, before it touches the cluster.
+#[test]
+fn an_operator_configured_to_erase_namespaces_or_secrets_does_not_start() {
+    for (kinds, why) in [
+        (
+            "[{version: v1, resource: namespaces}]",
+            "scope.kinds: namespaces: a Namespace is never erased but the tenant's own",
+        ),
+        (
+            "[{version: v1, resource: secrets}]",
+            "scope.kinds: secrets: Secrets are erased in the tenant and control namespaces only",
+        ),
+        (
+            "[{group: herald.dev, version: v1alpha1, resource: tenants}]",
+            "scope.kinds: tenants.herald.dev: Herald's own kinds are not erased",
+        ),
+    ] {
+        let path = repo_root().join(format!("target/e2e-bad-scope-{}.yaml", std::process::id()));
+        std::fs::write(
+            &path,
+            format!(
+                "{}\nerasure:\n  scope:\n    kinds: {kinds}\n",
+                herald::config::DEFAULT_CONFIG
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["run", "--http-addr", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            // No cluster: the configuration must be refused before any request.
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "started with kinds {kinds}");
+        assert!(
+            stderr.contains("has an invalid erasure scope") && stderr.contains(why),
+            "{stderr}"
+        );
+    }
 }

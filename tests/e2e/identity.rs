@@ -138,11 +138,15 @@ pub fn token_kubeconfig(namespace: &str, sa: &str, path: &Path) {
         .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
-/// Applies the chart's ServiceAccount, ClusterRole(Binding) and Role(Binding)s, and
-/// returns a kubeconfig that authenticates as that ServiceAccount: the operator under
-/// test then holds exactly what a Helm install grants.
+/// Applies the chart's ServiceAccount, ClusterRole(Binding) and Role(Binding)s (with
+/// the shared operator's erasure scope), and returns a kubeconfig that authenticates as
+/// that ServiceAccount: the operator under test then holds exactly what a Helm install
+/// grants.
 pub fn chart_operator_kubeconfig() -> PathBuf {
-    let rbac: Vec<Value> = objects(&render(&[]))
+    // With the shared operator's erasure scope: its RBAC for erasure comes from it.
+    let values = crate::common::erasure_scope_values();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    let rbac: Vec<Value> = objects(&render(&values))
         .into_iter()
         .filter(|o| RBAC_KINDS.contains(&o["kind"].as_str().unwrap_or("")))
         .collect();
@@ -162,6 +166,8 @@ pub fn chart_operator_kubeconfig() -> PathBuf {
         "ClusterRoleBinding/herald",
         // Bound by the operator itself in each tenant namespace.
         "ClusterRole/herald-tenant",
+        "ClusterRole/herald-erasure",
+        "ClusterRoleBinding/herald-erasure",
         "Role/herald-control",
         "RoleBinding/herald-control",
         "Role/herald-leader-election",

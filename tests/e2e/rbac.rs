@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::common::{
     CONTROL_NAMESPACE, E2E_LABEL, WAIT, apply_examples, client, ensure_namespace, kubectl,
-    operator, unique,
+    operator, scope_namespace, unique,
 };
 use crate::identity::{CHART_SA, apply};
 
@@ -331,5 +331,85 @@ async fn the_admission_policy_refuses_the_operators_writes_outside_its_namespace
     assert!(
         inside_ok,
         "refused inside the tenant namespace: {inside_err}"
+    );
+}
+
+/// The erasure scope at admission. The chart's RBAC for erasure (rendered for the e2e
+/// scope, which selects namespaces) lets the operator delete ConfigMaps in any
+/// namespace; the policy lets it delete, outside its own namespaces, only those labelled
+/// for a tenant in a namespace of the scope.
+#[tokio::test]
+async fn outside_its_namespaces_the_operator_deletes_only_labelled_objects_in_the_erasure_scope() {
+    let client = client().await;
+    operator().await; // the chart's RBAC and operator-scope policy for the e2e scope
+    let name = unique("e2e-erscope");
+    let in_scope = format!("{name}-in");
+    let plain = format!("{name}-plain");
+    scope_namespace(&client, &in_scope).await;
+    ensure_namespace(&client, &plain).await;
+    let labelled = json!({"herald.dev/tenant": name, E2E_LABEL: "rbac"});
+    for (ns, cm, labels) in [
+        (&in_scope, "labelled", labelled.clone()),
+        (&in_scope, "unlabelled", json!({E2E_LABEL: "rbac"})),
+        (&plain, "labelled", labelled.clone()),
+    ] {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let obj: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": cm, "labels": labels}, "data": {"a": "b"}
+        }))
+        .unwrap();
+        api.patch(cm, &PatchParams::apply("herald-e2e"), &Patch::Apply(&obj))
+            .await
+            .unwrap();
+    }
+    let delete = |ns: &str, cm: &str, dry_run: bool| {
+        let mut args = vec!["delete", "configmap", cm, "--namespace", ns];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        as_operator(&args)
+    };
+    // RBAC allows all three (herald-erasure); wait until the policy refuses the one
+    // outside the scope (policies load asynchronously).
+    let deadline = std::time::Instant::now() + WAIT;
+    let refusal = loop {
+        let (ok, err) = delete(&plain, "labelled", true);
+        if !ok && err.contains("herald-operator-scope") {
+            break err;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deleting a labelled ConfigMap outside the erasure scope was not refused: {err}"
+        );
+        // The policy's loading is internal to the API server: nothing to watch.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        refusal.contains(&format!("may not delete configmaps in namespace {plain}"))
+            && refusal.contains("labelled herald.dev/tenant in the erasure scope's namespaces"),
+        "{refusal}"
+    );
+    let (plain_ok, plain_err) = delete(&plain, "labelled", false);
+    let survived = Api::<ConfigMap>::namespaced(client.clone(), &plain)
+        .get_opt("labelled")
+        .await
+        .unwrap()
+        .is_some();
+    let (unlabelled_ok, unlabelled_err) = delete(&in_scope, "unlabelled", true);
+    let (labelled_ok, labelled_err) = delete(&in_scope, "labelled", true);
+    for ns in [&in_scope, &plain] {
+        let _ = kubectl(&["delete", "namespace", ns, "--wait=false"]);
+    }
+    assert!(
+        !plain_ok && survived,
+        "deleted outside the scope: {plain_err}"
+    );
+    assert!(
+        !unlabelled_ok && unlabelled_err.contains("herald-operator-scope"),
+        "an unlabelled ConfigMap in a scope namespace was deletable: {unlabelled_err}"
+    );
+    assert!(
+        labelled_ok,
+        "a labelled ConfigMap in a scope namespace was refused: {labelled_err}"
     );
 }

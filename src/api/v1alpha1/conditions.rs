@@ -121,7 +121,8 @@ pub mod reason {
     /// Herald never adopts it, writes nothing in it and never deletes it.
     pub const NAMESPACE_NOT_OWNED: &str = "NamespaceNotOwned";
     /// Tenant: erasure found objects labelled for the tenant that it does not delete
-    /// (a Namespace other than the tenant's own, any other cluster-scoped object): they
+    /// (a Namespace other than the tenant's own, any other cluster-scoped object, an
+    /// object outside the configured `erasure.scope`): they
     /// are listed in the receipt's `foundNotErased`, for a person to decide.
     pub const OUTSIDE_ERASURE_SCOPE: &str = "OutsideErasureScope";
     /// Tenant: erased, verified, receipt written.
@@ -198,6 +199,10 @@ pub mod reason {
     /// The outbound guard refused the address a provider's or a tenant's endpoint
     /// resolved to (not global unicast): nothing was sent there.
     pub const EGRESS_REFUSED: &str = "EgressRefused";
+    /// Tenant (`Erased`): erased, but kinds of the erasure scope could not be listed
+    /// (the operator's RBAC), so nothing of them was verified: the receipt lists them
+    /// in `unverifiedKinds`.
+    pub const KINDS_UNVERIFIED: &str = "KindsUnverified";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -250,6 +255,7 @@ pub mod reason {
         PROVIDER_NOT_CONFIGURED,
         DUPLICATE_BINDING,
         EGRESS_REFUSED,
+        KINDS_UNVERIFIED,
     ];
 }
 

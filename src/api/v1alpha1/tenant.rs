@@ -440,6 +440,11 @@ pub struct ErasureStatus {
     /// When the customer's webhook acknowledged the signed receipt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt_delivered_at: Option<Time>,
+    /// Kinds of the erasure scope the operator could not list at its last sweep (RBAC),
+    /// so could not verify: the receipt lists them (`unverifiedKinds`), and the Erased
+    /// condition says so. Empty when erasure checked everything its scope names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unverified_kinds: Vec<String>,
 }
 
 /// The export Job's outcome.

@@ -6,8 +6,11 @@
 //! operator's namespace, and its signed delivery to the customer.
 //!
 //! What erasure may delete is bounded ([`scope`]): the tenant namespace only if Herald
-//! created it, and no other cluster-scoped object; what it finds and leaves is recorded
-//! in `status.erasure.notErased` and the receipt, for a person to decide.
+//! created it, no other cluster-scoped object, in the control namespace only the
+//! tenant's Secrets, and elsewhere only the kinds and namespaces the operator
+//! configuration declares (`erasure.scope`, which the chart's RBAC is rendered from);
+//! what it finds and leaves is recorded in `status.erasure.notErased` and the receipt,
+//! for a person to decide, and scope kinds it could not list in `unverifiedKinds`.
 //!
 //! Restart safety: each step records its outcome in `status.erasure` before the next
 //! step acts on it, and every step is idempotent (create-if-absent, delete-if-present,
@@ -65,8 +68,6 @@ pub struct Progress {
     pub requeue: Duration,
     /// A one-line account of where it stands, for conditions and events.
     pub note: String,
-    /// Resource types that could not be listed (so not verified).
-    pub unverified: Vec<String>,
     /// Where the signed receipt's delivery to the customer stands.
     pub delivery: Delivery,
 }
@@ -144,7 +145,6 @@ pub async fn advance(
             done: false,
             requeue,
             note,
-            unverified: Vec::new(),
             delivery: Delivery::Delivered,
         };
     if es.started_at.is_none() {
@@ -230,17 +230,15 @@ pub async fn advance(
         // A tenant namespace Herald did not create: Herald never built the stack in it,
         // so no sender of Herald's ran there, and no purge Job may run in it either.
         // What erasure can do is delete what is labelled outside it, and say so.
-        let unverified = record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
-        let mut p = progress(
+        record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
+        return Ok(progress(
             es,
             false,
             Duration::from_secs(1),
             format!(
                 "inventory recorded; namespace {ns} is not Herald's: no purge Job runs in it and it is not deleted"
             ),
-        );
-        p.unverified = unverified;
-        return Ok(p);
+        ));
     }
     if es.verified_at.is_none() && !inventoried && es.external_purges.is_empty() {
         // The targets are chosen once, from a live list of the bindings (a cache can be
@@ -363,15 +361,13 @@ pub async fn advance(
             ));
         }
         // Everything that exists now is what erasure deletes: record it first.
-        let unverified = record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
-        let mut p = progress(
+        record_inventory(&mut es, ctx, &name, &ns, home, keep).await?;
+        return Ok(progress(
             es,
             false,
             Duration::from_secs(1),
             "inventory recorded; deleting".into(),
-        );
-        p.unverified = unverified;
-        return Ok(p);
+        ));
     }
 
     if es.verified_at.is_none() {
@@ -399,42 +395,45 @@ pub async fn advance(
                 format!("deleting: waiting for namespace {ns} to be gone"),
             ));
         }
-        let (remaining, unverified) = labelled_objects(ctx, &name, keep).await?;
-        let (remaining, not_erased) = scope::split(
-            identified(remaining),
-            &ns,
-            &ctx.config.control_namespace,
-            home.foreign,
-        );
-        let remaining: Vec<_> = remaining.into_iter().map(|(o, _)| o).collect();
-        es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
+        let swept = sweep(ctx, &name, &ns, home.foreign, keep, false).await?;
+        let remaining = swept.erase;
+        es.not_erased =
+            scope::merge_not_erased(std::mem::take(&mut es.not_erased), swept.not_erased);
+        es.unverified_kinds = swept.unverified;
         if ns_obj.is_some() || !remaining.is_empty() {
             let left = remaining.len() + usize::from(ns_obj.is_some());
             delete_everything(ctx, &ns, remaining, ns_obj.is_some()).await?;
-            let mut p = progress(
+            return Ok(progress(
                 es,
                 false,
                 Duration::from_secs(10),
                 format!("deleting: {left} labelled objects left"),
-            );
-            p.unverified = unverified;
-            return Ok(p);
+            ));
         }
         es.verified_at = Some(Time(now));
-        let mut p = progress(
+        return Ok(progress(
             es,
             false,
             Duration::from_secs(1),
             "verified: nothing labelled for the tenant remains".into(),
-        );
-        p.unverified = unverified;
-        return Ok(p);
+        ));
     }
 
     if es.receipt.is_none() {
-        let (_, unverified) = labelled_objects(ctx, &name, keep).await?;
-        let receipt = plan::receipt(tenant, timing, &es, periods, records, unverified)?
-            .ok_or(Error::MissingName)?;
+        // The kinds verified are those of this last look (after a restart, the same
+        // scope and rights as the sweep before, normally).
+        es.unverified_kinds = sweep(ctx, &name, &ns, home.foreign, keep, false)
+            .await?
+            .unverified;
+        let receipt = plan::receipt(
+            tenant,
+            timing,
+            &es,
+            periods,
+            records,
+            es.unverified_kinds.clone(),
+        )?
+        .ok_or(Error::MissingName)?;
         let (body, digest) = plan::seal(&receipt).map_err(|source| Error::Build {
             what: "deletion receipt",
             source,
@@ -535,7 +534,6 @@ pub async fn advance(
         done: true,
         requeue: Duration::from_secs(requeue),
         note,
-        unverified: Vec::new(),
         delivery,
     })
 }
@@ -632,7 +630,8 @@ async fn delete_job(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
 }
 
 /// Takes the inventory and records it in `es`: what erasure deletes, and what it leaves
-/// in place (merged with what earlier passes left). Returns the types it could not list.
+/// in place (merged with what earlier passes left), and the scope's kinds it could not
+/// list.
 async fn record_inventory(
     es: &mut ErasureStatus,
     ctx: &Context,
@@ -640,11 +639,12 @@ async fn record_inventory(
     ns: &str,
     home: &JobHome<'_>,
     keep: Option<&str>,
-) -> Result<Vec<String>, Error> {
+) -> Result<(), Error> {
     let (inventory, not_erased, unverified) = inventory(ctx, name, ns, home.foreign, keep).await?;
     es.inventory = inventory;
     es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), not_erased);
-    Ok(unverified)
+    es.unverified_kinds = unverified;
+    Ok(())
 }
 
 /// Creates the Job if absent (in its namespace, rebuilt if missing); where it stands.
@@ -798,28 +798,69 @@ async fn discover_deletable_types(ctx: &Context) -> Result<Vec<(ApiResource, boo
     Ok(out)
 }
 
-/// Everything labelled for the tenant, anywhere: (apiVersion, kind, namespace, name,
-/// uid), plus the types that could not be listed. `keep` is the tenant's notification
-/// signing Secret in the control namespace: labelled for the tenant (Herald signs with
-/// it only then), but the deletion receipt is signed with it after erasure, so erasure
-/// leaves it (see docs/operations.md).
-async fn labelled_objects(
+/// What one look at everything labelled for the tenant found: what erasure deletes,
+/// what it leaves (with why), and the scope's kinds it could not list.
+struct Sweep {
+    erase: Vec<(ApiResource, DynamicObject)>,
+    not_erased: Vec<NotErasedObject>,
+    unverified: Vec<String>,
+}
+
+/// Looks for what is labelled for the tenant and splits it by the erasure scope
+/// ([`scope::split`]). Listed cluster-wide: the scope's kinds (one that cannot be
+/// listed is unverified), and with `outside` every other listable kind too, to report
+/// what erasure leaves (a kind the operator may not list is then outside the scope by
+/// definition: nothing of it is erased, nor claimed). Secrets only where the operator
+/// may read them (least privilege: no cluster-wide Secret list): the control namespace,
+/// and the tenant namespace while it is Herald's and not being deleted (its binding
+/// there goes with it; the namespace's deletion verifies its Secrets). `keep` is the
+/// tenant's notification signing Secret in the control namespace: labelled for the
+/// tenant (Herald signs with it only then), but the deletion receipt is signed with it
+/// after erasure, so erasure leaves it (see docs/operations.md).
+async fn sweep(
     ctx: &Context,
     tenant: &str,
+    ns: &str,
+    foreign: Option<&NotErasedObject>,
     keep: Option<&str>,
-) -> Result<(Vec<(ApiResource, DynamicObject)>, Vec<String>), Error> {
+    outside: bool,
+) -> Result<Sweep, Error> {
     let selector = format!("{TENANT_LABEL}={tenant}");
-    // A few lists at a time: a sweep is about 50 lists, and one after the other they
-    // made each erasure step wait on the slowest of them in turn.
-    // Secrets are listed only where the operator may read them (least privilege: no
-    // cluster-wide Secret list): the control namespace, and the tenant namespace through
-    // its binding there. A Secret labelled for the tenant anywhere else is not Herald's
-    // to read, nor to erase.
-    let secret_namespaces = [
-        ctx.config.control_namespace.clone(),
-        super::build::namespace_name(tenant),
-    ];
+    let scope = &ctx.config.erasure.scope;
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    let tenant_ns_live = foreign.is_none()
+        && ns_api
+            .get_opt(ns)
+            .await
+            .map_err(Error::kube(format!("get Namespace {ns}")))?
+            .is_some_and(|n| n.metadata.deletion_timestamp.is_none());
+    let scope_namespaces = match scope.label_selector() {
+        None => BTreeSet::new(),
+        Some(s) => scope::scope_namespaces(
+            ns_api
+                .list_metadata(&ListParams::default().labels(&s))
+                .await
+                .map_err(Error::kube("list the erasure scope's namespaces"))?
+                .items
+                .into_iter()
+                .map(|n| n.metadata),
+            ns,
+            &ctx.config.control_namespace,
+        ),
+    };
+    let mut secret_namespaces = vec![ctx.config.control_namespace.clone()];
+    if tenant_ns_live {
+        secret_namespaces.push(ns.to_owned());
+    }
+    // A few lists at a time: a sweep is up to about 50 lists, and one after the other
+    // they made each erasure step wait on the slowest of them in turn.
     let lists = stream::iter(deletable_types(ctx).await?)
+        .filter(|(ar, _)| {
+            let wanted = outside
+                || scope.includes(&ar.group, &ar.plural)
+                || (ar.group.is_empty() && ar.plural == "secrets");
+            futures::future::ready(wanted)
+        })
         .flat_map(|(ar, _)| {
             let apis: Vec<(Option<String>, Api<DynamicObject>)> =
                 if ar.group.is_empty() && ar.plural == "secrets" {
@@ -856,19 +897,40 @@ async fn labelled_objects(
                     .map(|o| (ar.clone(), o)),
             ),
             Err(kube::Error::Api(s)) if s.code == 403 || s.code == 405 || s.code == 404 => {
-                unverified.push(match ns {
-                    Some(ns) => format!("{}.{} in {ns}", ar.plural, ar.group),
-                    None => format!("{}.{}", ar.plural, ar.group),
-                });
+                let in_scope = scope.includes(&ar.group, &ar.plural) || ns.is_some();
+                if in_scope {
+                    // As kubectl names a resource: `services`, `deployments.apps`.
+                    let kind = if ar.group.is_empty() {
+                        ar.plural.clone()
+                    } else {
+                        format!("{}.{}", ar.plural, ar.group)
+                    };
+                    unverified.push(match ns {
+                        Some(ns) => format!("{kind} in {ns}"),
+                        None => kind,
+                    });
+                }
             }
             Err(e) => return Err(Error::kube(format!("list {}", ar.plural))(e)),
         }
     }
-    Ok((found, unverified))
+    let bounds = scope::Bounds {
+        tenant_ns: ns,
+        control_ns: &ctx.config.control_namespace,
+        foreign,
+        scope_namespaces,
+        scope: Some(scope),
+    };
+    let (erase, not_erased) = scope::split(identified(found), &bounds);
+    Ok(Sweep {
+        erase: erase.into_iter().map(|(o, _)| o).collect(),
+        not_erased,
+        unverified,
+    })
 }
 
 /// Whether `o` is the signing Secret erasure leaves for the receipt (see
-/// [`labelled_objects`]).
+/// [`sweep`]).
 fn is_kept(ar: &ApiResource, o: &DynamicObject, control_ns: &str, keep: Option<&str>) -> bool {
     ar.group.is_empty()
         && ar.kind == "Secret"
@@ -892,6 +954,7 @@ fn identified(
             let id = scope::ObjectId {
                 api_version: ar.api_version.clone(),
                 kind: ar.kind.clone(),
+                resource: ar.plural.clone(),
                 namespace: o.metadata.namespace.clone(),
                 name: o.name_any(),
                 uid: o.metadata.uid.clone().unwrap_or_default(),
@@ -918,14 +981,11 @@ async fn inventory(
     ),
     Error,
 > {
-    let (labelled, unverified) = labelled_objects(ctx, tenant, keep).await?;
-    let (labelled, not_erased) = scope::split(
-        identified(labelled),
-        ns,
-        &ctx.config.control_namespace,
-        foreign,
-    );
-    let labelled: Vec<_> = labelled.into_iter().map(|(o, _)| o).collect();
+    let Sweep {
+        erase: labelled,
+        not_erased,
+        unverified,
+    } = sweep(ctx, tenant, ns, foreign, keep, true).await?;
     let mut by_kind: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut add = |ar: &ApiResource, o: &DynamicObject| {
         if let Some(uid) = o.metadata.uid.clone() {

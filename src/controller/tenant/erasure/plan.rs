@@ -620,6 +620,32 @@ mod tests {
     }
 
     #[test]
+    fn kinds_the_operator_could_not_list_are_said_in_the_erased_condition() {
+        use crate::api::v1alpha1::conditions::{ERASED, reason};
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
+        let now = ts("2026-11-28T00:02:00Z");
+        let erased = |e: &ErasureStatus| {
+            conditions(e, &timing, true, &Delivery::Delivered, "erased", now)
+                .into_iter()
+                .find(|c| c.type_ == ERASED)
+                .unwrap()
+        };
+        let c = erased(&ErasureStatus::default());
+        assert_eq!((c.status, c.reason), (true, reason::ERASED));
+        let c = erased(&ErasureStatus {
+            unverified_kinds: vec!["servicemonitors.monitoring.coreos.com".into()],
+            ..ErasureStatus::default()
+        });
+        assert_eq!((c.status, c.reason), (true, reason::KINDS_UNVERIFIED));
+        assert!(
+            c.message.contains("servicemonitors.monitoring.coreos.com"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
     fn a_failing_purge_is_said_before_a_failing_revocation_and_the_receipt_lists_them() {
         use crate::api::v1alpha1::conditions::reason;
         let t = terminated("2026-11-01T00:00:00Z");
@@ -946,7 +972,18 @@ pub fn conditions(
                 "nothing blocks progress",
             )
         },
-        if done {
+        if done && !erasure.unverified_kinds.is_empty() {
+            // Erased as far as the operator could look: what it could not list is said,
+            // not silently skipped.
+            Desired::yes(
+                types::ERASED,
+                reason::KINDS_UNVERIFIED,
+                format!(
+                    "{note}; not verified, the operator may not list these kinds of the erasure scope (grant list on them, or remove them from erasure.scope.kinds): {}",
+                    erasure.unverified_kinds.join(", ")
+                ),
+            )
+        } else if done {
             Desired::yes(types::ERASED, reason::ERASED, note)
         } else if erasure.erasing_since.is_some() {
             Desired::no(types::ERASED, reason::ERASURE_IN_PROGRESS, note)
