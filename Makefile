@@ -18,7 +18,7 @@ build:
 	cargo build
 
 ## test: everything CI checks.
-test: fmt-check clippy unit crds-check chart-check rules-check e2e
+test: fmt-check clippy unit crds-check chart-check rules-check e2e chaos-short
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -180,6 +180,27 @@ bench:
 	  $(BENCH_CLUSTER) up && eval "$$($(BENCH_CLUSTER) env)" && \
 	  N=$(N) IDLE=$(IDLE) ERASE=$(ERASE) CONCURRENCY=$(CONCURRENCY) cargo bench --features bench --bench fleet; \
 	fi
+
+## chaos: the operator SIGKILLed at random while CHAOS_TENANTS tenants converge
+## (tests/chaos/), on a local cluster of its own (state in CHAOS_CLUSTER_DIR, ports from
+## CHAOS_PORT_BASE; a fresh one each run, so nothing of an earlier run is reconciled).
+## Prints a table (scenario, figure, result); fails on any failed row. chaos-short is
+## the small variant `make test` runs.
+CHAOS_CLUSTER_DIR ?= $(HOME)/.cache/herald/chaos-cluster
+CHAOS_PORT_BASE ?= 26430
+CHAOS_TENANTS ?= 150
+CHAOS_KILLS ?= 40
+CHAOS_CLUSTER = HERALD_CLUSTER_DIR=$(CHAOS_CLUSTER_DIR) HERALD_PORT_BASE=$(CHAOS_PORT_BASE) $(CLUSTER)
+chaos:
+	@$(CHAOS_CLUSTER) down >/dev/null 2>&1; rm -rf $(CHAOS_CLUSTER_DIR)
+	$(CHAOS_CLUSTER) up
+	@eval "$$($(CHAOS_CLUSTER) env)" && \
+	  CHAOS_TENANTS=$(CHAOS_TENANTS) CHAOS_KILLS=$(CHAOS_KILLS) \
+	  cargo test --features e2e --test chaos -- --nocapture; rc=$$?; \
+	  $(CHAOS_CLUSTER) down; exit $$rc
+
+chaos-short:
+	@$(MAKE) --no-print-directory chaos CHAOS_TENANTS=20 CHAOS_KILLS=8
 
 bench-cluster-down:
 	$(BENCH_CLUSTER) down
