@@ -155,7 +155,7 @@ async fn reconcile_inner(
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v != "false")
     {
-        return Ok(Action::await_change());
+        return paused(sp, ctx).await;
     }
     // Who is affected comes from the bindings cache: right after a start it may still
     // be filling, and an empty one would count no carrier's tenant as affected.
@@ -478,6 +478,27 @@ fn notice_field_manager(subprocessor: &str) -> String {
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.
+/// A paused Subprocessor: no notice is sent and no count changes; status says so, once
+/// per generation, so that Argo CD reads Suspended and kstatus is not left waiting.
+async fn paused(sp: &Subprocessor, ctx: &Context) -> Result<Action, Error> {
+    let current = sp.status.clone().unwrap_or_default();
+    if let Some(conditions) = crate::controller::pause::conditions(
+        &current.conditions,
+        current.observed_generation,
+        sp.metadata.generation,
+        "Subprocessor",
+        Timestamp::now(),
+    ) {
+        let status = SubprocessorStatus {
+            observed_generation: sp.metadata.generation,
+            conditions,
+            ..current
+        };
+        publish_status(sp, status, ctx).await?;
+    }
+    Ok(Action::await_change())
+}
+
 async fn publish_status(
     sp: &Subprocessor,
     status: SubprocessorStatus,
