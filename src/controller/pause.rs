@@ -58,29 +58,34 @@ pub fn conditions(
             ),
         ]
     } else {
-        // Kept as last observed: the pause changes nothing Herald did.
-        current
-            .iter()
-            .filter_map(|c| {
-                let type_ = types::TYPES
-                    .iter()
-                    .find(|t| **t == c.type_ && **t != types::PAUSED)?;
-                let reason = reason::ALL
-                    .iter()
-                    .find(|r| **r == c.reason)
-                    .copied()
-                    .unwrap_or(reason::PENDING);
-                Some(Desired {
-                    type_,
-                    status: c.status == "True",
-                    reason,
-                    message: c.message.clone(),
-                })
-            })
-            .collect()
+        kept_as_observed(current)
     };
     desired.push(Desired::yes(types::PAUSED, reason::PAUSED, message));
     Some(merge(current, &desired, generation, now))
+}
+
+/// Every condition but `Paused` as last observed, as decided conditions: the pause
+/// changes nothing Herald did (a paused Tenant keeps its conditions the same way).
+pub fn kept_as_observed(current: &[Condition]) -> Vec<Desired> {
+    current
+        .iter()
+        .filter_map(|c| {
+            let type_ = types::TYPES
+                .iter()
+                .find(|t| **t == c.type_ && **t != types::PAUSED)?;
+            let reason = reason::ALL
+                .iter()
+                .find(|r| **r == c.reason)
+                .copied()
+                .unwrap_or(reason::PENDING);
+            Some(Desired {
+                type_,
+                status: c.status == "True",
+                reason,
+                message: c.message.clone(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
