@@ -8,6 +8,8 @@ CLUSTER := e2e/cluster/cluster.sh
 WITH_CLUSTER = eval "$$($(CLUSTER) env)" &&
 DEMO_DIR := $(HOME)/.cache/herald/demo
 DEMO_ADDR := 127.0.0.1:28080
+# The fake provider credential API `make demo` starts (loopback only).
+DEMO_PROVIDER_ADDR := 127.0.0.1:28081
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
@@ -120,8 +122,12 @@ cluster-down:
 cluster-status:
 	$(CLUSTER) status
 
-## demo: the main job: local cluster, CRDs, the operator, the examples, their status.
+## demo: the main job: local cluster, CRDs, the examples, a fake provider credential API
+## on loopback (e2e/fake-provider/, a cargo example) named in the operator configuration,
+## the operator, and, once every example is Ready (the terminated one Erased, with its
+## receipt), their status and the guided tour of docs/tour.sh.
 demo: cluster-up build
+	@cargo build -q --example fake-provider
 	@$(WITH_CLUSTER) mkdir -p $(DEMO_DIR) && \
 	  kubectl apply --server-side --force-conflicts --field-manager=herald-demo -f $(CHART)/crds/ && \
 	  kubectl wait --for=condition=Established -f $(CHART)/crds/ --timeout=60s && \
@@ -145,21 +151,51 @@ demo: cluster-up build
 	  kubectl config set-context herald --cluster=local --user=herald >/dev/null && \
 	  kubectl config use-context herald >/dev/null && \
 	  echo "operator identity: system:serviceaccount:herald-system:herald ($(DEMO_DIR)/herald.kubeconfig)"
-	@$(WITH_CLUSTER) if [ -f $(DEMO_DIR)/herald.pid ] && kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then \
-	  kill $$(cat $(DEMO_DIR)/herald.pid); sleep 1; fi; \
-	  KUBECONFIG=$(DEMO_DIR)/herald.kubeconfig nohup target/debug/herald run --http-addr $(DEMO_ADDR) \
+	@$(MAKE) --no-print-directory demo-stop DEMO_DIR=$(DEMO_DIR)
+	@# Server-side, like everything above: a client-side apply of the namespace that was
+	@# just applied server-side warns about its missing last-applied annotation.
+	@# The fake provider's ledger belongs to this cluster: a fresh one (no example tenant
+	@# yet) starts with an empty one.
+	@$(WITH_CLUSTER) kubectl get tenants.herald.dev acme-retail >/dev/null 2>&1 || rm -f $(DEMO_DIR)/provider-state.json
+	@$(WITH_CLUSTER) kubectl apply --server-side --field-manager=herald-demo -f examples/
+	@# The fake provider answers to the platform token the examples' Secret holds (the
+	@# one the configuration below names), on loopback only.
+	@$(WITH_CLUSTER) kubectl -n herald-system get secret nordsignal-api-token -o jsonpath='{.data.token}' \
+	    | base64 -d >$(DEMO_DIR)/provider.token; \
+	  nohup target/debug/examples/fake-provider --addr $(DEMO_PROVIDER_ADDR) --token-file $(DEMO_DIR)/provider.token \
+	    --state $(DEMO_DIR)/provider-state.json \
+	    >$(DEMO_DIR)/provider.log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/provider.pid; \
+	  for i in $$(seq 1 60); do curl -fsS http://$(DEMO_PROVIDER_ADDR)/credentials >/dev/null 2>&1 && break; \
+	    if ! kill -0 $$(cat $(DEMO_DIR)/provider.pid) 2>/dev/null; then cat $(DEMO_DIR)/provider.log; exit 1; fi; sleep 0.5; done; \
+	  echo "fake provider API on http://$(DEMO_PROVIDER_ADDR) (log $(DEMO_DIR)/provider.log)"; \
+	  { cat config/herald.yaml; printf '%s\n' '' 'providers:' '  nordsignal:' \
+	      '    baseUrl: http://$(DEMO_PROVIDER_ADDR)' '    authSecretRef: {name: nordsignal-api-token, key: token}'; \
+	  } >$(DEMO_DIR)/herald.yaml
+	@# --allow-loopback-egress: the fake provider listens on 127.0.0.1, which the egress
+	@# guard refuses otherwise (local development only, never in a cluster).
+	@KUBECONFIG=$(DEMO_DIR)/herald.kubeconfig nohup target/debug/herald run --http-addr $(DEMO_ADDR) \
+	    --config $(DEMO_DIR)/herald.yaml --allow-loopback-egress \
 	    --log-format text >$(DEMO_DIR)/herald.log 2>&1 </dev/null & echo $$! >$(DEMO_DIR)/herald.pid; \
 	  for i in $$(seq 1 60); do curl -fsS http://$(DEMO_ADDR)/readyz >/dev/null 2>&1 && break; \
 	    if ! kill -0 $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null; then cat $(DEMO_DIR)/herald.log; exit 1; fi; sleep 0.5; done; \
 	  echo "herald running (pid $$(cat $(DEMO_DIR)/herald.pid), log $(DEMO_DIR)/herald.log, metrics http://$(DEMO_ADDR)/metrics)"
-	@$(WITH_CLUSTER) if ls examples/*.yaml >/dev/null 2>&1; then kubectl apply -f examples/; fi; \
-	  files=$$(grep -lE '^kind: (Tenant|ChannelBinding|Subprocessor)$$' examples/*.yaml | sed 's/^/-f /'); \
-	  kubectl wait --for=condition=Ready $$files --timeout=120s >/dev/null || \
-	    echo "(some examples are not Ready yet: see their conditions)"; \
-	  echo; echo "\$$ kubectl get herald -A"; kubectl get herald -A
+	@$(WITH_CLUSTER) files=$$(grep -lE '^kind: (Tenant|ChannelBinding|Subprocessor)$$' examples/*.yaml | sed 's/^/-f /'); \
+	  if ! kubectl wait --for=condition=Ready $$files --timeout=180s >/dev/null || \
+	     ! kubectl wait tenant/nordlicht-travel --for=jsonpath='{.status.phase}'=Erased --timeout=60s >/dev/null; then \
+	    kubectl get herald -A; echo "make demo: some examples are not Ready (see their conditions)" >&2; exit 1; fi; \
+	  echo; echo "\$$ kubectl get herald -A"; kubectl get herald -A; \
+	  echo; echo "\$$ kubectl -n herald-system get cm -l herald.dev/receipt-for   # nordlicht-travel's deletion receipt"; \
+	  kubectl -n herald-system get cm -l herald.dev/receipt-for; \
+	  echo; echo "Every example is Ready; nordlicht-travel is Erased. A guided tour (docs/tour.sh):"; echo; \
+	  sed -e '1,/^set -euo pipefail$$/d' docs/tour.sh; echo; \
+	  echo "make demo-stop stops the operator and the fake provider; make cluster-down removes the cluster."; \
+	  echo "A terminated contract is final: after the tour, 'make cluster-down demo' starts over."
 
 demo-stop:
-	@if [ -f $(DEMO_DIR)/herald.pid ]; then kill $$(cat $(DEMO_DIR)/herald.pid) 2>/dev/null || true; rm -f $(DEMO_DIR)/herald.pid; fi
+	@# Waits until each has exited, so that a demo started next can take its port.
+	@for p in herald provider; do [ -f $(DEMO_DIR)/$$p.pid ] || continue; pid=$$(cat $(DEMO_DIR)/$$p.pid); \
+	  kill $$pid 2>/dev/null || true; \
+	  for i in $$(seq 1 20); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done; rm -f $(DEMO_DIR)/$$p.pid; done
 
 ## bench: the fleet benchmark (issue 8): N tenants, Herald against the floor, a table and
 ## target/bench/*.json. It runs on a local cluster of its own (state in BENCH_CLUSTER_DIR,

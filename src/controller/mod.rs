@@ -7,6 +7,7 @@ pub mod channel_binding;
 pub mod events;
 pub mod finalizer;
 pub mod ownership;
+pub mod pause;
 pub mod status;
 pub mod subprocessor;
 pub mod tenant;

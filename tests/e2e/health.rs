@@ -257,6 +257,28 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
     )
     .await;
 
+    // Paused, then their spec changed: a binding and a Subprocessor of their own.
+    let b_paused = unique("h-b-paused");
+    let b_paused_src = unique("h-b-paused-src");
+    put_secret(
+        &client,
+        &b_paused_src,
+        Some(&b_tenant),
+        &[("apiKey", "health-e2e")],
+    )
+    .await;
+    create_binding(
+        &client,
+        &b_paused,
+        &b_tenant,
+        &sp,
+        json!({"secretRef": {"name": b_paused_src}}),
+    )
+    .await;
+    let sp_paused = unique("h-sp-paused");
+    create_subprocessor(&client, &sp_paused, 30).await;
+    let subprocessors: Api<Subprocessor> = Api::all(client.clone());
+
     // Drive each into its state.
     let active_t = wait(
         tenants.clone(),
@@ -412,6 +434,65 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
                 .get("standard-eu")
                 .await
                 .unwrap(),
+        )
+        .unwrap(),
+    ));
+
+    // Reconciled once, then paused, then a spec change Herald leaves alone.
+    wait(
+        bindings.clone(),
+        &b_paused,
+        "Ready",
+        binding_is("Ready", "True", "Reconciled"),
+    )
+    .await;
+    merge(&bindings, &b_paused, paused.clone()).await;
+    merge(
+        &bindings,
+        &b_paused,
+        json!({"spec": {"rotation": {"intervalDays": 45}}}),
+    )
+    .await;
+    let sp_ready = |x: &Subprocessor| {
+        cond(x.status.as_ref().map(|s| &s.conditions), "Ready").is_some_and(|(s, _)| s == "True")
+    };
+    wait(subprocessors.clone(), &sp_paused, "Ready", sp_ready).await;
+    merge(&subprocessors, &sp_paused, paused.clone()).await;
+    merge(
+        &subprocessors,
+        &sp_paused,
+        json!({"spec": {"noticePeriodDays": 31}}),
+    )
+    .await;
+    objects.push((
+        "ChannelBinding: paused, then its spec changed",
+        b(wait(
+            bindings.clone(),
+            &b_paused,
+            "paused at generation 2",
+            |x: &ChannelBinding| {
+                binding_is("Paused", "True", "Paused")(x)
+                    && x.metadata.generation == Some(2)
+                    && x.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+            },
+        )
+        .await),
+    ));
+    objects.push((
+        "Subprocessor: paused, then its spec changed",
+        serde_json::to_value(
+            wait(
+                subprocessors.clone(),
+                &sp_paused,
+                "paused at generation 2",
+                |x: &Subprocessor| {
+                    cond(x.status.as_ref().map(|s| &s.conditions), "Paused")
+                        == Some(("True".into(), "Paused".into()))
+                        && x.metadata.generation == Some(2)
+                        && x.status.as_ref().and_then(|s| s.observed_generation) == Some(2)
+                },
+            )
+            .await,
         )
         .unwrap(),
     ));

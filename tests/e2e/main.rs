@@ -22,3 +22,4 @@ mod robustness;
 mod smoke;
 mod subprocessor;
 mod tenant;
+mod tour;

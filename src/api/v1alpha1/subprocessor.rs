@@ -259,7 +259,10 @@ pub struct SubprocessorNotice {
     pub delivered_at: Option<Time>,
 
     /// Delivery attempts of this notice so far.
+    // int32 in the schema: the API server knows no `uint32` format and warns on every
+    // apply of the CRD (the value never comes near 2^31).
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
     pub attempts: u32,
 
     /// When the last attempt was made: a failed notice is retried on its own backoff

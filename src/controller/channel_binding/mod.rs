@@ -310,7 +310,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v != "false")
     {
-        return Ok(Action::await_change());
+        return paused(b, ctx).await;
     }
     let now = Timestamp::now();
     if b.metadata.deletion_timestamp.is_some() {
@@ -1254,6 +1254,27 @@ fn bindings_api(ctx: &Context) -> Api<ChannelBinding> {
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.
+/// A paused binding: nothing is touched (not even in deletion); status says so, once
+/// per generation, so that Argo CD reads Suspended and kstatus is not left waiting.
+async fn paused(b: &ChannelBinding, ctx: &Context) -> Result<Action, Error> {
+    let current = b.status.clone().unwrap_or_default();
+    if let Some(conditions) = crate::controller::pause::conditions(
+        &current.conditions,
+        current.observed_generation,
+        b.metadata.generation,
+        "binding",
+        Timestamp::now(),
+    ) {
+        let status = ChannelBindingStatus {
+            observed_generation: b.metadata.generation,
+            conditions,
+            ..current
+        };
+        publish_status(b, status, ctx).await?;
+    }
+    Ok(Action::await_change())
+}
+
 async fn publish_status(
     b: &ChannelBinding,
     status: ChannelBindingStatus,

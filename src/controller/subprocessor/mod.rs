@@ -170,7 +170,7 @@ async fn reconcile_inner(
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v != "false")
     {
-        return Ok(Action::await_change());
+        return paused(sp, ctx).await;
     }
     // Who is affected comes from the bindings and Tenant caches: right after a start
     // they may still be filling, and an empty one would count no tenant as affected.
@@ -497,6 +497,27 @@ async fn record_notice(
 }
 
 /// Patches the status when it differs from what is stored; events on transitions.
+/// A paused Subprocessor: no notice is sent and no count changes; status says so, once
+/// per generation, so that Argo CD reads Suspended and kstatus is not left waiting.
+async fn paused(sp: &Subprocessor, ctx: &Context) -> Result<Action, Error> {
+    let current = sp.status.clone().unwrap_or_default();
+    if let Some(conditions) = crate::controller::pause::conditions(
+        &current.conditions,
+        current.observed_generation,
+        sp.metadata.generation,
+        "Subprocessor",
+        Timestamp::now(),
+    ) {
+        let status = SubprocessorStatus {
+            observed_generation: sp.metadata.generation,
+            conditions,
+            ..current
+        };
+        publish_status(sp, status, ctx).await?;
+    }
+    Ok(Action::await_change())
+}
+
 async fn publish_status(
     sp: &Subprocessor,
     status: SubprocessorStatus,

@@ -541,26 +541,7 @@ pub fn paused(tenant: &Tenant, now: Timestamp) -> Option<TenantStatus> {
         ]
     } else {
         // Keep every other condition as last observed.
-        current
-            .conditions
-            .iter()
-            .filter_map(|c| {
-                let type_ = types::TYPES
-                    .iter()
-                    .find(|t| **t == c.type_ && **t != types::PAUSED)?;
-                let reason = reason::ALL
-                    .iter()
-                    .find(|r| **r == c.reason)
-                    .copied()
-                    .unwrap_or(reason::PENDING);
-                Some(Desired {
-                    type_,
-                    status: c.status == "True",
-                    reason,
-                    message: c.message.clone(),
-                })
-            })
-            .collect()
+        crate::controller::pause::kept_as_observed(&current.conditions)
     };
     desired.push(Desired::yes(types::PAUSED, reason::PAUSED, message));
     Some(TenantStatus {
