@@ -1183,7 +1183,7 @@ async fn a_namespace_labelled_for_a_tenant_survives_its_erasure_and_is_reported(
 
 /// A client that acts as the cluster admin in the break-glass group of the evidence
 /// policy (impersonation: the test's admin may impersonate).
-async fn break_glass_client() -> Client {
+pub(crate) async fn break_glass_client() -> Client {
     let mut config = kube::Config::infer().await.unwrap();
     config.auth_info.impersonate = Some("e2e-evidence-admin".into());
     config.auth_info.impersonate_groups = Some(vec![
