@@ -520,6 +520,14 @@ impl Metrics {
             .set(unnotified);
     }
 
+    /// Removes every series of a breach (deleted).
+    pub fn clear_breach(&self, breach: &str) {
+        self.set_breach(breach, None, None, 0);
+        self.breach_unnotified.remove(&BreachLabels {
+            breach: breach.to_owned(),
+        });
+    }
+
     /// The OpenMetrics text of every family.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();

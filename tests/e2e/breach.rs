@@ -161,6 +161,25 @@ async fn refuse_then_remove(name: &str) {
         .delete(name, &DeleteParams::default())
         .await
         .unwrap_or_else(|e| panic!("the break-glass group may delete a BreachNotice: {e}"));
+    // Its series go with it (an alert must not fire for a deleted breach). The
+    // operator learns of the deletion from its watch: poll the outcome, with a deadline.
+    let label = format!(r#"breach="{name}""#);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let text = operator().await.metrics().await;
+        if !text
+            .lines()
+            .any(|l| l.starts_with("herald_breach_") && l.contains(&label))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "series of the deleted BreachNotice {name} still exported"
+        );
+    }
 }
 
 #[tokio::test]

@@ -58,6 +58,7 @@ pub async fn run(
     let selector = Arc::new(tenant_selector);
     let client = ctx.client.clone();
     let (store, writer) = reflector::store();
+    let metrics = ctx.metrics.clone();
     // A BreachNotice's own status writes (each delivery writes its record) do not
     // requeue it; its spec and metadata do.
     let events = reflector::reflector(
@@ -68,12 +69,20 @@ pub async fn run(
         )
         .modify(|b| b.managed_fields_mut().clear()),
     )
+    // A deleted BreachNotice (only the break-glass group can) is never reconciled
+    // again: its series go with it, or its deadline alert would fire for nothing.
+    .inspect(move |event| {
+        if let Ok(kube::runtime::watcher::Event::Delete(b)) = event {
+            metrics.clear_breach(&b.name_any());
+        }
+    })
     .applied_objects()
     .predicate_filter(
         |b: &BreachNotice| super::metadata_trigger(b.meta()),
         Default::default(),
     );
     let all = store.clone();
+    let known = store.clone();
     let tenants_changed = Changed::default();
     Controller::for_stream(events, store)
         .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -94,7 +103,7 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            move |bn, ctx| reconcile(bn, ctx, selector.clone()),
+            move |bn, ctx| reconcile(bn, ctx, selector.clone(), known.clone()),
             error_policy,
             ctx,
         )
@@ -106,14 +115,22 @@ async fn reconcile(
     bn: Arc<BreachNotice>,
     ctx: Arc<Context>,
     selector: Arc<Option<String>>,
+    known: reflector::Store<BreachNotice>,
 ) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, breach = %bn.name_any());
-    ctx.metrics
+    let result = ctx
+        .metrics
         .reconcile(
             CONTROLLER,
             super::catch_panic(reconcile_inner(&bn, &ctx, selector.as_deref()).instrument(span)),
         )
-        .await
+        .await;
+    // Deleted while this reconcile ran (the watch cleared its series before it set
+    // them again): clear them now. Either order leaves no series of a deleted breach.
+    if known.get(&ObjectRef::from_obj(bn.as_ref())).is_none() {
+        ctx.metrics.clear_breach(&bn.name_any());
+    }
+    result
 }
 
 fn error_policy(bn: Arc<BreachNotice>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -138,6 +155,7 @@ async fn reconcile_inner(
         .await
         .map_err(Error::kube(format!("read BreachNotice {name}")))?
     else {
+        ctx.metrics.clear_breach(&name);
         return Ok(Action::await_change()); // deleted (by the break-glass group)
     };
     let bn = &fresh;
