@@ -383,10 +383,13 @@ async fn an_unreachable_endpoint_is_retried_and_named_and_the_deadlines_are_expo
     );
     assert!(rec.last_failure.is_some(), "{rec:?}");
     assert!(acked(&bn, &up, 1));
-    assert_eq!(
-        condition(&bn, "Reconciling").unwrap().0,
-        "True",
-        "retried by itself"
+    // Retried by Herald itself: Reconciling, until health.stallAfterSeconds (30 s here)
+    // makes it Stalled, still retrying, for a person to call the customer.
+    let stuck = condition(&bn, "Stalled").unwrap();
+    assert!(
+        condition(&bn, "Reconciling").unwrap().0 == "True"
+            || (stuck.0 == "True" && stuck.1 == "NoticeFailing"),
+        "{bn:?}"
     );
     assert_eq!(
         bn.status.as_ref().unwrap().acknowledged.as_deref(),
@@ -408,6 +411,13 @@ async fn an_unreachable_endpoint_is_retried_and_named_and_the_deadlines_are_expo
         Some(1.0)
     );
 
+    let bn = wait_breach(
+        &name,
+        "Stalled after stallAfterSeconds, still retrying",
+        |bn| condition(bn, "Stalled").is_some_and(|c| c.0 == "True" && c.1 == "NoticeFailing"),
+    )
+    .await;
+    assert!(!acked(&bn, &down, 1));
     // The endpoint comes back on the same port: the next retry is acknowledged.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let hook = serve_hook(listener, &key_down, false);
@@ -420,8 +430,9 @@ async fn an_unreachable_endpoint_is_retried_and_named_and_the_deadlines_are_expo
         got.iter()
             .all(|r| r.verified && r.id == record(&bn, &down).unwrap().idempotency_key)
     );
-    wait_breach(&name, "Notified", |bn| {
+    wait_breach(&name, "Notified, no longer Stalled", |bn| {
         bn.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Notified")
+            && condition(bn, "Stalled").is_some_and(|c| c.0 == "False")
     })
     .await;
     assert_eq!(

@@ -248,6 +248,9 @@ pub struct Outcome<'a> {
     pub records: Vec<BreachTenantNotice>,
     /// The configured retention, in days.
     pub retention_days: i64,
+    /// How long failing endpoints read as Reconciling before they read as Stalled
+    /// (`health.stallAfterSeconds`, as for every kind).
+    pub stall_after: SignedDuration,
 }
 
 /// How many affected tenants (including named ones that do not exist) have not yet
@@ -366,7 +369,27 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
             ),
         )
     };
-    let stalled = blocked.first().map(|(r, m)| (*r, m.clone()));
+    // Failing endpoints are retried by Herald itself: Reconciling for stallAfter, then
+    // Stalled (still retrying), and stalled until they recover rather than flapping.
+    let failing_too_long = !failing.is_empty()
+        && (crate::controller::channel_binding::decide::converging_too_long(
+            &current.conditions,
+            o.stall_after,
+            now,
+        ) || crate::conditions::find(&current.conditions, types::STALLED)
+            .is_some_and(|c| c.status == "True" && c.reason == reason::NOTICE_FAILING));
+    let stalled = blocked.first().map(|(r, m)| (*r, m.clone())).or_else(|| {
+        failing_too_long.then(|| {
+            (
+                reason::NOTICE_FAILING,
+                format!(
+                    "endpoints failing for more than {:#}, still retrying, but a person should call them: {}",
+                    o.stall_after,
+                    named(&failing)
+                ),
+            )
+        })
+    });
     let reconciling = stalled.is_none() && !notified;
     let ready = match (&stalled, reconciling) {
         (Some((r, m)), _) => Desired::no(types::READY, r, m.clone()),
@@ -579,6 +602,7 @@ mod tests {
             unresolved: None,
             records,
             retention_days: 1825,
+            stall_after: SignedDuration::from_mins(15),
         }
     }
 
@@ -622,6 +646,25 @@ mod tests {
         // Past the deadline: overdue.
         let late = status(&o, ts("2026-03-04T08:00:01Z"));
         assert_eq!(late.state.as_deref(), Some("Overdue"));
+        // Failing for longer than stallAfter: Stalled (still retried), and it stays so.
+        let mut since = b.clone();
+        since.status = Some(st.clone());
+        let o_since = Outcome {
+            bn: &since,
+            ..outcome(&b, vec![a.clone(), bad.clone()])
+        };
+        let stuck = status(&o_since, ts("2026-03-02T10:16:00Z"));
+        assert_eq!(
+            reason_of(&stuck, types::STALLED),
+            ("True".into(), reason::NOTICE_FAILING.into())
+        );
+        assert_eq!(reason_of(&stuck, types::RECONCILING).0, "False");
+        since.status = Some(stuck.clone());
+        let o_again = Outcome {
+            bn: &since,
+            ..outcome(&b, vec![a.clone(), bad.clone()])
+        };
+        assert_eq!(status(&o_again, ts("2026-03-02T10:17:00Z")), stuck);
         // No endpoint: named at once, Stalled.
         let mut o = outcome(&b, vec![a.clone()]);
         o.no_endpoint = vec!["b".into()];

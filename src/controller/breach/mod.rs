@@ -258,6 +258,7 @@ async fn reconcile_inner(
         unresolved,
         records,
         retention_days: ctx.config.breach_notices.retention_days,
+        stall_after: ctx.config.health.stall_after(),
     };
     let unnotified = decide::unnotified(&outcome);
     let status = decide::status(&outcome, now);
