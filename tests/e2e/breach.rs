@@ -1,7 +1,8 @@
 //! BreachNotice end to end: a breach reaches every tenant it selects with a notice
 //! signed per Standard Webhooks (verified with each tenant's secret by the reference
 //! library), a spec change reaches them as a follow-up with a new idempotency key, the
-//! acknowledgements are recorded; an unreachable endpoint is retried and named, a
+//! acknowledgements are recorded; an unreachable endpoint is retried and named (then
+//! Stalled, with events on each transition), a
 //! tenant without an endpoint is named at once; the deadline metrics are awareAt + 48 h
 //! and + 72 h; deleting a BreachNotice is refused. The customers' endpoints are local
 //! servers on 127.0.0.1. No personal data: the breach describes categories and counts.
@@ -127,6 +128,26 @@ fn received(hook: &Hook, g: i64) -> Vec<(Received, Value)> {
         .map(|r| (r.clone(), serde_json::from_slice::<Value>(&r.body).unwrap()))
         .filter(|(_, v)| v["generation"] == g)
         .collect()
+}
+
+/// Waits until an event with `reason` is published on the BreachNotice `name`.
+async fn wait_event(name: &str, reason: &str) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client().await, CONTROL_NAMESPACE);
+    let cfg = watcher::Config::default().fields(&format!("involvedObject.name={name}"));
+    let mut stream = watcher(events, cfg).applied_objects().boxed();
+    let found = async {
+        while let Some(Ok(e)) = stream.next().await {
+            if e.reason.as_deref() == Some(reason) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, found)
+        .await
+        .unwrap_or_else(|_| panic!("no event {reason} on BreachNotice {name} within {WAIT:?}"));
 }
 
 /// The value of the series `name{breach="<breach>"}` in the operator's metrics.
@@ -418,6 +439,9 @@ async fn an_unreachable_endpoint_is_retried_and_named_and_the_deadlines_are_expo
     )
     .await;
     assert!(!acked(&bn, &down, 1));
+    // Events on the transitions: each failure class once, the condition turning False.
+    wait_event(&name, "NoticeFailed").await;
+    wait_event(&name, "NoticeFailing").await;
     // The endpoint comes back on the same port: the next retry is acknowledged.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let hook = serve_hook(listener, &key_down, false);
@@ -430,6 +454,7 @@ async fn an_unreachable_endpoint_is_retried_and_named_and_the_deadlines_are_expo
         got.iter()
             .all(|r| r.verified && r.id == record(&bn, &down).unwrap().idempotency_key)
     );
+    wait_event(&name, "NoticeDelivered").await;
     wait_breach(&name, "Notified, no longer Stalled", |bn| {
         bn.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Notified")
             && condition(bn, "Stalled").is_some_and(|c| c.0 == "False")
