@@ -2,9 +2,9 @@
 //! signed per Standard Webhooks (verified with each tenant's secret by the reference
 //! library), a spec change reaches them as a follow-up with a new idempotency key, the
 //! acknowledgements are recorded; an unreachable endpoint is retried and named (then
-//! Stalled, with events on each transition), a
-//! tenant without an endpoint is named at once; the deadline metrics are awareAt + 48 h
-//! and + 72 h; deleting a BreachNotice is refused. The customers' endpoints are local
+//! Stalled, with events on each transition), a tenant without an endpoint is named at
+//! once; the deadline metrics are awareAt + 48 h and + 72 h; deleting a BreachNotice is
+//! refused. The customers' endpoints are local
 //! servers on 127.0.0.1. No personal data: the breach describes categories and counts.
 
 use herald::api::v1alpha1::{BreachNotice, BreachTenantNotice, Tenant};
