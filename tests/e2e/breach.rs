@@ -306,6 +306,21 @@ async fn a_breach_reaches_every_selected_tenant_signed_and_every_change_as_a_fol
         "an unselected tenant is told nothing"
     );
 
+    // awareAt is evidence: it cannot be moved (nor the deadline with it).
+    let moved = api()
+        .await
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"awareAt": "2026-03-01T00:00:00Z"}})),
+        )
+        .await
+        .expect_err("moving awareAt must be refused");
+    assert!(
+        moved.to_string().contains("awareAt is immutable"),
+        "{moved}"
+    );
+
     // Phased information: a spec change reaches both as a follow-up with a new key.
     api()
         .await

@@ -72,9 +72,14 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct BreachNoticeSpec {
     /// When the platform became aware of the breach (RFC 3339, e.g.
-    /// `2026-03-02T08:15:00Z`). The deadline is this + 48 hours.
-    #[x_kube(validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
-        .message("awareAt must be between 2000-01-01 and 2200-01-01"))]
+    /// `2026-03-02T08:15:00Z`). The deadline is this + 48 hours. Immutable: it is
+    /// evidence, and moving it would move the deadline.
+    #[x_kube(
+        validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
+            .message("awareAt must be between 2000-01-01 and 2200-01-01"),
+        validation = Rule::new("self == oldSelf")
+            .message("awareAt is immutable: when the platform became aware of the breach is evidence and sets the 48-hour deadline"),
+    )]
     pub aware_at: Time,
 
     /// Which tenants are affected: exactly one of names, selector or allTenants: true.

@@ -277,6 +277,7 @@ fn every_rule_has_a_message_and_transition_rules_are_the_intended_ones() {
         "Tenant/properties/spec/properties/contract",
         "ChannelBinding/properties/spec/properties/tenantRef",
         "ChannelBinding/properties/spec/properties/channel",
+        "BreachNotice/properties/spec/properties/awareAt",
     ]
     .into_iter()
     .map(String::from)
