@@ -379,7 +379,41 @@ async fn a_breach_reaches_every_selected_tenant_signed_and_every_change_as_a_fol
         metric("herald_breach_notice_deadline_timestamp_seconds", &name).await,
         None
     );
+    let authority = (aware.as_second() + 72 * 3600) as f64;
+    assert_eq!(
+        metric("herald_breach_authority_deadline_timestamp_seconds", &name).await,
+        Some(authority)
+    );
+    // The authority notified: recorded in the spec (a follow-up to both), the series ends.
+    api()
+        .await
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"authorityNotifiedAt": now().to_string()}})),
+        )
+        .await
+        .unwrap();
+    wait_breach(&name, "both acknowledged generation 3", |bn| {
+        acked(bn, &a, 3) && acked(bn, &b, 3)
+    })
+    .await;
+    wait_metric_gone("herald_breach_authority_deadline_timestamp_seconds", &name).await;
     refuse_then_remove(&name).await;
+}
+
+/// Waits until the series `name{breach="<breach>"}` is no longer exported (the
+/// operator's metrics change after its reconcile: poll the outcome, with a deadline).
+async fn wait_metric_gone(name: &str, breach: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    while metric(name, breach).await.is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} of {breach} still exported"
+        );
+        tick.tick().await;
+    }
 }
 
 #[tokio::test]
