@@ -47,6 +47,27 @@ pub struct OperatorConfig {
     /// When a failing dependency stops reading as "in progress" and reads as stalled.
     #[serde(default)]
     pub health: HealthConfig,
+    /// How long BreachNotices are kept as evidence.
+    #[serde(default)]
+    pub breach_notices: BreachNoticeConfig,
+}
+
+/// BreachNotices are evidence (Art. 33(5) GDPR: every breach is documented).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BreachNoticeConfig {
+    /// Days from awareAt a BreachNotice is kept (`status.retainUntil`); only the
+    /// break-glass group may delete it, after this. Default: 1825 (5 years, as the
+    /// deletion receipts).
+    pub retention_days: i64,
+}
+
+impl Default for BreachNoticeConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 1825,
+        }
+    }
 }
 
 /// One provider credential API of the platform (the contract in [`crate::provider`]).

@@ -100,6 +100,13 @@ pub struct PurgeLabels {
     pub category: String,
 }
 
+/// `breach`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreachLabels {
+    /// The BreachNotice's name.
+    pub breach: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -144,6 +151,16 @@ pub struct Metrics {
     pub erasure_step_failures: Family<ErasureStepLabels, Gauge>,
     /// Last known phase per tenant, from which `tenants` is recounted.
     phases: Mutex<BTreeMap<String, String>>,
+    /// A breach's 48-hour deadline (unix seconds), while an affected tenant has not
+    /// acknowledged any notice of it.
+    pub breach_deadline: Family<BreachLabels, Gauge>,
+    /// A breach's 72-hour authority deadline (unix seconds), while the platform's own
+    /// data is involved and authorityNotifiedAt is not set.
+    pub breach_authority_deadline: Family<BreachLabels, Gauge>,
+    /// Affected tenants that have not acknowledged any notice of the breach.
+    pub breach_unnotified: Family<BreachLabels, Gauge>,
+    /// Breach notices sent to customers' webhooks, by result (delivered, failed).
+    pub breach_notices: Family<ResultLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -263,6 +280,30 @@ impl Metrics {
             "Tenants objecting to the sub-processor",
             subprocessor_objections.clone(),
         );
+        let breach_deadline = Family::<BreachLabels, Gauge>::default();
+        registry.register(
+            "breach_notice_deadline_timestamp_seconds",
+            "When every tenant affected by the breach must have been told (awareAt + 48 h, unix seconds), while one has not acknowledged a notice",
+            breach_deadline.clone(),
+        );
+        let breach_authority_deadline = Family::<BreachLabels, Gauge>::default();
+        registry.register(
+            "breach_authority_deadline_timestamp_seconds",
+            "When the supervisory authority must have been told of the breach (awareAt + 72 h, unix seconds), while platform data is involved and authorityNotifiedAt is unset",
+            breach_authority_deadline.clone(),
+        );
+        let breach_unnotified = Family::<BreachLabels, Gauge>::default();
+        registry.register(
+            "breach_tenants_unnotified",
+            "Tenants affected by the breach that have not acknowledged any notice of it",
+            breach_unnotified.clone(),
+        );
+        let breach_notices = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "breach_notices",
+            "Breach notices sent to customers' webhooks, by result (delivered, failed)",
+            breach_notices.clone(),
+        );
         Self {
             registry,
             credential_last_rotation,
@@ -284,6 +325,10 @@ impl Metrics {
             deletion_overdue,
             erasure_step_failures,
             phases: Mutex::new(BTreeMap::new()),
+            breach_deadline,
+            breach_authority_deadline,
+            breach_unnotified,
+            breach_notices,
         }
     }
 
@@ -443,6 +488,44 @@ impl Metrics {
                 self.erasure_step_failures.remove(&labels);
             }
         }
+    }
+
+    /// Sets a breach's series: the deadlines (`None`: no series) and its unnotified
+    /// tenants.
+    pub fn set_breach(
+        &self,
+        breach: &str,
+        deadline: Option<i64>,
+        authority: Option<i64>,
+        unnotified: i64,
+    ) {
+        let labels = BreachLabels {
+            breach: breach.to_owned(),
+        };
+        for (family, value) in [
+            (&self.breach_deadline, deadline),
+            (&self.breach_authority_deadline, authority),
+        ] {
+            match value {
+                Some(v) => {
+                    family.get_or_create(&labels).set(v);
+                }
+                None => {
+                    family.remove(&labels);
+                }
+            }
+        }
+        self.breach_unnotified
+            .get_or_create(&labels)
+            .set(unnotified);
+    }
+
+    /// Removes every series of a breach (deleted).
+    pub fn clear_breach(&self, breach: &str) {
+        self.set_breach(breach, None, None, 0);
+        self.breach_unnotified.remove(&BreachLabels {
+            breach: breach.to_owned(),
+        });
     }
 
     /// The OpenMetrics text of every family.

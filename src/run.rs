@@ -50,7 +50,7 @@ pub struct Controllers {
     pub tenant: bool,
     /// ChannelBindings: credentials and rotation.
     pub channel_binding: bool,
-    /// Subprocessors: effectiveness and notices.
+    /// Subprocessors: effectiveness and notices; with them, BreachNotices.
     pub subprocessor: bool,
 }
 
@@ -210,6 +210,12 @@ pub async fn run(
         )
     });
     let subprocessors = controller::subprocessor::run(
+        ctx.clone(),
+        config.concurrency,
+        config.tenant_selector.clone(),
+        stopped(stop_rx.clone()),
+    );
+    let breaches = controller::breach::run(
         ctx,
         config.concurrency,
         config.tenant_selector.clone(),
@@ -231,11 +237,17 @@ pub async fn run(
             subprocessors.await
         }
     };
+    // BreachNotices are customer notices too: they run wherever Subprocessor notices do.
+    let breaches = async move {
+        if enabled.subprocessor {
+            breaches.await
+        }
+    };
     health.set_ready(true);
     // The controllers run side by side and stop on the same signal; the binding watch
     // only ends with the process.
     tokio::select! {
-        ((), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors) } => {},
+        ((), (), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors, breaches) } => {},
         () = binding_watch => {},
         // Lost the lease: the controllers are dropped here, mid-reconcile, before the
         // lease can expire; the process exits non-zero and restarts as a standby.

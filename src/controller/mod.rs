@@ -3,6 +3,7 @@
 //! the cluster already holds what we want.
 
 pub mod apply;
+pub mod breach;
 pub mod channel_binding;
 pub mod events;
 pub mod finalizer;

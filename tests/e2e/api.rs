@@ -253,6 +253,30 @@ const INVALID: &[(&str, &str)] = &[
         "tenant-resources-request-above-limit.yaml",
         "a request may not exceed its limit",
     ),
+    (
+        "breachnotice-names-and-all-tenants.yaml",
+        "affectedTenants needs exactly one of names, selector or allTenants: true",
+    ),
+    (
+        "breachnotice-all-tenants-false.yaml",
+        "affectedTenants.allTenants must be true when set",
+    ),
+    (
+        "breachnotice-empty-selector.yaml",
+        "affectedTenants.selector must not be empty",
+    ),
+    (
+        "breachnotice-no-affected-tenants.yaml",
+        "affectedTenants needs exactly one of names, selector or allTenants: true",
+    ),
+    (
+        "breachnotice-authority-without-platform-data.yaml",
+        "authorityNotifiedAt is only for a breach with platformDataInvolved: true",
+    ),
+    (
+        "breachnotice-outside-control-namespace.yaml",
+        "BreachNotices belong in the control namespace herald-system",
+    ),
 ];
 
 /// A client with Herald's CRDs installed and the control namespace present.

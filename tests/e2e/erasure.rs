@@ -1188,7 +1188,7 @@ async fn objects_outside_the_erasure_scope_survive_and_are_reported_those_inside
 
 /// A client that acts as the cluster admin in the break-glass group of the evidence
 /// policy (impersonation: the test's admin may impersonate).
-async fn break_glass_client() -> Client {
+pub(crate) async fn break_glass_client() -> Client {
     let mut config = kube::Config::infer().await.unwrap();
     config.auth_info.impersonate = Some("e2e-evidence-admin".into());
     config.auth_info.impersonate_groups = Some(vec![

@@ -6,6 +6,7 @@
 
 mod api;
 mod audit;
+mod breach;
 mod channel_binding;
 mod chart;
 mod common;

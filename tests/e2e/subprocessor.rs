@@ -22,22 +22,22 @@ use crate::common::{WAIT, client, operator, unique};
 
 /// A notice as the customer received it.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    id: String,
+pub(crate) struct Received {
+    pub(crate) headers: HeaderMap,
+    pub(crate) id: String,
     timestamp: String,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// The Standard Webhooks library (not Herald's code) verified it with the tenant's
     /// secret, within its 5-minute window.
-    verified: bool,
+    pub(crate) verified: bool,
 }
 
 #[derive(Clone)]
-struct Hook {
+pub(crate) struct Hook {
     /// The tenant's Standard Webhooks secret: the receiver refuses (401) what it cannot
     /// verify with it, as a customer would.
     secret: String,
-    received: Arc<Mutex<Vec<Received>>>,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
     /// Fail the next request with 500 (to see the retry), then accept.
     fail_once: Arc<AtomicBool>,
     /// Never answer the next request (the operator is killed while it waits).
@@ -46,7 +46,7 @@ struct Hook {
 
 /// What a customer's receiver does: verify per Standard Webhooks with the reference
 /// library, then accept.
-fn verifies(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+pub(crate) fn verifies(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
     standardwebhooks::Webhook::new(secret)
         .unwrap()
         .verify(body, headers)
@@ -81,7 +81,17 @@ async fn receive(State(h): State<Hook>, headers: HeaderMap, body: axum::body::By
     }
 }
 
-async fn start_hook(secret: &str, fail_once: bool) -> (String, Hook) {
+pub(crate) async fn start_hook(secret: &str, fail_once: bool) -> (String, Hook) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    (
+        format!("http://{addr}/notices"),
+        serve_hook(listener, secret, fail_once),
+    )
+}
+
+/// A customer receiver at `/notices` on `listener`.
+pub(crate) fn serve_hook(listener: tokio::net::TcpListener, secret: &str, fail_once: bool) -> Hook {
     let hook = Hook {
         secret: secret.to_owned(),
         received: Arc::default(),
@@ -91,10 +101,8 @@ async fn start_hook(secret: &str, fail_once: bool) -> (String, Hook) {
     let app = axum::Router::new()
         .route("/notices", axum::routing::post(receive))
         .with_state(hook.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/notices"), hook)
+    hook
 }
 
 /// POSTs a captured notice to `url` again, as an attacker who recorded it would, with
@@ -121,7 +129,7 @@ async fn replay(url: &str, r: &Received, shift: i64) -> u16 {
 }
 
 /// A fresh Standard Webhooks secret for a test tenant.
-fn secret() -> String {
+pub(crate) fn secret() -> String {
     herald::notify::generate_secret().unwrap()
 }
 

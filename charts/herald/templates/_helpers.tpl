@@ -81,6 +81,10 @@ health:
 erasure:
 {{ toYaml . | indent 2 }}
 {{- end }}
+{{- with .Values.config.breachNotices }}
+breachNotices:
+{{ toYaml . | indent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* A Prometheus-style duration (30s, 15m, 1h, 2d) in seconds. */}}

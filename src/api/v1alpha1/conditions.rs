@@ -57,6 +57,9 @@ pub const SECRETS_OWNED: &str = "SecretsOwned";
 /// (the data may still exist). `RevocationFailing`, `ReceiptDeliveryFailing`: erasure did
 /// not wait for them; see status.erasure.failingSteps.
 pub const ERASURE_STEP_FAILING: &str = "ErasureStepFailing";
+/// BreachNotice: every affected tenant acknowledged the latest notice (the initial one
+/// or the latest follow-up). `False` names the tenants not told yet and why.
+pub const TENANTS_NOTIFIED: &str = "TenantsNotified";
 
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
@@ -77,6 +80,7 @@ pub const TYPES: &[&str] = &[
     RECEIPT_DELIVERED,
     SECRETS_OWNED,
     ERASURE_STEP_FAILING,
+    TENANTS_NOTIFIED,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -203,6 +207,11 @@ pub mod reason {
     /// (the operator's RBAC), so nothing of them was verified: the receipt lists them
     /// in `unverifiedKinds`.
     pub const KINDS_UNVERIFIED: &str = "KindsUnverified";
+    /// BreachNotice: an affected tenant's endpoint failed several attempts in a row (it
+    /// is retried; the tenant is named so that a person can call them).
+    pub const NOTICE_FAILING: &str = "NoticeFailing";
+    /// BreachNotice: its affectedTenants selector matches no Tenant.
+    pub const NO_TENANTS_AFFECTED: &str = "NoTenantsAffected";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -256,6 +265,8 @@ pub mod reason {
         DUPLICATE_BINDING,
         EGRESS_REFUSED,
         KINDS_UNVERIFIED,
+        NOTICE_FAILING,
+        NO_TENANTS_AFFECTED,
     ];
 }
 

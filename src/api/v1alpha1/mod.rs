@@ -5,6 +5,7 @@
 //! says the operator's default. Admission (schema + CEL) refuses what the object alone
 //! shows to be wrong; what needs other objects becomes a condition (see [`conditions`]).
 
+mod breach_notice;
 mod channel_binding;
 mod common;
 pub mod conditions;
@@ -20,6 +21,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
+pub use breach_notice::{
+    AffectedTenants, BreachContact, BreachNotice, BreachNoticeSpec, BreachNoticeStatus,
+    BreachTenantNotice,
+};
 pub use channel_binding::{
     Channel, ChannelBinding, ChannelBindingSpec, ChannelBindingStatus, CredentialSource,
     ProviderApi, Rotation, UnstoredCredential,
@@ -46,6 +51,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         RetentionPolicy::crd(),
         Tenant::crd(),
         ChannelBinding::crd(),
+        BreachNotice::crd(),
     ];
     for version in crds.iter_mut().flat_map(|c| c.spec.versions.iter_mut()) {
         if let Some(schema) = version

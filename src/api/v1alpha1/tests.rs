@@ -83,11 +83,12 @@ fn all_rules(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
     }
 }
 
-const KINDS: [&str; 4] = [
+const KINDS: [&str; 5] = [
     "Tenant",
     "ChannelBinding",
     "RetentionPolicy",
     "Subprocessor",
+    "BreachNotice",
 ];
 
 #[test]
@@ -97,6 +98,7 @@ fn names_scope_short_names_and_category() {
         ("ChannelBinding", "channelbindings", "Namespaced", "cb"),
         ("RetentionPolicy", "retentionpolicies", "Cluster", "rp"),
         ("Subprocessor", "subprocessors", "Cluster", "sp"),
+        ("BreachNotice", "breachnotices", "Namespaced", "breach"),
     ];
     assert_eq!(crds().len(), expected.len());
     for (kind, plural, scope, short) in expected {
@@ -124,7 +126,7 @@ fn names_scope_short_names_and_category() {
 
 #[test]
 fn printer_columns() {
-    let expected: [(&str, &[&str]); 4] = [
+    let expected: [(&str, &[&str]); 5] = [
         (
             "Tenant",
             &[
@@ -162,6 +164,10 @@ fn printer_columns() {
                 "Ready",
                 "Age",
             ],
+        ),
+        (
+            "BreachNotice",
+            &["Deadline", "State", "Acknowledged", "Ready", "Age"],
         ),
     ];
     for (kind, names) in expected {
@@ -271,6 +277,7 @@ fn every_rule_has_a_message_and_transition_rules_are_the_intended_ones() {
         "Tenant/properties/spec/properties/contract",
         "ChannelBinding/properties/spec/properties/tenantRef",
         "ChannelBinding/properties/spec/properties/channel",
+        "BreachNotice/properties/spec/properties/awareAt",
     ]
     .into_iter()
     .map(String::from)

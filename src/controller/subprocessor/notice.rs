@@ -309,8 +309,14 @@ pub fn retry_at(record: &SubprocessorNotice, now: Timestamp) -> Option<Timestamp
     if record.awaiting_outcome || record.last_failure.is_none() {
         return None;
     }
-    let last = record.last_attempt_at.as_ref()?.0;
-    let doublings = record.attempts.saturating_sub(1).min(16);
+    backoff_due(record.last_attempt_at.as_ref()?.0, record.attempts, now)
+}
+
+/// When a delivery last attempted at `last`, after `attempts` failed attempts, may be
+/// attempted again, if not now: 5 s after the first failure, doubling to 5 min. Shared
+/// by every signed customer notice (also the BreachNotice controller's).
+pub fn backoff_due(last: Timestamp, attempts: u32, now: Timestamp) -> Option<Timestamp> {
+    let doublings = attempts.saturating_sub(1).min(16);
     let wait = RETRY_FIRST
         .checked_mul(1 << doublings)
         .unwrap_or(RETRY_LAST)
