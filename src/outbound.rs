@@ -156,6 +156,14 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let policy = self.policy;
         let host = name.as_str().to_owned();
         Box::pin(async move {
+            if reserved_name(&host) {
+                // Answered as the DNS would answer (no such name), without asking it.
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "a name under a reserved top-level domain (RFC 2606) never resolves",
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
             let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let (kept, refused) = keep_permitted(policy, resolved);
             if kept.is_empty() {
@@ -165,6 +173,20 @@ impl reqwest::dns::Resolve for GuardedResolver {
             Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
         })
     }
+}
+
+/// Whether `host` is under a top-level domain reserved never to resolve (RFC 2606:
+/// `.example`, `.invalid`, `.test`): the examples' and tests' fictional endpoints. Such
+/// a name is not looked up at all, so no query for it leaves the machine.
+pub fn reserved_name(host: &str) -> bool {
+    let tld = host
+        .trim_end_matches('.')
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    ["example", "invalid", "test"]
+        .iter()
+        .any(|r| tld.eq_ignore_ascii_case(r))
 }
 
 /// The permitted addresses of `resolved`, and the class of the first refused one.
@@ -341,6 +363,41 @@ mod tests {
             e,
             "egress refused: the address is private, not global unicast"
         );
+    }
+
+    #[test]
+    fn names_under_reserved_top_level_domains_are_never_looked_up() {
+        for host in [
+            "hooks.acme.example",
+            "x.invalid",
+            "a.b.TEST",
+            "platform.example.",
+        ] {
+            assert!(reserved_name(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "hooks.acme.eu",
+            "testing",
+            "localhost",
+            "notexample",
+        ] {
+            assert!(!reserved_name(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_answers_a_reserved_name_without_asking_the_dns() {
+        use reqwest::dns::Resolve;
+        let resolver = GuardedResolver {
+            policy: Egress::default(),
+        };
+        let name: reqwest::dns::Name = "hooks.acme.example".parse().unwrap();
+        let err = match resolver.resolve(name).await {
+            Ok(_) => panic!("a reserved name resolved"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("RFC 2606"), "{err}");
     }
 
     #[test]
