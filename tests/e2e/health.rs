@@ -217,13 +217,24 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
     // Bindings, on a Subprocessor that predates their tenants (effective at once).
     let sp = unique("h-sp");
     create_subprocessor(&client, &sp, 30).await;
+    // One tenant per binding: two bindings of one tenant's channel would make all but
+    // the oldest a DuplicateBinding.
     let (b_tenant, b_terminated) = (unique("h-bt"), unique("h-btt"));
-    create_tenant(&client, &b_tenant, json!({})).await;
-    create_tenant(&client, &b_terminated, json!({})).await;
+    let (b_tenant_susp, b_tenant_down, b_tenant_paused) =
+        (unique("h-bts"), unique("h-btd"), unique("h-btp"));
+    for t in [
+        &b_tenant,
+        &b_terminated,
+        &b_tenant_susp,
+        &b_tenant_down,
+        &b_tenant_paused,
+    ] {
+        create_tenant(&client, t, json!({})).await;
+    }
     let mut made = Vec::new();
     for (prefix, tenant, extra) in [
         ("h-b-ok", &b_tenant, json!(null)),
-        ("h-b-susp", &b_tenant, json!({"suspend": true})),
+        ("h-b-susp", &b_tenant_susp, json!({"suspend": true})),
         ("h-b-term", &b_terminated, json!(null)),
     ] {
         let (name, source) = (unique(prefix), unique(&format!("{prefix}-src")));
@@ -245,13 +256,13 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
     // A provider that keeps failing: the configured provider answers 503 for this tenant.
     let b_down = unique("h-b-down");
     crate::provider_router::router().register(
-        &b_tenant,
+        &b_tenant_down,
         axum::Router::new().fallback(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }),
     );
     create_binding(
         &client,
         &b_down,
-        &b_tenant,
+        &b_tenant_down,
         &sp,
         json!({"providerApi": {"name": crate::provider_router::PROVIDER}}),
     )
@@ -263,14 +274,14 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
     put_secret(
         &client,
         &b_paused_src,
-        Some(&b_tenant),
+        Some(&b_tenant_paused),
         &[("apiKey", "health-e2e")],
     )
     .await;
     create_binding(
         &client,
         &b_paused,
-        &b_tenant,
+        &b_tenant_paused,
         &sp,
         json!({"secretRef": {"name": b_paused_src}}),
     )
