@@ -263,7 +263,10 @@ pub struct BreachTenantNotice {
     pub awaiting_outcome: bool,
 
     /// Delivery attempts of the latest notice so far.
+    // int32 in the schema: the API server knows no `uint32` format (see
+    // SubprocessorNotice.attempts).
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(extend("format" = "int32"))]
     pub attempts: u32,
 
     /// When the last attempt was made: a failed notice is retried on its own backoff

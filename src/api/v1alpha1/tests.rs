@@ -524,6 +524,49 @@ fn crds_directory_matches_the_types() {
     }
 }
 
+/// Every `format` in the schemas is one the API server knows: an unknown one (schemars
+/// writes `uint32` for a u32) is a warning on every apply of the CRD (seen in `make demo`).
+#[test]
+fn the_schemas_use_only_formats_the_api_server_knows() {
+    fn formats(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(f)) = m.get("format") {
+                    out.push(f.clone());
+                }
+                m.values().for_each(|v| formats(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| formats(v, out)),
+            _ => {}
+        }
+    }
+    // The formats apiextensions validates (k8s.io/kube-openapi strfmt's default registry)
+    // that Herald's types can produce.
+    let known = [
+        "int32",
+        "int64",
+        "float",
+        "double",
+        "byte",
+        "date-time",
+        "date",
+        "uri",
+    ];
+    for crd in crds() {
+        let mut found = Vec::new();
+        formats(&serde_json::to_value(&crd).unwrap(), &mut found);
+        let unknown: Vec<&String> = found
+            .iter()
+            .filter(|f| !known.contains(&f.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{}: unknown formats {unknown:?}",
+            crd.metadata.name.as_deref().unwrap_or("")
+        );
+    }
+}
+
 #[test]
 fn descriptions_are_reflowed_for_kubectl_explain() {
     assert_eq!(
