@@ -42,6 +42,30 @@ impl Desired {
     }
 }
 
+/// `Stalled`, as every kind says it: True with the reason and message of what blocks
+/// progress, or False, "nothing blocks progress".
+pub fn stalled(why: Option<(&'static str, String)>) -> Desired {
+    use crate::api::v1alpha1::conditions::{self as types, reason};
+    match why {
+        Some((r, m)) => Desired::yes(types::STALLED, r, m),
+        None => Desired::no(
+            types::STALLED,
+            reason::RECONCILED,
+            "nothing blocks progress",
+        ),
+    }
+}
+
+/// `Reconciling`, as every kind says it: True with the reason and message of what is
+/// in progress, or False, "converged".
+pub fn reconciling(why: Option<(&'static str, String)>) -> Desired {
+    use crate::api::v1alpha1::conditions::{self as types, reason};
+    match why {
+        Some((r, m)) => Desired::yes(types::RECONCILING, r, m),
+        None => Desired::no(types::RECONCILING, reason::RECONCILED, "converged"),
+    }
+}
+
 fn status_str(b: bool) -> &'static str {
     if b { "True" } else { "False" }
 }

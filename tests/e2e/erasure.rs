@@ -538,27 +538,36 @@ pub(crate) fn own_operator(shard: &str) -> OwnOperator {
     own_operator_running(shard, "tenant")
 }
 
-#[tokio::test]
-async fn an_operator_killed_mid_erasure_resumes_and_writes_one_receipt() {
-    let client = client().await;
+/// A Tenant named from `prefix` in a shard of its own, served by an operator of its own
+/// (the Tenant controller only; the shared one leaves it alone), created and Ready:
+/// (its name, which is also the shard, and that operator).
+async fn sharded_tenant(client: &Client, prefix: &str) -> (String, OwnOperator) {
     operator().await; // CRDs, admission policies, the chart's RBAC
     apply_examples();
-    let name = unique("e2e-kill");
-    let shard = name.clone();
-    let mut first = own_operator(&shard);
-    first.ready().await;
+    let name = unique(prefix);
+    let mut own = own_operator(&name);
+    own.ready().await;
     let api: Api<Tenant> = Api::all(client.clone());
     api.create(
         &PostParams::default(),
         &tenant(
             &name,
             None,
-            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
+            json!({"metadata": {"labels": {SHARD_LABEL: name}}}),
         ),
     )
     .await
     .unwrap();
     wait_ready_active(&api, &name).await;
+    (name, own)
+}
+
+#[tokio::test]
+async fn an_operator_killed_mid_erasure_resumes_and_writes_one_receipt() {
+    let client = client().await;
+    let (name, mut first) = sharded_tenant(&client, "e2e-kill").await;
+    let shard = name.clone();
+    let api: Api<Tenant> = Api::all(client.clone());
     // A labelled object whose deletion a finalizer holds: erasure stops mid-way, after
     // it recorded its inventory and issued its deletes, waiting for verification.
     let hold = "e2e.herald.dev/hold";
@@ -1605,25 +1614,10 @@ async fn a_premade_erase_job_with_other_arguments_is_replaced_and_confirms_nothi
 async fn a_restart_between_target_selection_and_job_creation_purges_every_binding_channel() {
     use crate::channel_binding::{create_binding, create_subprocessor, put_secret};
     let client = client().await;
-    operator().await;
-    apply_examples();
-    let name = unique("e2e-targets");
+    let (name, mut first) = sharded_tenant(&client, "e2e-targets").await;
     let ns = format!("tenant-{name}");
     let shard = name.clone();
-    let mut first = own_operator(&shard);
-    first.ready().await;
     let api: Api<Tenant> = Api::all(client.clone());
-    api.create(
-        &PostParams::default(),
-        &tenant(
-            &name,
-            None,
-            json!({"metadata": {"labels": {SHARD_LABEL: shard}}}),
-        ),
-    )
-    .await
-    .unwrap();
-    wait_ready_active(&api, &name).await;
     let (sp, binding, source) = (
         unique("e2e-targets-sp"),
         unique("e2e-targets-b"),

@@ -410,23 +410,13 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
     };
     let desired = vec![
         ready,
-        match &stalled {
-            Some((r, m)) => Desired::yes(types::STALLED, r, m.clone()),
-            None => Desired::no(
-                types::STALLED,
-                reason::RECONCILED,
-                "nothing blocks progress",
-            ),
-        },
-        if reconciling {
-            Desired::yes(
-                types::RECONCILING,
+        crate::conditions::stalled(stalled.clone()),
+        crate::conditions::reconciling(reconciling.then(|| {
+            (
                 reason::PROGRESSING,
-                "delivering the notice to affected tenants",
+                "delivering the notice to affected tenants".to_owned(),
             )
-        } else {
-            Desired::no(types::RECONCILING, reason::RECONCILED, "converged")
-        },
+        })),
         tenants_notified,
     ];
     let state = if notified {

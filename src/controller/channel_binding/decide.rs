@@ -565,18 +565,8 @@ pub fn status(i: StatusInputs<'_>, now: Timestamp) -> ChannelBindingStatus {
     };
     let desired = vec![
         ready,
-        match &stalled {
-            Some((r, m)) => Desired::yes(types::STALLED, r, m.clone()),
-            None => Desired::no(
-                types::STALLED,
-                reason::RECONCILED,
-                "nothing blocks progress",
-            ),
-        },
-        match &converging {
-            Some((r, m)) => Desired::yes(types::RECONCILING, r, m.clone()),
-            None => Desired::no(types::RECONCILING, reason::RECONCILED, "converged"),
-        },
+        crate::conditions::stalled(stalled.clone()),
+        crate::conditions::reconciling(converging.clone()),
         effective,
         credential,
     ];
@@ -738,11 +728,7 @@ pub fn terminated_status(
     };
     let desired = vec![
         ready,
-        Desired::no(
-            types::STALLED,
-            reason::RECONCILED,
-            "nothing blocks progress",
-        ),
+        crate::conditions::stalled(None),
         reconciling,
         Desired::no(
             types::SUBPROCESSOR_EFFECTIVE,

@@ -202,23 +202,15 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> SubprocessorStatus {
     };
     let desired = vec![
         ready,
-        match stalled {
-            Some(why) => Desired::yes(types::STALLED, reason::SAFEGUARD_INSUFFICIENT, why.clone()),
-            None => Desired::no(
-                types::STALLED,
-                reason::RECONCILED,
-                "nothing blocks progress",
-            ),
-        },
-        if reconciling {
-            Desired::yes(
-                types::RECONCILING,
+        crate::conditions::stalled(
+            stalled.map(|why| (reason::SAFEGUARD_INSUFFICIENT, why.clone())),
+        ),
+        crate::conditions::reconciling(reconciling.then(|| {
+            (
                 reason::PROGRESSING,
-                "delivering notices to affected tenants",
+                "delivering notices to affected tenants".to_owned(),
             )
-        } else {
-            Desired::no(types::RECONCILING, reason::RECONCILED, "converged")
-        },
+        })),
         effective_cond,
         delivered_cond,
     ];

@@ -427,23 +427,13 @@ pub fn compute(
 
     let mut desired = vec![
         ready,
-        match &stalled {
-            Some((r, m)) => Desired::yes(types::STALLED, r, m.clone()),
-            None => Desired::no(
-                types::STALLED,
-                reason::RECONCILED,
-                "nothing blocks progress",
-            ),
-        },
-        if reconciling {
-            Desired::yes(
-                types::RECONCILING,
+        crate::conditions::stalled(stalled.clone()),
+        crate::conditions::reconciling(reconciling.then(|| {
+            (
                 reason::PROGRESSING,
-                "rolling out the senders or correcting residency",
+                "rolling out the senders or correcting residency".to_owned(),
             )
-        } else {
-            Desired::no(types::RECONCILING, reason::RECONCILED, "converged")
-        },
+        })),
         dpa,
         residency,
         retention,

@@ -959,19 +959,12 @@ pub fn conditions(
                 "nothing in progress",
             )
         },
-        if late {
-            Desired::yes(
-                types::STALLED,
+        crate::conditions::stalled(late.then(|| {
+            (
                 reason::ERASURE_OVERDUE,
                 format!("erasure missed its deadline {deadline}"),
             )
-        } else {
-            Desired::no(
-                types::STALLED,
-                reason::RECONCILED,
-                "nothing blocks progress",
-            )
-        },
+        })),
         if done && !erasure.unverified_kinds.is_empty() {
             // Erased as far as the operator could look: what it could not list is said,
             // not silently skipped.
