@@ -37,9 +37,9 @@ enum Command {
         /// connections, and so the memory, of a large fleet's first reconcile.
         #[arg(long, env = "HERALD_API_IN_FLIGHT", default_value_t = 32)]
         api_in_flight: u16,
-        /// Reconcile only the Tenants matching this label selector (shard a fleet
-        /// over several operators), and send notices only to them. ChannelBindings are
-        /// not sharded (see docs/operations.md). Default: every Tenant.
+        /// Serve only the Tenants matching this label selector (shard a fleet over
+        /// several operators): their stacks, their ChannelBindings, and the notices to
+        /// them (see docs/operations.md). Default: every Tenant.
         #[arg(long, env = "HERALD_TENANT_SELECTOR")]
         tenant_selector: Option<String>,
         /// The controllers to run, comma-separated: tenant, channelbinding, subprocessor.

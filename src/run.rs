@@ -89,6 +89,8 @@ pub enum RunError {
     Config(#[from] ConfigError),
     #[error("cannot build the HTTP client for provider APIs and customer webhooks")]
     Http(#[source] reqwest::Error),
+    #[error(transparent)]
+    TenantSelector(#[from] crate::controller::shard::SelectorError),
     #[error("lost the leader lease; stopped reconciling")]
     Leadership(#[source] LeaderError),
     #[error("cannot serve the health and metrics endpoints on {addr}")]
@@ -105,6 +107,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let operator_config = Arc::new(OperatorConfig::load(config.config_path.as_deref())?);
+    // A selector the ChannelBinding controller cannot read stops the start, like a bad
+    // configuration: judging bindings by another reading than the API server's would
+    // let two shards (or none) serve a binding.
+    let shard = crate::controller::shard::Shard::parse(config.tenant_selector.as_deref())?;
     let mut metrics = Metrics::new();
     let leader_gauge = crate::leader::register(&mut metrics.registry);
     let metrics = Arc::new(metrics);
@@ -192,7 +198,15 @@ pub async fn run(
         (None, future::FutureExt::boxed(drain))
     };
     let http = crate::outbound::HttpClient::new(config.egress).map_err(RunError::Http)?;
-    let ctx = Context::new(client, operator_config, metrics, nodes, bindings, http);
+    let ctx = Context::new(
+        client,
+        operator_config,
+        metrics,
+        nodes,
+        bindings,
+        http,
+        shard,
+    );
     let enabled = config.controllers;
     let tenants = controller::tenant::run(
         ctx.clone(),

@@ -9,6 +9,7 @@ pub mod events;
 pub mod finalizer;
 pub mod ownership;
 pub mod pause;
+pub mod shard;
 pub mod status;
 pub mod subprocessor;
 pub mod tenant;
@@ -68,6 +69,9 @@ pub struct Context {
     /// The operator's user name as the API server authenticates it, asked once: the
     /// subject of its binding in each tenant namespace (see `tenant::access`).
     pub identity: tokio::sync::OnceCell<String>,
+    /// The tenants this process serves (`--tenant-selector`); the ChannelBinding
+    /// controller judges each binding by its Tenant's labels.
+    pub shard: shard::Shard,
 }
 
 impl Context {
@@ -87,6 +91,7 @@ impl Context {
         nodes: Store<PartialObjectMeta<Node>>,
         bindings: Store<ChannelBinding>,
         http: crate::outbound::HttpClient,
+        shard: shard::Shard,
     ) -> Arc<Self> {
         let events = events::Publisher::new(client.clone(), Self::reporter());
         Arc::new(Self {
@@ -100,6 +105,7 @@ impl Context {
             written: Default::default(),
             receipt_key: Default::default(),
             identity: Default::default(),
+            shard,
         })
     }
 }

@@ -533,13 +533,14 @@ pub(crate) use crate::common::{
     OwnOperator, own_operator_configured, own_operator_running, own_operator_with,
 };
 
-/// An operator of our own for shard `shard`, running only the Tenant controller.
+/// An operator of our own for shard `shard`: the Tenant and ChannelBinding controllers
+/// (the bindings of its tenants are its own; the shared operator leaves them alone).
 pub(crate) fn own_operator(shard: &str) -> OwnOperator {
-    own_operator_running(shard, "tenant")
+    own_operator_running(shard, "tenant,channelbinding")
 }
 
 /// A Tenant named from `prefix` in a shard of its own, served by an operator of its own
-/// (the Tenant controller only; the shared one leaves it alone), created and Ready:
+/// (the shared one leaves it alone), created and Ready:
 /// (its name, which is also the shard, and that operator).
 async fn sharded_tenant(client: &Client, prefix: &str) -> (String, OwnOperator) {
     operator().await; // CRDs, admission policies, the chart's RBAC

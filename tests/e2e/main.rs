@@ -20,6 +20,7 @@ mod rbac;
 mod restart;
 mod retention;
 mod robustness;
+mod shard;
 mod smoke;
 mod subprocessor;
 mod tenant;

@@ -646,7 +646,7 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
     create_subprocessor(&client, &sp, 30).await;
 
     // Operator A sends; the customer's endpoint takes the request and never answers.
-    let mut first = own_operator_running(&shard, "subprocessor");
+    let mut first = own_operator_running(&shard, "subprocessor,channelbinding");
     first.ready().await;
     let in_flight = wait_notice(&tenant, &sp, "recorded before it is sent", |n| {
         n.awaiting_outcome && n.sent_at.is_some()
@@ -664,7 +664,7 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
     drop(first); // SIGKILL, while the request waits for its answer
 
     // Operator B sends the same notice again, and it is acknowledged.
-    let mut second = own_operator_running(&shard, "subprocessor");
+    let mut second = own_operator_running(&shard, "subprocessor,channelbinding");
     second.ready().await;
     let delivered = wait_notice(&tenant, &sp, "delivered", |n| n.delivered_at.is_some()).await;
     let received = hook.received.lock().unwrap().clone();
@@ -694,7 +694,7 @@ async fn a_notice_interrupted_by_a_crash_is_resent_unchanged_and_a_delivered_one
     drop(second);
 
     // Operator C reconciles every Subprocessor and sends nothing.
-    let mut third = own_operator_running(&shard, "subprocessor");
+    let mut third = own_operator_running(&shard, "subprocessor,channelbinding");
     third.ready().await;
     let all = Api::<Subprocessor>::all(client.clone())
         .list(&Default::default())
@@ -750,7 +750,7 @@ async fn a_notice_the_outbound_guard_refuses_reads_egress_refused_and_reaches_no
     } = sharded_tenant(&client, "sp-egress").await;
     create_subprocessor(&client, &sp, 30).await;
 
-    let mut own = own_operator_with(&shard, "subprocessor", false);
+    let mut own = own_operator_with(&shard, "subprocessor,channelbinding", false);
     own.ready().await;
     let record = wait_notice(&tenant, &sp, "refused by the outbound guard", |n| {
         n.last_failure
@@ -763,7 +763,7 @@ async fn a_notice_the_outbound_guard_refuses_reads_egress_refused_and_reaches_no
         record.last_failure.as_deref().unwrap().contains("loopback"),
         "the address class is named: {record:?}"
     );
-    // The shared operator's binding controller reads the record.
+    // The shard's binding controller reads the record.
     wait_binding(
         &client,
         &binding,

@@ -148,6 +148,7 @@ pub async fn run(
     let deploy_changed = Changed::default();
     let (peer_changed, by_peer) = (Changed::default(), ctx.bindings.clone());
     let providers = ctx.config.providers.clone();
+    let shard = ctx.shard.clone();
     // A binding's own status patches do not requeue it; its spec, metadata and deletion do.
     Controller::for_stream(
         bindings.predicate_filter(binding_trigger, Default::default()),
@@ -177,8 +178,11 @@ pub async fn run(
         move |t| {
             // The spec, and the notice records the Subprocessor controller keeps in the
             // tenant's status (a delivered notice starts the objection window).
+            // And whether this process serves it: a Tenant relabelled into this shard
+            // brings its bindings here.
             let notices = crate::controller::subprocessor::notice::outcomes(&t);
-            if !tenant_changed.passes(&t, (t.metadata.generation, notices)) {
+            let served = shard.serves(Some(t.labels()));
+            if !tenant_changed.passes(&t, (t.metadata.generation, notices, served)) {
                 return Vec::new();
             }
             let name = t.name_any();
@@ -306,6 +310,17 @@ struct Version {
 
 async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Error> {
     let name = b.name_any();
+    let tenant_name = &b.spec.tenant_ref.name;
+    // Read first: whose shard the binding is in comes from its Tenant's labels, and
+    // nothing (pause, deletion, status) is done for another shard's binding.
+    let tenant = Api::<Tenant>::all(ctx.client.clone())
+        .get_opt(tenant_name)
+        .await
+        .map_err(Error::kube(format!("get Tenant {tenant_name}")))?;
+    if !ctx.shard.serves(tenant.as_ref().map(|t| t.labels())) {
+        // Its Tenant's labels changing is what brings it back (see `run`).
+        return Ok(Action::await_change());
+    }
     if b.annotations()
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v != "false")
@@ -321,14 +336,9 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
     if finalizer::ensure(&bindings_api(ctx), b, FINALIZER, ctx, CONTROLLER).await? {
         return Ok(Action::requeue(REQUEUE_WAITING));
     }
-    let tenant_name = &b.spec.tenant_ref.name;
     let sp_name = &b.spec.subprocessor_ref.name;
     let channel = channel_name(b);
 
-    let tenant = Api::<Tenant>::all(ctx.client.clone())
-        .get_opt(tenant_name)
-        .await
-        .map_err(Error::kube(format!("get Tenant {tenant_name}")))?;
     let sp = Api::<Subprocessor>::all(ctx.client.clone())
         .get_opt(sp_name)
         .await
