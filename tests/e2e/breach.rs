@@ -10,7 +10,6 @@
 use herald::api::v1alpha1::{BreachNotice, BreachTenantNotice, Tenant};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 
 use crate::channel_binding::{create_tenant, put_secret};
@@ -76,36 +75,66 @@ async fn api() -> Api<BreachNotice> {
     Api::namespaced(client().await, CONTROL_NAMESPACE)
 }
 
-/// Waits until the BreachNotice satisfies `f`, and returns it.
-async fn wait_breach(name: &str, what: &str, f: impl Fn(&BreachNotice) -> bool) -> BreachNotice {
-    let api = api().await;
-    let cond = move |b: Option<&BreachNotice>| b.is_some_and(&f);
-    match tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond)).await {
-        Ok(Ok(Some(b))) => b,
-        _ => panic!(
-            "BreachNotice {name}: {what} not reached; status: {}",
-            serde_json::to_string_pretty(
-                &api.get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|b| b.status)
-            )
-            .unwrap()
-        ),
+/// A BreachNotice as read, with every tenant's record of it (each in its Tenant's
+/// `status.breachNotices`, not on the BreachNotice, so that no breach grows with the
+/// fleet).
+#[derive(Debug)]
+pub(crate) struct Seen {
+    bn: BreachNotice,
+    records: Vec<BreachTenantNotice>,
+}
+
+impl std::ops::Deref for Seen {
+    type Target = BreachNotice;
+    fn deref(&self) -> &BreachNotice {
+        &self.bn
     }
 }
 
-fn record<'a>(b: &'a BreachNotice, tenant: &str) -> Option<&'a BreachTenantNotice> {
-    b.status
-        .as_ref()?
-        .notices
-        .iter()
-        .find(|n| n.tenant == tenant)
+/// The BreachNotice `name` and the records of it in every Tenant's status.
+async fn seen(name: &str) -> Option<Seen> {
+    let bn = api().await.get_opt(name).await.unwrap()?;
+    let uid = bn.metadata.uid.clone().unwrap_or_default();
+    let records = Api::<Tenant>::all(client().await)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|t| t.status)
+        .flat_map(|s| s.breach_notices)
+        .filter(|r| r.breach == name && r.breach_uid == uid)
+        .collect();
+    Some(Seen { bn, records })
+}
+
+/// Waits until the BreachNotice and its records satisfy `f`, and returns them. Polled:
+/// the records change on the Tenants, not on the BreachNotice a watch would follow.
+async fn wait_breach(name: &str, what: &str, f: impl Fn(&Seen) -> bool) -> Seen {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = seen(name).await;
+        if let Some(s) = now.filter(|s| f(s)) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "BreachNotice {name}: {what} not reached; status: {}, records: {}",
+                serde_json::to_string_pretty(&seen(name).await.and_then(|s| s.bn.status.clone()))
+                    .unwrap(),
+                serde_json::to_string_pretty(&seen(name).await.map(|s| s.records)).unwrap()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+fn record<'a>(b: &'a Seen, tenant: &str) -> Option<&'a BreachTenantNotice> {
+    b.records.iter().find(|n| n.tenant == tenant)
 }
 
 /// Whether `tenant` acknowledged the notice of `generation`.
-fn acked(b: &BreachNotice, tenant: &str, generation: i64) -> bool {
+fn acked(b: &Seen, tenant: &str, generation: i64) -> bool {
     record(b, tenant).is_some_and(|r| r.generation == generation && r.acknowledged_at.is_some())
 }
 

@@ -212,22 +212,25 @@ pub struct BreachNoticeStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 
-    /// How many affected tenants acknowledged the latest notice, e.g. `2/3`.
+    /// How many affected tenants acknowledged the latest notice, e.g. `2/3`. Each
+    /// tenant's record of the notices is in that Tenant's `status.breachNotices`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acknowledged: Option<String>,
-
-    /// The notice to each affected tenant, one entry per tenant. Each entry is written
-    /// under a field manager of its own (`herald-breach-<tenant>`), so that deliveries to
-    /// different tenants never overwrite each other's record.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["tenant".into()]))]
-    pub notices: Vec<BreachTenantNotice>,
 }
 
 /// The notice of a breach to one tenant. Never holds a secret or an endpoint's answer.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BreachTenantNotice {
+    /// The BreachNotice (its name in the control namespace) this record is of: the key
+    /// of the Tenant's `status.breachNotices`.
+    pub breach: String,
+
+    /// The BreachNotice's uid: a breach deleted and created again under the same name
+    /// is another breach, owed its own notice.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub breach_uid: String,
+
     /// The Tenant told.
     pub tenant: String,
 

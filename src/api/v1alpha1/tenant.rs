@@ -388,6 +388,15 @@ pub struct TenantStatus {
     /// persisted step by step so that a restarted operator resumes where it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erasure: Option<ErasureStatus>,
+
+    /// The notices of personal data breaches sent to this tenant, one per BreachNotice:
+    /// when first sent and acknowledged, the latest notice (a follow-up after a spec
+    /// change) and its outcome. Written by the BreachNotice controller, each record as
+    /// the delivery happens, under a field manager of that breach's own; kept here so
+    /// that no BreachNotice grows with the fleet (etcd's object limit at 10,000 tenants).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["breach".into()]))]
+    pub breach_notices: Vec<super::BreachTenantNotice>,
 }
 
 /// Where a terminated (or deleted) tenant's erasure stands. Every time here was recorded

@@ -271,15 +271,15 @@ fn named(who: &[String]) -> String {
     let mut list: Vec<String> = who.iter().take(MAX_NAMED).cloned().collect();
     if who.len() > MAX_NAMED {
         list.push(format!(
-            "and {} more (see status.notices)",
+            "and {} more (see each Tenant's status.breachNotices)",
             who.len() - MAX_NAMED
         ));
     }
     list.join(", ")
 }
 
-/// The summary status given `o`, at `now`. Its `notices` stay empty: each tenant's
-/// record is written under its own field manager, never with the summary.
+/// The summary status given `o`, at `now`. The per-tenant records are not part of it:
+/// each is in its Tenant's status, written as its delivery happens.
 pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
     let bn = o.bn;
     let generation = bn.metadata.generation.unwrap_or_default();
@@ -434,7 +434,6 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
         retain_until: Some(Time(retain_until(bn, o.retention_days))),
         state: Some(state.to_owned()),
         acknowledged: Some(format!("{acked}/{total}")),
-        notices: Vec::new(),
     }
 }
 

@@ -5,8 +5,8 @@
 //! and keeps the 48-hour deadline (and the authority's 72 hours) in status and metrics.
 //!
 //! Pipeline: affected tenants ([`decide::affected`]) → due notices, sent side by side
-//! (each recorded in `status.notices` before it is sent and after its outcome, under a
-//! field manager of its tenant's own) → [`decide::status`] (the summary, patched only
+//! (each recorded in the Tenant's `status.breachNotices` before it is sent and after its
+//! outcome, under a field manager of this breach's own) → [`decide::status`] (the summary, patched only
 //! when it changed; events on transitions) → metrics → requeue at the next retry or the
 //! deadline. Sharded like the Subprocessor controller: a process sends only to the
 //! Tenants its selector matches; the summary counts every tenant's record.
@@ -194,11 +194,17 @@ async fn reconcile_inner(
             Ok(a) => (a.tenants, a.missing, None),
             Err(why) => (Vec::new(), Vec::new(), Some(why)),
         };
-    let mut records: Vec<BreachTenantNotice> = bn
-        .status
-        .as_ref()
-        .map(|s| s.notices.clone())
-        .unwrap_or_default();
+    // Each tenant's record of this breach, from the Tenants just listed (fresh, not a
+    // cache that lags: a record written a moment ago must not be missed, or a notice
+    // already acknowledged would be sent again).
+    let uid = bn.uid().unwrap_or_default();
+    let mut records: Vec<BreachTenantNotice> = tenants
+        .iter()
+        .filter_map(|t| t.status.as_ref())
+        .flat_map(|s| &s.breach_notices)
+        .filter(|r| r.breach == name && r.breach_uid == uid)
+        .cloned()
+        .collect();
 
     // Who is due a notice now; a failed one waits on its own backoff.
     let mut due: Vec<(Tenant, BreachTenantNotice)> = Vec::new();
@@ -220,10 +226,11 @@ async fn reconcile_inner(
             continue;
         }
         let key = decide::idempotency_key(bn, generation, &tenant_name);
-        let Some(record) = decide::next_attempt(existing, &tenant_name, generation, &key, now)
+        let Some(mut record) = decide::next_attempt(existing, &tenant_name, generation, &key, now)
         else {
             continue; // acknowledged: never sent again
         };
+        (record.breach, record.breach_uid) = (name.clone(), uid.clone());
         if due.len() >= ATTEMPTS_PER_RECONCILE {
             deferred = true;
             continue;
@@ -374,24 +381,28 @@ async fn deliver(
     Ok(record)
 }
 
-/// Writes one tenant's record into `status.notices`: a server-side apply of that one
-/// entry under the field manager `herald-breach-<tenant>`, so that it never removes
-/// another tenant's record (each manager owns only its own entry), nor the summary.
+/// Writes one tenant's record of this breach into the Tenant's `status.breachNotices`:
+/// a server-side apply of that one entry under the field manager `herald-breach-<name>`,
+/// so that it neither removes another breach's record (each manager owns only its own
+/// entry) nor touches what the Tenant and Subprocessor controllers write there.
 async fn record_notice(
     ctx: &Context,
     bn: &BreachNotice,
     record: &BreachTenantNotice,
 ) -> Result<(), Error> {
-    let ns = bn.namespace().unwrap_or_default();
-    let api: Api<BreachNotice> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
     let patch = serde_json::json!({
         "apiVersion": "herald.dev/v1alpha1",
-        "kind": "BreachNotice",
-        "status": {"notices": [record]},
+        "kind": "Tenant",
+        "status": {"breachNotices": [record]},
     });
     api.patch_status(
-        &bn.name_any(),
-        &PatchParams::apply(&field_manager(&record.tenant)).force(),
+        &record.tenant,
+        &PatchParams::apply(&crate::controller::subprocessor::notice::field_manager_of(
+            "herald-breach-",
+            &bn.name_any(),
+        ))
+        .force(),
         &Patch::Apply(&patch),
     )
     .await
@@ -399,14 +410,8 @@ async fn record_notice(
         "record the breach notice to Tenant {}",
         record.tenant
     )))?;
-    ctx.metrics.wrote(CONTROLLER, "BreachNotice/status");
+    ctx.metrics.wrote(CONTROLLER, "Tenant/status");
     Ok(())
-}
-
-/// `herald-breach-<tenant>`: within the 128 characters of a field manager, as a Tenant's
-/// name is at most 56.
-fn field_manager(tenant: &str) -> String {
-    format!("herald-breach-{tenant}")
 }
 
 /// Patches the summary when it differs from what is stored (the per-tenant records are
@@ -416,8 +421,7 @@ async fn publish_status(
     status: BreachNoticeStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let mut before = bn.status.clone().unwrap_or_default();
-    before.notices.clear();
+    let before = bn.status.clone().unwrap_or_default();
     let api: Api<BreachNotice> =
         Api::namespaced(ctx.client.clone(), &bn.namespace().unwrap_or_default());
     crate::controller::status::publish(

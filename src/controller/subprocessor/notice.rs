@@ -361,14 +361,19 @@ pub fn plan(
 /// The API server allows 128 characters: a longer name is cut and made unique with a
 /// digest of the whole name.
 pub fn field_manager(subprocessor: &str) -> String {
-    const PREFIX: &str = "herald-notice-";
-    let name = format!("{PREFIX}{subprocessor}");
-    if name.len() <= 128 {
-        return name;
+    field_manager_of("herald-notice-", subprocessor)
+}
+
+/// `prefix` + `name` as a field manager of at most 128 characters (see
+/// [`field_manager`]); the BreachNotice controller's records use it too.
+pub fn field_manager_of(prefix: &str, name: &str) -> String {
+    let whole = format!("{prefix}{name}");
+    if whole.len() <= 128 {
+        return whole;
     }
-    let digest = crate::digest::sha256_hex(subprocessor.as_bytes());
-    let head: String = subprocessor.chars().take(64).collect();
-    format!("{PREFIX}{head}-{}", &digest[..16])
+    let digest = crate::digest::sha256_hex(name.as_bytes());
+    let head: String = name.chars().take(64).collect();
+    format!("{prefix}{head}-{}", &digest[..16])
 }
 
 /// The verdict for one tenant with its record of this reconcile taken into account.

@@ -1003,13 +1003,15 @@ async fn publish_status(
     mut status: TenantStatus,
     ctx: &Context,
 ) -> Result<(), Error> {
-    // The notice records belong to the Subprocessor controller, which writes each one
-    // as a delivery happens under a field manager of its own: this controller neither
-    // compares them (a new record is no reason to write) nor applies them (a copy from
-    // its cache could overwrite a newer record).
+    // The notice records belong to the Subprocessor and BreachNotice controllers, which
+    // write each one as a delivery happens under a field manager of their own: this
+    // controller neither compares them (a new record is no reason to write) nor applies
+    // them (a copy from its cache could overwrite a newer record).
     let mut before = tenant.status.clone().unwrap_or_default();
     before.subprocessor_notices.clear();
     status.subprocessor_notices.clear();
+    before.breach_notices.clear();
+    status.breach_notices.clear();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     crate::controller::status::publish(
         ctx,

@@ -471,8 +471,10 @@ pub fn compute(
             .as_ref()
             .and_then(|a| a.get(crate::controller::RECONCILE_REQUESTED_ANNOTATION))
             .cloned(),
-        // The Subprocessor controller's, never written from here (see publish_status).
+        // The Subprocessor and BreachNotice controllers', never written from here (see
+        // publish_status).
         subprocessor_notices: Vec::new(),
+        breach_notices: Vec::new(),
     }
 }
 
