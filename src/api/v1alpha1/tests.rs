@@ -289,6 +289,11 @@ fn every_rule_has_a_message_and_transition_rules_are_the_intended_ones() {
         "ChannelBinding/properties/spec/properties/tenantRef",
         "ChannelBinding/properties/spec/properties/channel",
         "BreachNotice/properties/spec/properties/awareAt",
+        "DataSubjectRequest/properties/spec",
+        "DataSubjectRequest/properties/spec/properties/tenantRef",
+        "DataSubjectRequest/properties/spec/properties/right",
+        "DataSubjectRequest/properties/spec/properties/receivedAt",
+        "DataSubjectRequest/properties/spec/properties/subjectSecretRef",
     ]
     .into_iter()
     .map(String::from)
