@@ -31,7 +31,7 @@ const DSR_LABEL: &str = "herald.dev/data-subject-request";
 
 /// A tenant whose notices go to a local receiver (signed with its own secret), with a
 /// local export endpoint.
-async fn live_tenant(client: &Client, name: &str) -> (Hook, String) {
+pub(crate) async fn live_tenant(client: &Client, name: &str) -> (Hook, String) {
     let key = secret();
     let (url, hook) = start_hook(&key, false).await;
     let sig = format!("{name}-sig");
@@ -58,11 +58,11 @@ fn free_port() -> u16 {
 }
 
 /// The subject Secret, labelled for `owner`, holding `identifier`.
-async fn subject_secret(client: &Client, name: &str, owner: &str, identifier: &str) {
+pub(crate) async fn subject_secret(client: &Client, name: &str, owner: &str, identifier: &str) {
     put_secret(client, name, Some(owner), &[("subject", identifier)]).await;
 }
 
-fn whole_now() -> Timestamp {
+pub(crate) fn whole_now() -> Timestamp {
     Timestamp::from_second(Timestamp::now().as_second()).unwrap()
 }
 
@@ -73,7 +73,7 @@ fn plus_months(t: Timestamp, months: i64) -> Timestamp {
         .timestamp()
 }
 
-fn request(
+pub(crate) fn request(
     name: &str,
     tenant: &str,
     right: &str,
@@ -89,12 +89,12 @@ fn request(
     .unwrap()
 }
 
-async fn api(client: &Client) -> Api<DataSubjectRequest> {
+pub(crate) async fn api(client: &Client) -> Api<DataSubjectRequest> {
     Api::namespaced(client.clone(), CONTROL_NAMESPACE)
 }
 
 /// Waits until the request satisfies `f`, and returns it.
-async fn wait_dsr(
+pub(crate) async fn wait_dsr(
     client: &Client,
     name: &str,
     what: &str,
@@ -118,7 +118,7 @@ async fn wait_dsr(
     }
 }
 
-fn condition(d: &DataSubjectRequest, type_: &str) -> Option<(String, String)> {
+pub(crate) fn condition(d: &DataSubjectRequest, type_: &str) -> Option<(String, String)> {
     let c = d
         .status
         .as_ref()?
