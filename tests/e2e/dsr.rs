@@ -156,6 +156,10 @@ async fn assert_identifier_nowhere(client: &Client, request: &str, identifier: &
         !operator().await.log().contains(identifier),
         "the identifier is in the operator's log"
     );
+    assert!(
+        !operator().await.metrics().await.contains(identifier),
+        "the identifier is in the operator's metrics"
+    );
 }
 
 #[tokio::test]
@@ -500,4 +504,105 @@ async fn a_request_for_an_erased_tenant_is_answered_nothing_held_with_its_deleti
             .is_none(),
         "the subject Secret is still there"
     );
+}
+
+/// A Job of the request's name made before Herald's, running `args` with the platform's
+/// image, suspended (no pod runs).
+fn premade_job(name: &str, args: &[&str]) -> Job {
+    let config = herald::config::OperatorConfig::load(None).unwrap();
+    let image = herald::controller::tenant::data_plane::image(&config);
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {E2E_LABEL: "dsr"}},
+        "spec": {"suspend": true, "template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "job", "image": image, "args": args}]
+        }}}
+    }))
+    .unwrap()
+}
+
+/// An erasure request whose Job exits 3 (the image contract's "nothing held"): the
+/// answer is NothingHeld, written in the receipt; before the subject Secret exists the
+/// request waits, Stalled with its own reason, and runs nothing.
+#[tokio::test]
+async fn a_job_exiting_3_answers_nothing_held() {
+    let client = client().await;
+    operator().await;
+    let tenant = unique("e2e-dsr-exit");
+    live_tenant(&client, &tenant).await;
+    crate::erasure::wait_ready_active(&Api::all(client.clone()), &tenant).await;
+    let ns = format!("tenant-{tenant}");
+    let secret_name = format!("{tenant}-subject");
+    let name = format!("{tenant}-erasure");
+    let created = api(&client)
+        .await
+        .create(
+            &PostParams::default(),
+            &request(&name, &tenant, "Erasure", whole_now(), &secret_name),
+        )
+        .await
+        .unwrap();
+    wait_dsr(&client, &name, "Stalled=True, SubjectSecretMissing", |d| {
+        condition(d, "Stalled") == Some(("True".into(), "SubjectSecretMissing".into()))
+    })
+    .await;
+    // The Job Herald would create (its name is the request's uid), there first, and
+    // failed by the pod failure policy on exit code 3, as the Job controller writes it.
+    let uid: String = created
+        .metadata
+        .uid
+        .unwrap()
+        .chars()
+        .filter(|c| *c != '-')
+        .take(12)
+        .collect();
+    let job_name = format!("herald-dsr-{uid}");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
+    let args = [
+        "dsr",
+        "--right",
+        "erasure",
+        "--subject-file",
+        "/var/run/herald/subject/subject",
+    ];
+    jobs.create(&PostParams::default(), &premade_job(&job_name, &args))
+        .await
+        .unwrap();
+    let now = Timestamp::now().to_string();
+    let message = format!(
+        "Container job for pod {ns}/{job_name}-x failed with exit code 3 matching FailJob rule at index 0"
+    );
+    let condition_of = |type_: &str| json!({"type": type_, "status": "True", "reason": "PodFailurePolicy", "message": message, "lastTransitionTime": now});
+    jobs.patch_status(
+        &job_name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"startTime": now,
+            "conditions": [condition_of("FailureTarget"), condition_of("Failed")]}})),
+    )
+    .await
+    .unwrap();
+    subject_secret(
+        &client,
+        &secret_name,
+        &tenant,
+        &format!("+31 6 {}", unique("id")),
+    )
+    .await;
+    let d = wait_dsr(&client, &name, "answered", |d| {
+        d.status.as_ref().is_some_and(|s| s.receipt.is_some())
+    })
+    .await;
+    let st = d.status.unwrap();
+    assert_eq!(st.outcome.as_deref(), Some("NothingHeld"));
+    assert_eq!(st.job.as_deref(), Some(job_name.as_str()));
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), CONTROL_NAMESPACE)
+        .get(st.receipt.as_deref().unwrap())
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(&cm.data.unwrap()["receipt.json"]).unwrap();
+    assert_eq!(
+        (body["outcome"].as_str(), body["right"].as_str()),
+        (Some("NothingHeld"), Some("Erasure"))
+    );
+    assert!(body["deliveredTo"].is_null(), "{body}");
 }

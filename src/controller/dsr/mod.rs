@@ -318,8 +318,9 @@ async fn answer(
                 no_region_key: NO_REGION_ALLOWED.to_owned(),
                 service_account: SENDER.to_owned(),
             };
-            create_job(ctx, dsr, tenant, &home, &job_name, &args, identifier).await?;
-            st.job = Some(job_name);
+            if create_job(ctx, dsr, tenant, &home, &job_name, &args, identifier).await? {
+                st.job = Some(job_name);
+            }
             found.soon = true;
         }
     }
@@ -328,7 +329,8 @@ async fn answer(
 
 /// Creates the subject copy (the identifier, as a Secret of the tenant namespace the
 /// Job mounts) and the Job: the platform's image, the tenant's regions, the data-plane
-/// label the purges' egress policy selects.
+/// label the purges' egress policy selects. False while the tenant namespace does not
+/// exist yet (a Tenant just created): the stack builds it.
 async fn create_job(
     ctx: &Context,
     dsr: &DataSubjectRequest,
@@ -337,7 +339,7 @@ async fn create_job(
     name: &str,
     args: &[String],
     identifier: k8s_openapi::ByteString,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let tenant_name = tenant.name_any();
     let ns = namespace_name(&tenant_name);
     let owner = tenant.controller_owner_ref(&()).ok_or(Error::MissingName)?;
@@ -363,6 +365,7 @@ async fn create_job(
     match secrets.create(&PostParams::default(), &copy).await {
         Ok(_) => ctx.metrics.wrote(CONTROLLER, "Secret"),
         Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
         Err(e) => return Err(Error::kube(format!("create the subject copy {name}"))(e)),
     }
     let pod_labels = DataPlane::pod_labels(&labels, "data-subject-request");
@@ -393,7 +396,7 @@ async fn create_job(
         Err(e) => return Err(Error::kube(format!("create Job {name}"))(e)),
     }
     info!(job = %name, namespace = %ns, "running the data-subject request");
-    Ok(())
+    Ok(true)
 }
 
 /// Deletes a Job and its pods (already gone is fine).
