@@ -606,3 +606,37 @@ async fn a_job_exiting_3_answers_nothing_held() {
     );
     assert!(body["deliveredTo"].is_null(), "{body}");
 }
+
+/// The operator deletes a Secret of the control namespace only when it is labelled for
+/// a tenant (herald-operator-scope): a subject Secret, never one a person left
+/// unlabelled, whatever its RBAC (which allows deleting Secrets there) says.
+#[tokio::test]
+async fn the_operator_may_delete_only_labelled_secrets_in_the_control_namespace() {
+    let client = client().await;
+    operator().await; // deploy/admission installed
+    let labelled = unique("e2e-dsr-labelled");
+    put_secret(&client, &labelled, Some(&labelled), &[("subject", "x")]).await;
+    let unlabelled = unique("e2e-dsr-unlabelled");
+    put_secret(&client, &unlabelled, None, &[("subject", "x")]).await;
+    let delete = |name: &str| {
+        crate::rbac::as_operator(&[
+            "delete",
+            "secret",
+            name,
+            "-n",
+            CONTROL_NAMESPACE,
+            "--dry-run=server",
+        ])
+    };
+    let (ok, err) = delete(&unlabelled);
+    assert!(
+        !ok,
+        "the operator may delete an unlabelled Secret of the control namespace"
+    );
+    assert!(
+        err.contains("may delete a Secret in its control namespace only when it is labelled herald.dev/tenant"),
+        "{err}"
+    );
+    let (ok, err) = delete(&labelled);
+    assert!(ok, "the operator may not delete a labelled Secret: {err}");
+}
