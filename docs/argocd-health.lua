@@ -1,5 +1,6 @@
 -- Argo CD health check for Herald's kinds (herald.dev: Tenant, ChannelBinding,
--- Subprocessor, RetentionPolicy). Install it as described in docs/argocd.md.
+-- Subprocessor, RetentionPolicy, BreachNotice, DataSubjectRequest). Install it as
+-- described in docs/argocd.md.
 --
 -- Herald's status follows kstatus: `observedGeneration`, and the conditions `Ready`
 -- (the summary), `Reconciling` (converging by itself) and `Stalled` (a person must act),

@@ -107,6 +107,15 @@ pub struct BreachLabels {
     pub breach: String,
 }
 
+/// `request`, `tenant`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DsrLabels {
+    /// The DataSubjectRequest's name (never the data subject's identifier).
+    pub request: String,
+    /// The Tenant it is answered for.
+    pub tenant: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -161,6 +170,8 @@ pub struct Metrics {
     pub breach_unnotified: Family<BreachLabels, Gauge>,
     /// Breach notices sent to customers' webhooks, by result (delivered, failed).
     pub breach_notices: Family<ResultLabels, Counter>,
+    /// A data-subject request's deadline (unix seconds), while it is not answered.
+    pub dsr_deadline: Family<DsrLabels, Gauge>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -304,6 +315,12 @@ impl Metrics {
             "Breach notices sent to customers' webhooks, by result (delivered, failed)",
             breach_notices.clone(),
         );
+        let dsr_deadline = Family::<DsrLabels, Gauge>::default();
+        registry.register(
+            "data_subject_request_deadline_timestamp_seconds",
+            "When the data-subject request must be answered (receivedAt + 1 month + the extension, unix seconds), while it is not",
+            dsr_deadline.clone(),
+        );
         Self {
             registry,
             credential_last_rotation,
@@ -329,6 +346,7 @@ impl Metrics {
             breach_authority_deadline,
             breach_unnotified,
             breach_notices,
+            dsr_deadline,
         }
     }
 
@@ -526,6 +544,23 @@ impl Metrics {
         self.breach_unnotified.remove(&BreachLabels {
             breach: breach.to_owned(),
         });
+    }
+
+    /// Sets a data-subject request's deadline series, or removes it (`None`: answered
+    /// or deleted).
+    pub fn set_dsr_deadline(&self, request: &str, tenant: &str, deadline: Option<i64>) {
+        let labels = DsrLabels {
+            request: request.to_owned(),
+            tenant: tenant.to_owned(),
+        };
+        match deadline {
+            Some(v) => {
+                self.dsr_deadline.get_or_create(&labels).set(v);
+            }
+            None => {
+                self.dsr_deadline.remove(&labels);
+            }
+        }
     }
 
     /// The OpenMetrics text of every family.

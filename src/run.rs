@@ -230,11 +230,12 @@ pub async fn run(
         stopped(stop_rx.clone()),
     );
     let breaches = controller::breach::run(
-        ctx,
+        ctx.clone(),
         config.concurrency,
         config.tenant_selector.clone(),
         stopped(stop_rx.clone()),
     );
+    let requests = controller::dsr::run(ctx, config.concurrency, stopped(stop_rx.clone()));
     // A disabled controller is never polled: it makes no watch and no request.
     let tenants = async move {
         if enabled.tenant {
@@ -257,11 +258,17 @@ pub async fn run(
             breaches.await
         }
     };
+    // DataSubjectRequests run Jobs in tenant namespaces: wherever Tenants are reconciled.
+    let requests = async move {
+        if enabled.tenant {
+            requests.await
+        }
+    };
     health.set_ready(true);
     // The controllers run side by side and stop on the same signal; the binding watch
     // only ends with the process.
     tokio::select! {
-        ((), (), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors, breaches) } => {},
+        ((), (), (), (), ()) = async { tokio::join!(tenants, channel_bindings, subprocessors, breaches, requests) } => {},
         () = binding_watch => {},
         // Lost the lease: the controllers are dropped here, mid-reconcile, before the
         // lease can expire; the process exits non-zero and restarts as a standby.

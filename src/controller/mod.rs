@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod breach;
 pub mod channel_binding;
+pub mod dsr;
 pub mod events;
 pub mod finalizer;
 pub mod ownership;

@@ -277,6 +277,26 @@ const INVALID: &[(&str, &str)] = &[
         "breachnotice-outside-control-namespace.yaml",
         "BreachNotices belong in the control namespace herald-system",
     ),
+    (
+        "datasubjectrequest-extension-informed-in-the-second-month.yaml",
+        "extension.subjectInformedAt must be within the first month after receivedAt",
+    ),
+    (
+        "datasubjectrequest-extension-without-reason.yaml",
+        "an extension needs a reason and subjectInformedAt",
+    ),
+    (
+        "datasubjectrequest-extension-three-months.yaml",
+        "spec.extension.months",
+    ),
+    (
+        "datasubjectrequest-unknown-right.yaml",
+        "Unsupported value: \"Forgetting\"",
+    ),
+    (
+        "datasubjectrequest-outside-control-namespace.yaml",
+        "DataSubjectRequests belong in the control namespace herald-system",
+    ),
 ];
 
 /// A client with Herald's CRDs installed and the control namespace present.

@@ -1209,7 +1209,11 @@ pub(crate) async fn break_glass_client() -> Client {
 }
 
 /// Runs `herald receipt verify` on `receipt` (and `keys`); (success, stdout + stderr).
-fn verify_receipt(dir: &std::path::Path, receipt: &Value, keys: Option<&str>) -> (bool, String) {
+pub(crate) fn verify_receipt(
+    dir: &std::path::Path,
+    receipt: &Value,
+    keys: Option<&str>,
+) -> (bool, String) {
     let file = dir.join(format!("receipt-{}.json", unique("r")));
     std::fs::write(&file, serde_json::to_vec(receipt).unwrap()).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));

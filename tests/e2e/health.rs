@@ -508,6 +508,77 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
         .unwrap(),
     ));
 
+    // A BreachNotice naming a tenant without an endpoint; data-subject requests, one
+    // answered, one whose subject Secret is another tenant's.
+    let bn_tenant = unique("h-bn");
+    create_tenant(&client, &bn_tenant, json!({})).await;
+    let bn = unique("h-bn-notice");
+    let notice: herald::api::v1alpha1::BreachNotice = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "BreachNotice",
+        "metadata": {"name": bn, "namespace": CONTROL_NAMESPACE, "labels": {crate::common::E2E_LABEL: "health"}},
+        "spec": {"awareAt": crate::dsr::whole_now().to_string(), "affectedTenants": {"names": [bn_tenant]},
+                 "nature": "e2e health: a breach nobody can be told of",
+                 "contact": {"name": "Data Protection Office", "email": "dpo@platform.example"}}
+    }))
+    .unwrap();
+    let breaches: Api<herald::api::v1alpha1::BreachNotice> =
+        Api::namespaced(client.clone(), CONTROL_NAMESPACE);
+    breaches.create(&Default::default(), &notice).await.unwrap();
+    objects.push((
+        "BreachNotice: an affected tenant without an endpoint",
+        serde_json::to_value(
+            wait(
+                breaches.clone(),
+                &bn,
+                "stalled",
+                |x: &herald::api::v1alpha1::BreachNotice| {
+                    cond(x.status.as_ref().map(|s| &s.conditions), "Stalled")
+                        == Some(("True".into(), "NoNotificationEndpoint".into()))
+                },
+            )
+            .await,
+        )
+        .unwrap(),
+    ));
+    let requests = crate::dsr::api(&client).await;
+    let (dsr_ok, dsr_foreign) = (unique("h-dsr-ok"), unique("h-dsr-foreign"));
+    for (t, owner) in [
+        (&dsr_ok, dsr_ok.clone()),
+        (&dsr_foreign, unique("h-dsr-other")),
+    ] {
+        crate::dsr::live_tenant(&client, t).await;
+        let secret = format!("{t}-subject");
+        crate::dsr::subject_secret(&client, &secret, &owner, "health-e2e-subject").await;
+        requests
+            .create(
+                &Default::default(),
+                &crate::dsr::request(t, t, "Erasure", crate::dsr::whole_now(), &secret),
+            )
+            .await
+            .unwrap();
+    }
+    objects.push((
+        "DataSubjectRequest: answered",
+        serde_json::to_value(
+            crate::dsr::wait_dsr(&client, &dsr_ok, "answered", |d| {
+                crate::dsr::condition(d, "Ready") == Some(("True".into(), "Answered".into()))
+            })
+            .await,
+        )
+        .unwrap(),
+    ));
+    objects.push((
+        "DataSubjectRequest: subject Secret of another tenant",
+        serde_json::to_value(
+            crate::dsr::wait_dsr(&client, &dsr_foreign, "stalled", |d| {
+                crate::dsr::condition(d, "Stalled")
+                    == Some(("True".into(), "SubjectSecretNotForTenant".into()))
+            })
+            .await,
+        )
+        .unwrap(),
+    ));
+
     // The checker needs apiVersion and kind, as Argo CD and kstatus get them.
     let values: Vec<Value> = objects.iter().map(|(_, v)| v.clone()).collect();
     let verdicts = check(&values);

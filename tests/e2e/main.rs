@@ -10,6 +10,7 @@ mod breach;
 mod channel_binding;
 mod chart;
 mod common;
+mod dsr;
 mod erasure;
 mod health;
 mod identity;

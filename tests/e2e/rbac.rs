@@ -210,7 +210,7 @@ async fn the_operator_reads_secrets_and_writes_only_in_its_own_namespaces() {
 }
 
 /// Runs kubectl as the operator; (success, stderr).
-fn as_operator(args: &[&str]) -> (bool, String) {
+pub(crate) fn as_operator(args: &[&str]) -> (bool, String) {
     let user = operator_user();
     let out = kubectl(&[args, &["--as", &user]].concat());
     (

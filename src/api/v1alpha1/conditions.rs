@@ -212,6 +212,23 @@ pub mod reason {
     pub const NOTICE_FAILING: &str = "NoticeFailing";
     /// BreachNotice: its affectedTenants selector matches no Tenant.
     pub const NO_TENANTS_AFFECTED: &str = "NoTenantsAffected";
+    /// DataSubjectRequest: its subjectSecretRef names a Secret not labelled for the
+    /// request's tenant (it is not read; nothing runs).
+    pub const SUBJECT_SECRET_NOT_FOR_TENANT: &str = "SubjectSecretNotForTenant";
+    /// DataSubjectRequest: the subject Secret does not exist or has no key `subject`.
+    pub const SUBJECT_SECRET_MISSING: &str = "SubjectSecretMissing";
+    /// DataSubjectRequest: an access or portability request for a tenant without an
+    /// export endpoint (onTermination.export.url): there is nowhere to deliver the data.
+    pub const NO_EXPORT_ENDPOINT: &str = "NoExportEndpoint";
+    /// DataSubjectRequest: its Job failed without an answer (an exit code the image
+    /// contract does not give, out of retries); it is run again.
+    pub const DSR_JOB_FAILED: &str = "DsrJobFailed";
+    /// DataSubjectRequest: answered, the receipt written and delivered, the subject
+    /// Secret deleted.
+    pub const ANSWERED: &str = "Answered";
+    /// DataSubjectRequest: answered, the receipt written; the tenant's endpoint has not
+    /// acknowledged it yet (retried).
+    pub const RECEIPT_DELIVERY_PENDING: &str = "ReceiptDeliveryPending";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -267,6 +284,12 @@ pub mod reason {
         KINDS_UNVERIFIED,
         NOTICE_FAILING,
         NO_TENANTS_AFFECTED,
+        SUBJECT_SECRET_NOT_FOR_TENANT,
+        SUBJECT_SECRET_MISSING,
+        NO_EXPORT_ENDPOINT,
+        DSR_JOB_FAILED,
+        ANSWERED,
+        RECEIPT_DELIVERY_PENDING,
     ];
 }
 

@@ -9,6 +9,7 @@ mod breach_notice;
 mod channel_binding;
 mod common;
 pub mod conditions;
+mod data_subject_request;
 mod retention_policy;
 mod subprocessor;
 mod tenant;
@@ -30,6 +31,9 @@ pub use channel_binding::{
     ProviderApi, Rotation, UnstoredCredential,
 };
 pub use common::{DNS_LABEL, Dpa, EEA_COUNTRIES, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
+pub use data_subject_request::{
+    DataSubjectRequest, DataSubjectRequestSpec, DataSubjectRequestStatus, Extension, Right,
+};
 pub use retention_policy::{
     RecordRetention, RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus,
 };
@@ -52,6 +56,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Tenant::crd(),
         ChannelBinding::crd(),
         BreachNotice::crd(),
+        DataSubjectRequest::crd(),
     ];
     for version in crds.iter_mut().flat_map(|c| c.spec.versions.iter_mut()) {
         if let Some(schema) = version

@@ -83,12 +83,13 @@ fn all_rules(v: &Value, path: &str, out: &mut Vec<(String, Value)>) {
     }
 }
 
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "Tenant",
     "ChannelBinding",
     "RetentionPolicy",
     "Subprocessor",
     "BreachNotice",
+    "DataSubjectRequest",
 ];
 
 #[test]
@@ -99,6 +100,12 @@ fn names_scope_short_names_and_category() {
         ("RetentionPolicy", "retentionpolicies", "Cluster", "rp"),
         ("Subprocessor", "subprocessors", "Cluster", "sp"),
         ("BreachNotice", "breachnotices", "Namespaced", "breach"),
+        (
+            "DataSubjectRequest",
+            "datasubjectrequests",
+            "Namespaced",
+            "dsr",
+        ),
     ];
     assert_eq!(crds().len(), expected.len());
     for (kind, plural, scope, short) in expected {
@@ -126,7 +133,7 @@ fn names_scope_short_names_and_category() {
 
 #[test]
 fn printer_columns() {
-    let expected: [(&str, &[&str]); 5] = [
+    let expected: [(&str, &[&str]); 6] = [
         (
             "Tenant",
             &[
@@ -168,6 +175,10 @@ fn printer_columns() {
         (
             "BreachNotice",
             &["Deadline", "State", "Acknowledged", "Ready", "Age"],
+        ),
+        (
+            "DataSubjectRequest",
+            &["Tenant", "Right", "Deadline", "State", "Ready", "Age"],
         ),
     ];
     for (kind, names) in expected {
@@ -278,6 +289,11 @@ fn every_rule_has_a_message_and_transition_rules_are_the_intended_ones() {
         "ChannelBinding/properties/spec/properties/tenantRef",
         "ChannelBinding/properties/spec/properties/channel",
         "BreachNotice/properties/spec/properties/awareAt",
+        "DataSubjectRequest/properties/spec",
+        "DataSubjectRequest/properties/spec/properties/tenantRef",
+        "DataSubjectRequest/properties/spec/properties/right",
+        "DataSubjectRequest/properties/spec/properties/receivedAt",
+        "DataSubjectRequest/properties/spec/properties/subjectSecretRef",
     ]
     .into_iter()
     .map(String::from)
