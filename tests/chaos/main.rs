@@ -350,6 +350,23 @@ async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() 
                 && !mounts
             {
                 missing_credential.push(format!("{name}/{}", rs.name_any()));
+                // The evidence, for the report: when, and what the template said.
+                let template = rs.spec.as_ref().and_then(|s| s.template.as_ref());
+                let annotations = template
+                    .and_then(|t| t.metadata.as_ref())
+                    .and_then(|m| m.annotations.as_ref());
+                let volumes: Vec<String> = template
+                    .and_then(|t| t.spec.as_ref())
+                    .and_then(|p| p.volumes.as_ref())
+                    .map(|v| v.iter().map(|v| v.name.clone()).collect())
+                    .unwrap_or_default();
+                println!(
+                    "chaos: {name}/{} created {created}, credential current since {in_place}, \
+                     revision {:?}, {VERSIONS} {:?}, volumes {volumes:?}",
+                    rs.name_any(),
+                    rs.annotations().get("deployment.kubernetes.io/revision"),
+                    annotations.and_then(|a| a.get(VERSIONS)),
+                );
             }
         }
     }
@@ -400,7 +417,7 @@ async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() 
     println!("chaos: kube-apiserver and etcd restarts");
     restart_operator(&mut op, &shard, &mut logs).await;
     op.ready().await;
-    rows.extend(outage::run(&client, &fleet).await);
+    rows.extend(outage::run(&client, &fleet, &op).await);
     op.child.kill().unwrap();
     op.child.wait().unwrap();
     logs.push_str(&shard_log(&shard));
