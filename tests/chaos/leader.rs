@@ -110,9 +110,18 @@ fn handover_fault(entries: &[audit::Entry], lease: &str, old: &str, new: &str) -
         ));
     };
     if last_old.received() >= first_new.received() {
+        // Both requests named (verb, object, answer): a refused lease grab by a standby
+        // reads differently from a second writer.
+        let what = |e: &audit::Entry| {
+            let o = e.object();
+            format!("{} {}/{} {}", e.verb, o.resource, o.name, e.code())
+        };
         return Some(format!(
-            "{old}→{new}: {old} wrote at {} after {new}'s first write at {}",
-            last_old.request_received_timestamp, first_new.request_received_timestamp
+            "{old}→{new}: {old} wrote ({}) at {} after {new}'s first write ({}) at {}",
+            what(last_old),
+            last_old.request_received_timestamp,
+            what(first_new),
+            first_new.request_received_timestamp
         ));
     }
     let renewed = old_writes
