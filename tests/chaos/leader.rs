@@ -103,7 +103,12 @@ fn writes_of(entries: &[audit::Entry], identity: &str) -> Vec<audit::Entry> {
 /// Whether handover `old` → `new` was clean; a description when it was not.
 fn handover_fault(entries: &[audit::Entry], lease: &str, old: &str, new: &str) -> Option<String> {
     let old_writes = writes_of(entries, old);
-    let new_writes = writes_of(entries, new);
+    // The new leader's first write that took effect: a standby's lease grab the API
+    // server refused (409: both replicas create the Lease at the start) changes nothing.
+    let new_writes: Vec<audit::Entry> = writes_of(entries, new)
+        .into_iter()
+        .filter(|e| (200..300).contains(&e.code()))
+        .collect();
     let (Some(last_old), Some(first_new)) = (old_writes.last(), new_writes.first()) else {
         return Some(format!(
             "{old}→{new}: a replica's writes are not in the audit log"
