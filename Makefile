@@ -217,26 +217,35 @@ bench:
 	  N=$(N) IDLE=$(IDLE) ERASE=$(ERASE) CONCURRENCY=$(CONCURRENCY) cargo bench --features bench --bench fleet; \
 	fi
 
-## chaos: the operator SIGKILLed at random while CHAOS_TENANTS tenants converge
-## (tests/chaos/), on a local cluster of its own (state in CHAOS_CLUSTER_DIR, ports from
-## CHAOS_PORT_BASE; a fresh one each run, so nothing of an earlier run is reconciled).
-## Prints a table (scenario, figure, result); fails on any failed row. chaos-short is
-## the small variant `make test` runs.
+## chaos: tests/chaos/, on a local cluster of its own (state in CHAOS_CLUSTER_DIR, ports
+## from CHAOS_PORT_BASE; a fresh one each run, so nothing of an earlier run is reconciled).
+## One run, four scenarios on one fleet of CHAOS_TENANTS tenants: the operator SIGKILLed
+## CHAOS_KILLS times while the fleet converges; CHAOS_ERASURES tenants erased while it is
+## SIGKILLed again; kube-apiserver, then etcd restarted (10 spec changes after each, picked
+## up within 30 s); two replicas with leader election, the leader SIGKILLed
+## CHAOS_LEADER_KILLS times (audit log: no overlapping writers). Prints a table (scenario,
+## figure, result); fails on any failed row. chaos-short is the small variant `make test`
+## runs (about 3 minutes).
 CHAOS_CLUSTER_DIR ?= $(HOME)/.cache/herald/chaos-cluster
 CHAOS_PORT_BASE ?= 26430
 CHAOS_TENANTS ?= 150
 CHAOS_KILLS ?= 40
-CHAOS_CLUSTER = HERALD_CLUSTER_DIR=$(CHAOS_CLUSTER_DIR) HERALD_PORT_BASE=$(CHAOS_PORT_BASE) $(CLUSTER)
+CHAOS_ERASURES ?= 40
+CHAOS_LEADER_KILLS ?= 5
+CHAOS_CLUSTER_VARS = HERALD_CLUSTER_DIR=$(CHAOS_CLUSTER_DIR) HERALD_PORT_BASE=$(CHAOS_PORT_BASE)
+CHAOS_CLUSTER = $(CHAOS_CLUSTER_VARS) $(CLUSTER)
 chaos:
 	@$(CHAOS_CLUSTER) down >/dev/null 2>&1; rm -rf $(CHAOS_CLUSTER_DIR)
 	$(CHAOS_CLUSTER) up
-	@eval "$$($(CHAOS_CLUSTER) env)" && \
+	@eval "$$($(CHAOS_CLUSTER) env)" && $(CHAOS_CLUSTER_VARS) \
 	  CHAOS_TENANTS=$(CHAOS_TENANTS) CHAOS_KILLS=$(CHAOS_KILLS) \
-	  cargo test --features e2e --test chaos -- --nocapture; rc=$$?; \
+	  CHAOS_ERASURES=$(CHAOS_ERASURES) CHAOS_LEADER_KILLS=$(CHAOS_LEADER_KILLS) \
+	  cargo test --features e2e --test chaos -- --nocapture && rc=0 || rc=$$?; \
 	  $(CHAOS_CLUSTER) down; exit $$rc
 
 chaos-short:
-	@$(MAKE) --no-print-directory chaos CHAOS_TENANTS=20 CHAOS_KILLS=8
+	@$(MAKE) --no-print-directory chaos CHAOS_TENANTS=20 CHAOS_KILLS=8 CHAOS_ERASURES=5 \
+	  CHAOS_LEADER_KILLS=2
 
 bench-cluster-down:
 	$(BENCH_CLUSTER) down
