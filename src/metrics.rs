@@ -107,6 +107,13 @@ pub struct BreachLabels {
     pub breach: String,
 }
 
+/// `step`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// The erasure step (`Step::as_str`).
+    pub step: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -161,6 +168,8 @@ pub struct Metrics {
     pub breach_unnotified: Family<BreachLabels, Gauge>,
     /// Breach notices sent to customers' webhooks, by result (delivered, failed).
     pub breach_notices: Family<ResultLabels, Counter>,
+    /// Erasure passes that failed, by the step that failed (`status.erasure.step`).
+    pub erasure_step_errors: Family<StepLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -304,6 +313,12 @@ impl Metrics {
             "Breach notices sent to customers' webhooks, by result (delivered, failed)",
             breach_notices.clone(),
         );
+        let erasure_step_errors = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "erasure_step_errors",
+            "Erasure passes that failed with an error, by the erasure step that failed (export, purge, inventory, deleteAndVerify, …; see docs/erasure.md)",
+            erasure_step_errors.clone(),
+        );
         Self {
             registry,
             credential_last_rotation,
@@ -329,6 +344,7 @@ impl Metrics {
             breach_authority_deadline,
             breach_unnotified,
             breach_notices,
+            erasure_step_errors,
         }
     }
 
@@ -533,6 +549,15 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// One more failed pass of erasure step `step`.
+    pub fn erasure_step_failed(&self, step: &str) {
+        self.erasure_step_errors
+            .get_or_create(&StepLabels {
+                step: step.to_owned(),
+            })
+            .inc();
     }
 }
 

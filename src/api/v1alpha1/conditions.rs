@@ -212,6 +212,9 @@ pub mod reason {
     pub const NOTICE_FAILING: &str = "NoticeFailing";
     /// BreachNotice: its affectedTenants selector matches no Tenant.
     pub const NO_TENANTS_AFFECTED: &str = "NoTenantsAffected";
+    /// Tenant (`Reconciling`): a step of its erasure failed with an error and is retried;
+    /// the message names the step (`status.erasure.step`) and the error.
+    pub const ERASURE_STEP_ERROR: &str = "ErasureStepError";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -267,6 +270,7 @@ pub mod reason {
         KINDS_UNVERIFIED,
         NOTICE_FAILING,
         NO_TENANTS_AFFECTED,
+        ERASURE_STEP_ERROR,
     ];
 }
 
