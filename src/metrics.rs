@@ -116,6 +116,13 @@ pub struct DsrLabels {
     pub tenant: String,
 }
 
+/// `step`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// The erasure step (`Step::as_str`).
+    pub step: String,
+}
+
 /// Every metric Herald exports, registered once in [`Metrics::new`].
 pub struct Metrics {
     /// The registry `/metrics` encodes.
@@ -172,6 +179,8 @@ pub struct Metrics {
     pub breach_notices: Family<ResultLabels, Counter>,
     /// A data-subject request's deadline (unix seconds), while it is not answered.
     pub dsr_deadline: Family<DsrLabels, Gauge>,
+    /// Erasure passes that failed, by the step that failed (`status.erasure.step`).
+    pub erasure_step_errors: Family<StepLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -321,6 +330,12 @@ impl Metrics {
             "When the data-subject request must be answered (receivedAt + 1 month + the extension, unix seconds), while it is not",
             dsr_deadline.clone(),
         );
+        let erasure_step_errors = Family::<StepLabels, Counter>::default();
+        registry.register(
+            "erasure_step_errors",
+            "Erasure passes that failed with an error, by the erasure step that failed (export, purge, inventory, deleteAndVerify, …; see docs/erasure.md)",
+            erasure_step_errors.clone(),
+        );
         Self {
             registry,
             credential_last_rotation,
@@ -347,6 +362,7 @@ impl Metrics {
             breach_unnotified,
             breach_notices,
             dsr_deadline,
+            erasure_step_errors,
         }
     }
 
@@ -568,6 +584,15 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// One more failed pass of erasure step `step`.
+    pub fn erasure_step_failed(&self, step: &str) {
+        self.erasure_step_errors
+            .get_or_create(&StepLabels {
+                step: step.to_owned(),
+            })
+            .inc();
     }
 }
 

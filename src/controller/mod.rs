@@ -354,6 +354,10 @@ pub enum Error {
     /// A reconcile panicked; the panic was caught and the object is retried.
     #[error("the reconcile panicked: {0}")]
     Panic(String),
+    /// A step of a tenant's erasure failed: the step's name is in the message, the
+    /// `herald_erasure_step_errors_total` metric, the condition and the logs.
+    #[error(transparent)]
+    ErasureStep(Box<crate::controller::tenant::erasure::step::StepError>),
 }
 
 impl Error {
@@ -373,6 +377,8 @@ impl Error {
             Error::CachesNotSynced => "cache-not-synced",
             Error::Time(_) => "time",
             Error::Panic(_) => "panic",
+            // What went wrong, as for any reconcile; the step is in its own metric.
+            Error::ErasureStep(e) => e.source_error().category(),
         }
     }
 

@@ -351,10 +351,17 @@ async fn a_tenant_terminated_29_days_ago_is_erased_within_a_minute_with_a_receip
         })
         .await
     };
-    tokio::time::timeout(WAIT, wait_delivery)
+    let delivered = tokio::time::timeout(WAIT, wait_delivery)
         .await
         .expect("receipt not delivered")
         .unwrap();
+    // Every step passed: the status says so.
+    let step = delivered
+        .as_ref()
+        .and_then(|t| t.status.as_ref())
+        .and_then(|s| s.erasure.as_ref())
+        .and_then(|e| e.step.clone());
+    assert_eq!(step.as_deref(), Some("done"));
     let deliveries = seen.lock().unwrap().clone();
     let d = deliveries
         .iter()
@@ -430,6 +437,8 @@ async fn a_tenant_terminated_today_stops_its_senders_and_waits() {
         erasure.erasing_since.is_none() && erasure.inventory.is_empty(),
         "erasure began early"
     );
+    // The step it is in, as a person or the chaos suite sees it.
+    assert_eq!(erasure.step.as_deref(), Some("awaitErasure"));
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), &format!("tenant-{name}"));
     let d = deploys.get("herald-sender").await.unwrap();
     assert_eq!(d.spec.unwrap().replicas, Some(0), "senders not stopped");

@@ -229,6 +229,9 @@ pub mod reason {
     /// DataSubjectRequest: answered, the receipt written; the tenant's endpoint has not
     /// acknowledged it yet (retried).
     pub const RECEIPT_DELIVERY_PENDING: &str = "ReceiptDeliveryPending";
+    /// Tenant (`Reconciling`): a step of its erasure failed with an error and is retried;
+    /// the message names the step (`status.erasure.step`) and the error.
+    pub const ERASURE_STEP_ERROR: &str = "ErasureStepError";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -290,6 +293,7 @@ pub mod reason {
         DSR_JOB_FAILED,
         ANSWERED,
         RECEIPT_DELIVERY_PENDING,
+        ERASURE_STEP_ERROR,
     ];
 }
 

@@ -454,6 +454,12 @@ pub struct ErasureStatus {
     /// condition says so. Empty when erasure checked everything its scope names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unverified_kinds: Vec<String>,
+    /// The erasure step the tenant is in (`export`, `awaitErasure`, `startErasure`,
+    /// `selectTargets`, `purge`, `inventory`, `deleteAndVerify`, `writeReceipt`,
+    /// `deliverReceipt`, `done`; see docs/erasure.md): derived from the fields above and
+    /// written with them, so that people and tests see where erasure stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 /// The export Job's outcome.

@@ -480,9 +480,16 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 namespace: &children.namespace,
                 service_account: &children.service_account,
                 data_plane: &children.data_plane,
+                live_namespace: current_ns.as_ref(),
                 foreign: foreign.as_ref(),
             };
-            Some(erasure::advance(tenant, t, &decision.periods, records, &home, ctx, now).await?)
+            match erasure::advance(tenant, t, &decision.periods, records, &home, ctx, now).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    erasure_step_error(tenant, &e, ctx, now).await;
+                    return Err(e);
+                }
+            }
         }
         None => None,
     };
@@ -602,6 +609,31 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     } else {
         REQUEUE_CONVERGING
     }))
+}
+
+/// A failed erasure step says so in `Reconciling` (reason `ErasureStepError`, the step
+/// and the error in the message) before the reconcile fails and is retried. A failure to
+/// write it is logged: the retry is the same either way.
+async fn erasure_step_error(tenant: &Tenant, error: &Error, ctx: &Context, now: Timestamp) {
+    let Error::ErasureStep(e) = error else {
+        return;
+    };
+    let current = tenant.status.clone().unwrap_or_default();
+    let mut status = current.clone();
+    let message = format!(
+        "erasure step {} failed; retrying: {}",
+        e.step(),
+        crate::error_chain(e.source_error())
+    );
+    let desired = [Desired::yes(
+        types::RECONCILING,
+        reason::ERASURE_STEP_ERROR,
+        message,
+    )];
+    override_conditions(&mut status, &current.conditions, &desired, tenant, now);
+    if let Err(w) = publish_status(tenant, status, ctx).await {
+        warn!(step = e.step().as_str(), error = %crate::error_chain(&w), "could not record the erasure step's failure");
+    }
 }
 
 fn phase_name(p: crate::api::v1alpha1::TenantPhase) -> &'static str {

@@ -232,6 +232,14 @@ pub fn with_revocations(
     sorted(steps)
 }
 
+/// The scope's kinds left unverified: those `earlier` looks could not list (the
+/// inventory's, which lists every kind) and those the latest could not, once each, in
+/// order.
+pub fn merge_unverified(earlier: Vec<String>, latest: Vec<String>) -> Vec<String> {
+    let all: std::collections::BTreeSet<String> = earlier.into_iter().chain(latest).collect();
+    all.into_iter().collect()
+}
+
 fn sorted(mut steps: Vec<StepFailure>) -> Vec<StepFailure> {
     steps.sort_by(|a, b| (&a.step, &a.target).cmp(&(&b.step, &b.target)));
     steps
@@ -427,6 +435,21 @@ mod tests {
             "state: Active",
             &format!("state: Terminated\n    terminatedAt: \"{days_ago_at}\""),
         ))
+    }
+
+    #[test]
+    fn unverified_kinds_keep_what_the_inventory_could_not_list() {
+        let inventory = vec!["services".to_owned(), "secrets in tenant-a".to_owned()];
+        // The later sweep looks at fewer kinds: what it did not list stays unverified.
+        assert_eq!(
+            merge_unverified(inventory.clone(), vec![]),
+            ["secrets in tenant-a", "services"]
+        );
+        assert_eq!(
+            merge_unverified(inventory, vec!["services".into(), "pods".into()]),
+            ["pods", "secrets in tenant-a", "services"]
+        );
+        assert!(merge_unverified(vec![], vec![]).is_empty());
     }
 
     fn ts(s: &str) -> Timestamp {

@@ -1,0 +1,189 @@
+//! `writeReceipt` and `deliverReceipt`: the signed, immutable deletion receipt in the
+//! control namespace, then its delivery to the customer's endpoint, retried until
+//! acknowledged without holding up the Erased state.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::super::{Delivery, RECEIPT_FOR_LABEL, plan};
+use super::{Next, Pass};
+use crate::api::v1alpha1::{ErasureStatus, Tenant};
+use crate::controller::{Context, Error};
+use crate::evidence;
+
+/// The `writeReceipt` step. The kinds left unverified are those of the inventory and
+/// of the sweep that just verified: not listed again.
+pub(super) async fn write(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<Next, Error> {
+    let receipt = plan::receipt(
+        pass.tenant,
+        pass.timing,
+        es,
+        pass.periods,
+        pass.records,
+        es.unverified_kinds.clone(),
+    )?
+    .ok_or(Error::MissingName)?;
+    let (body, digest) = plan::seal(&receipt).map_err(|source| Error::Build {
+        what: "deletion receipt",
+        source,
+    })?;
+    let receipt_name = write_receipt(pass.ctx, pass.tenant, &body, &digest).await?;
+    info!(receipt = %receipt_name, digest = %digest, "deletion receipt written");
+    es.receipt = Some(receipt_name);
+    es.receipt_digest = Some(digest);
+    Ok(Next::wait(1, "receipt written".into()))
+}
+
+/// The `deliverReceipt` step: the receipt is written, the tenant is erased. Delivering
+/// the certificate to the customer is retried until acknowledged.
+pub(super) async fn deliver(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<Next, Error> {
+    let (ctx, now) = (pass.ctx, pass.now);
+    let delivery = match pass.tenant.spec.notifications.as_ref() {
+        None => Delivery::NoEndpoint,
+        Some(n) => {
+            let (body, digest) =
+                read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
+            match crate::controller::subprocessor::signing_secret(
+                ctx,
+                &pass.name,
+                &n.signing_secret_ref,
+            )
+            .await?
+            {
+                Err(why) => {
+                    es.failing_steps = plan::step_failed(
+                        std::mem::take(&mut es.failing_steps),
+                        plan::step::RECEIPT_DELIVERY,
+                        DELIVERY_TARGET,
+                        "SigningSecretUnusable",
+                        now,
+                    );
+                    Delivery::Pending(why)
+                }
+                Ok(secret) => {
+                    match crate::notify::send_signed(
+                        &ctx.http,
+                        &n.webhook_url,
+                        &secret,
+                        &digest,
+                        body.as_bytes(),
+                        now,
+                    )
+                    .await
+                    {
+                        Ok(()) => {
+                            es.receipt_delivered_at = Some(Time(now));
+                            es.failing_steps = plan::step_succeeded(
+                                std::mem::take(&mut es.failing_steps),
+                                plan::step::RECEIPT_DELIVERY,
+                                DELIVERY_TARGET,
+                            );
+                            Delivery::Delivered
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "deletion receipt not acknowledged; retrying");
+                            es.failing_steps = plan::step_failed(
+                                std::mem::take(&mut es.failing_steps),
+                                plan::step::RECEIPT_DELIVERY,
+                                DELIVERY_TARGET,
+                                &e.category(),
+                                now,
+                            );
+                            Delivery::Pending(format!(
+                                "the customer's endpoint did not acknowledge it ({e})"
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(done(es, delivery))
+}
+
+/// The `done` step (and the end of `deliverReceipt`): erased, with where the delivery
+/// stands. A failing step after the receipt (a revocation, the delivery) is still
+/// reported: look again soon, until none is.
+pub(super) fn done(es: &ErasureStatus, delivery: Delivery) -> Next {
+    let requeue = if matches!(delivery, Delivery::Pending(_)) || !es.failing_steps.is_empty() {
+        30
+    } else {
+        3600
+    };
+    let note = match es.not_erased.len() {
+        0 => "erased, verified, receipt written".into(),
+        n => format!(
+            "erased, verified, receipt written; {n} objects labelled for the tenant were found and not erased (not Herald's, or outside the erasure scope): see status.erasure.notErased, a person decides"
+        ),
+    };
+    Next::Erased {
+        requeue: std::time::Duration::from_secs(requeue),
+        note,
+        delivery,
+    }
+}
+
+/// Writes the receipt as an immutable, signed ConfigMap (create-if-absent: a restart that
+/// finds it already written keeps the first; Ed25519 signatures are deterministic, so a
+/// rewrite would carry the same bytes anyway).
+async fn write_receipt(
+    ctx: &Context,
+    tenant: &Tenant,
+    body: &str,
+    digest: &str,
+) -> Result<String, Error> {
+    let name = plan::receipt_name(tenant);
+    let key = ctx
+        .receipt_key
+        .get_or_try_init(|| {
+            crate::evidence::store::ensure(&ctx.client, &ctx.config.control_namespace)
+        })
+        .await
+        .map_err(Error::SigningKey)?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "labels": {RECEIPT_FOR_LABEL: tenant.name_any(), "app.kubernetes.io/managed-by": "herald",
+                       "app.kubernetes.io/component": "deletion-receipt"},
+            "annotations": {"herald.dev/receipt-sha256": digest}
+        },
+        "immutable": true,
+        // The signature covers receipt.json's bytes; keyId names the published public
+        // key that verifies it (`herald receipt verify`).
+        "data": {
+            evidence::BODY_KEY: body, evidence::DIGEST_KEY: digest,
+            evidence::SIGNATURE_KEY: key.sign_b64(body.as_bytes()),
+            evidence::KEY_ID_KEY: key.key_id(), evidence::PUBLIC_KEY_KEY: key.public_key_b64(),
+        }
+    }))
+    .map_err(|source| Error::Build { what: "receipt", source })?;
+    match api.create(&PostParams::default(), &cm).await {
+        Ok(_) => ctx.metrics.wrote("tenant", "ConfigMap/receipt"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(Error::kube(format!("create deletion receipt {name}"))(e)),
+    }
+    Ok(name)
+}
+
+/// The stored receipt's bytes and digest.
+async fn read_receipt(ctx: &Context, name: &str) -> Result<(String, String), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let cm = api
+        .get(name)
+        .await
+        .map_err(Error::kube(format!("get deletion receipt {name}")))?;
+    let data = cm.data.unwrap_or_default();
+    Ok((
+        data.get("receipt.json").cloned().unwrap_or_default(),
+        data.get("sha256").cloned().unwrap_or_default(),
+    ))
+}
+
+/// The `target` of the receipt's delivery in failingSteps.
+const DELIVERY_TARGET: &str = "customer";
