@@ -127,6 +127,11 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         .get_opt(&tenant_name)
         .await
         .map_err(Error::kube(format!("get Tenant {tenant_name}")))?;
+    // Sharded like the tenant's bindings (`--tenant-selector`, see controller::shard):
+    // one process answers a request, the one that serves its tenant.
+    if !ctx.shard.serves(tenant.as_ref().map(|t| t.labels())) {
+        return Ok(Action::requeue(super::resync(&name)));
+    }
 
     if st.outcome.is_none() {
         answer(&dsr, tenant.as_ref(), &mut st, &mut found, ctx).await?;
