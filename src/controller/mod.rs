@@ -10,6 +10,7 @@ pub mod events;
 pub mod finalizer;
 pub mod ownership;
 pub mod pause;
+pub mod receipt;
 pub mod shard;
 pub mod status;
 pub mod subprocessor;

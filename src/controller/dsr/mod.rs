@@ -464,33 +464,18 @@ async fn write_receipt(
         source,
     })?;
     let name = decide::receipt_name(dsr);
-    let key = ctx
-        .receipt_key
-        .get_or_try_init(|| evidence::store::ensure(&ctx.client, &ctx.config.control_namespace))
-        .await
-        .map_err(Error::SigningKey)?;
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "labels": {RECEIPT_FOR_LABEL: dsr.spec.tenant_ref.name, "app.kubernetes.io/managed-by": MANAGED_BY,
-                       "app.kubernetes.io/component": "fulfilment-receipt", REQUEST_LABEL: dsr.name_any()},
-            "annotations": {"herald.dev/receipt-sha256": digest}
-        },
-        "immutable": true,
-        "data": {
-            evidence::BODY_KEY: body, evidence::DIGEST_KEY: digest,
-            evidence::SIGNATURE_KEY: key.sign_b64(body.as_bytes()),
-            evidence::KEY_ID_KEY: key.key_id(), evidence::PUBLIC_KEY_KEY: key.public_key_b64(),
-        }
-    }))
-    .map_err(|source| Error::Build { what: "receipt", source })?;
-    match api.create(&PostParams::default(), &cm).await {
-        Ok(_) => ctx.metrics.wrote(CONTROLLER, "ConfigMap/receipt"),
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(Error::kube(format!("create fulfilment receipt {name}"))(e)),
-    }
+    let labels = json!({RECEIPT_FOR_LABEL: dsr.spec.tenant_ref.name, "app.kubernetes.io/managed-by": MANAGED_BY,
+                        "app.kubernetes.io/component": "fulfilment-receipt", REQUEST_LABEL: dsr.name_any()});
+    super::receipt::create_signed(
+        ctx,
+        CONTROLLER,
+        &name,
+        labels,
+        &body,
+        &digest,
+        "fulfilment receipt",
+    )
+    .await?;
     Ok(name)
 }
 

@@ -5,15 +5,13 @@
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, PostParams};
-use serde_json::json;
+use kube::api::Api;
 use tracing::{info, warn};
 
 use super::super::{Delivery, RECEIPT_FOR_LABEL, plan};
 use super::{Next, Pass};
 use crate::api::v1alpha1::{ErasureStatus, Tenant};
 use crate::controller::{Context, Error};
-use crate::evidence;
 
 /// The `writeReceipt` step. The kinds left unverified are those of the inventory and
 /// of the sweep that just verified: not listed again.
@@ -137,37 +135,18 @@ async fn write_receipt(
     digest: &str,
 ) -> Result<String, Error> {
     let name = plan::receipt_name(tenant);
-    let key = ctx
-        .receipt_key
-        .get_or_try_init(|| {
-            crate::evidence::store::ensure(&ctx.client, &ctx.config.control_namespace)
-        })
-        .await
-        .map_err(Error::SigningKey)?;
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    let cm: ConfigMap = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "labels": {RECEIPT_FOR_LABEL: tenant.name_any(), "app.kubernetes.io/managed-by": "herald",
-                       "app.kubernetes.io/component": "deletion-receipt"},
-            "annotations": {"herald.dev/receipt-sha256": digest}
-        },
-        "immutable": true,
-        // The signature covers receipt.json's bytes; keyId names the published public
-        // key that verifies it (`herald receipt verify`).
-        "data": {
-            evidence::BODY_KEY: body, evidence::DIGEST_KEY: digest,
-            evidence::SIGNATURE_KEY: key.sign_b64(body.as_bytes()),
-            evidence::KEY_ID_KEY: key.key_id(), evidence::PUBLIC_KEY_KEY: key.public_key_b64(),
-        }
-    }))
-    .map_err(|source| Error::Build { what: "receipt", source })?;
-    match api.create(&PostParams::default(), &cm).await {
-        Ok(_) => ctx.metrics.wrote("tenant", "ConfigMap/receipt"),
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(Error::kube(format!("create deletion receipt {name}"))(e)),
-    }
+    let labels = serde_json::json!({RECEIPT_FOR_LABEL: tenant.name_any(), "app.kubernetes.io/managed-by": "herald",
+                                    "app.kubernetes.io/component": "deletion-receipt"});
+    crate::controller::receipt::create_signed(
+        ctx,
+        "tenant",
+        &name,
+        labels,
+        body,
+        digest,
+        "deletion receipt",
+    )
+    .await?;
     Ok(name)
 }
 
