@@ -245,6 +245,47 @@ fn shard_log(shard: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Whether the template of a ReplicaSet created in second `created` was written after
+/// the binding's status said its credential (rotated in second `in_place`) was current:
+/// the last Deployment write received before the ReplicaSet's creation against the
+/// completion of the first status write of the rotation. Without audit entries for
+/// either, the template counts as written after (the check stays strict).
+fn written_after_current(
+    writes: &[audit::Entry],
+    namespace: &str,
+    binding: &str,
+    created: k8s_openapi::jiff::Timestamp,
+    in_place: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    let second = k8s_openapi::jiff::SignedDuration::from_secs(1);
+    let template_written = writes
+        .iter()
+        .filter(|e| {
+            let o = e.object();
+            o.resource == "deployments"
+                && o.namespace == namespace
+                && o.subresource.is_empty()
+                && e.received() < created + second
+        })
+        .map(audit::Entry::received)
+        .max();
+    let current_since = writes
+        .iter()
+        .filter(|e| {
+            let o = e.object();
+            o.resource == "channelbindings"
+                && o.name == binding
+                && o.subresource == "status"
+                && e.received() >= in_place
+        })
+        .map(audit::Entry::completed)
+        .min();
+    match (template_written, current_since) {
+        (Some(w), Some(c)) => w > c,
+        _ => true,
+    }
+}
+
 #[tokio::test]
 async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() {
     let tenants = env_number("CHAOS_TENANTS", 150);
@@ -263,6 +304,7 @@ async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() 
         "chaos: {tenants} tenants, {kills} kills, {erasures} erasures, {leader_kills} leader kills, seed {seed}, shard {shard}"
     );
     let names = setup(&client, &shard, tenants).await;
+    let audit_mark = audit::mark();
 
     let started = Instant::now();
     let mut op = own_operator_running(&shard, CONTROLLERS);
@@ -304,6 +346,17 @@ async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() 
     let mut deployments_wrong = Vec::new();
     let mut missing_credential = Vec::new();
     let mut replica_sets = 0usize;
+    // The operator's successful writes, for when each template and each credential
+    // became what the API server holds (object timestamps have only seconds, and a
+    // ReplicaSet is created some time after the Deployment write it comes from).
+    let writes: Vec<audit::Entry> = audit::since(audit_mark)
+        .into_iter()
+        .filter(|e| {
+            e.user.username == audit::OPERATOR_USER
+                && e.is_mutating()
+                && (200..300).contains(&e.code())
+        })
+        .collect();
     let bindings: BTreeMap<String, ChannelBinding> = bindings_api
         .list(&ListParams::default())
         .await
@@ -345,9 +398,11 @@ async fn the_fleet_converges_erases_and_fails_over_through_kills_and_restarts() 
                 .and_then(|m| m.annotations.as_ref())
                 .and_then(|a| a.get(VERSIONS))
                 .is_some_and(|v| v.contains("sms="));
+            let binding = bindings.get(name).map(|b| b.name_any()).unwrap_or_default();
             if let (Some(created), Some(in_place)) = (created, in_place)
                 && created > in_place
                 && !mounts
+                && written_after_current(&writes, &ns, &binding, created, in_place)
             {
                 missing_credential.push(format!("{name}/{}", rs.name_any()));
                 // The evidence, for the report: when, and what the template said.

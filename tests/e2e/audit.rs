@@ -27,6 +27,10 @@ pub struct Entry {
     /// When the API server received the request (RFC 3339, microseconds).
     #[serde(default)]
     pub request_received_timestamp: String,
+    /// When the API server completed the request (RFC 3339, microseconds).
+    #[serde(default)]
+    #[allow(dead_code)] // read by the chaos suite (tests/chaos) only
+    pub stage_timestamp: String,
     #[serde(default)]
     pub response_status: Option<ResponseStatus>,
 }
@@ -71,6 +75,14 @@ impl Entry {
         self.request_received_timestamp.parse().unwrap_or_else(|e| {
             panic!("audit timestamp {:?}: {e}", self.request_received_timestamp)
         })
+    }
+
+    /// When the request was completed (its answer sent).
+    #[allow(dead_code)] // used by the chaos suite (tests/chaos) only
+    pub fn completed(&self) -> k8s_openapi::jiff::Timestamp {
+        self.stage_timestamp
+            .parse()
+            .unwrap_or_else(|e| panic!("audit timestamp {:?}: {e}", self.stage_timestamp))
     }
 
     /// The object reference, or an empty one.

@@ -125,6 +125,73 @@ pub fn awaiting<'a>(
     out
 }
 
+/// The credential versions `deployment`'s template mounts, as [`versions_annotation`]
+/// spells them (`None`: no template annotation, or no Deployment).
+pub fn template_versions(deployment: Option<&Deployment>) -> Option<&str> {
+    deployment?
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CREDENTIAL_VERSIONS_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Whether the sender template about to be applied differs in its credentials from the
+/// one the cluster holds (or creates the Deployment): only then must the bindings it is
+/// built from be read live, not from a cache that may lag their status.
+pub fn credentials_change(current: Option<&Deployment>, mounts: &[Mount]) -> bool {
+    template_versions(current) != Some(versions_annotation(mounts).as_str())
+}
+
+/// The cached bindings whose live copy decides `tenant`'s mounts: every binding for it
+/// in `namespace`.
+pub fn of_tenant<'a>(
+    tenant: &'a str,
+    namespace: &'a str,
+    bindings: impl IntoIterator<Item = &'a ChannelBinding> + 'a,
+) -> impl Iterator<Item = String> + 'a {
+    bindings
+        .into_iter()
+        .filter(move |b| {
+            b.spec.tenant_ref.name == tenant && b.namespace().as_deref() == Some(namespace)
+        })
+        .map(|b| b.name_any())
+}
+
+/// What a tenant's senders are built from: its bindings' mounts, and those whose first
+/// credential is still on its way.
+pub struct SendersFrom {
+    pub mounts: Vec<Mount>,
+    pub awaiting: Vec<String>,
+}
+
+impl SendersFrom {
+    pub fn of<'a>(
+        tenant: &str,
+        namespace: &str,
+        bindings: impl IntoIterator<Item = &'a ChannelBinding> + Clone,
+    ) -> Self {
+        Self {
+            mounts: mounts(tenant, namespace, bindings.clone()),
+            awaiting: awaiting(tenant, namespace, bindings),
+        }
+    }
+
+    /// A new tenant's senders start once every channel has its first credential (one
+    /// rollout instead of one per channel), but never wait past `deadline`.
+    pub fn holds_first_start(
+        &self,
+        deadline: Option<k8s_openapi::jiff::Timestamp>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> bool {
+        !self.awaiting.is_empty() && deadline.is_some_and(|d| now < d)
+    }
+}
+
 /// The pod-template annotation value for `mounts`: `email=1,whatsapp=3`.
 pub fn versions_annotation(mounts: &[Mount]) -> String {
     mounts
@@ -251,6 +318,42 @@ mod tests {
             versions_annotation(&mounts("acme", "herald-system", [&second, &going])),
             "sms=3"
         );
+    }
+
+    #[test]
+    fn only_a_template_whose_credentials_change_needs_live_bindings() {
+        let mounts = mounts(
+            "acme",
+            "herald-system",
+            &[binding("acme", "sms", Some(2), true)],
+        );
+        let with = |versions: &str| -> Deployment {
+            serde_json::from_value(json!({"spec": {"selector": {}, "template": {"metadata": {"annotations": {CREDENTIAL_VERSIONS_ANNOTATION: versions}}}}})).unwrap()
+        };
+        assert!(credentials_change(None, &mounts), "a Deployment to create");
+        assert!(
+            credentials_change(Some(&with("sms=1")), &mounts),
+            "a new version"
+        );
+        assert!(credentials_change(Some(&with("")), &mounts), "a new mount");
+        assert!(
+            credentials_change(Some(&with("sms=2")), &[]),
+            "a dropped mount"
+        );
+        assert!(
+            !credentials_change(Some(&with("sms=2")), &mounts),
+            "unchanged"
+        );
+        let names: Vec<String> = of_tenant(
+            "acme",
+            "herald-system",
+            &[
+                binding("acme", "sms", None, true),
+                binding("other", "sms", Some(1), true),
+            ],
+        )
+        .collect();
+        assert_eq!(names, ["acme-sms"], "only the tenant's own");
     }
 
     #[test]

@@ -419,32 +419,64 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         policy.is_some(),
         Timestamp::now(),
     );
-    let all_bindings = ctx.bindings.state();
-    let mounts = bindings::mounts(
+    let cached = ctx.bindings.state();
+    let mut senders_from = bindings::SendersFrom::of(
         &name,
         &ctx.config.control_namespace,
-        all_bindings.iter().map(AsRef::as_ref),
-    );
-    // A new tenant's senders start once every channel has its first credential (one
-    // rollout instead of one per channel), but never wait longer than FIRST_START_WAIT.
-    let awaiting = bindings::awaiting(
-        &name,
-        &ctx.config.control_namespace,
-        all_bindings.iter().map(AsRef::as_ref),
+        cached.iter().map(AsRef::as_ref),
     );
     let first_start_deadline = tenant
         .metadata
         .creation_timestamp
         .as_ref()
         .and_then(|t| t.0.checked_add(FIRST_START_WAIT).ok());
-    let hold_first_start =
-        !awaiting.is_empty() && first_start_deadline.is_some_and(|d| Timestamp::now() < d);
+    // The sender template changes its credentials only on live evidence: the binding
+    // cache can lag a status the ChannelBinding controller has just written (under load,
+    // by seconds), and a template built from it would roll the senders to pods without
+    // a credential that is current (or drop one), then roll them again. So the current
+    // Deployment is read first (`apply_children` reuses it), and if the template would
+    // change, the tenant's bindings are read live and the children built from those.
+    // Only while senders run: a terminated or deleted tenant's template (no replicas)
+    // is not worth a read more per erasure step.
+    let senders_run = tenant.spec.contract.state != crate::api::v1alpha1::ContractState::Terminated
+        && tenant.metadata.deletion_timestamp.is_none();
+    let current_senders = match (&current_ns, &foreign) {
+        (Some(_), None) if senders_run => senders_deployment(ctx, &ns_name).await?,
+        _ => Read::No,
+    };
+    let refresh = senders_run
+        && match &current_senders {
+            Read::Yes(d) => bindings::credentials_change(d.as_ref(), &senders_from.mounts),
+            Read::No => true,
+        };
+    if refresh {
+        let api =
+            Api::<ChannelBinding>::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+        let names: Vec<String> = bindings::of_tenant(
+            &name,
+            &ctx.config.control_namespace,
+            cached.iter().map(AsRef::as_ref),
+        )
+        .collect();
+        let live = future::try_join_all(names.iter().map(|b| {
+            let api = api.clone();
+            async move {
+                api.get_opt(b)
+                    .await
+                    .map_err(Error::kube(format!("get ChannelBinding {b}")))
+            }
+        }))
+        .await?;
+        senders_from =
+            bindings::SendersFrom::of(&name, &ctx.config.control_namespace, live.iter().flatten());
+    }
+    let hold_first_start = senders_from.holds_first_start(first_start_deadline, Timestamp::now());
 
     let children = build::children(&build::Inputs {
         tenant,
         decision: &decision,
         config: &ctx.config,
-        mounts: &mounts,
+        mounts: &senders_from.mounts,
     })?;
 
     // A terminated or deleted tenant: the erasure pipeline decides what happens.
@@ -496,17 +528,24 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
 
     // Until erasure begins, the stack is applied (a terminated one with no senders).
     // Never in a namespace Herald did not create.
-    let (deployment, violations) = if foreign.is_none()
-        && progress.as_ref().is_none_or(|p| p.keep_stack)
-    {
-        let applied = apply_children(ctx, &name, &children, current_ns, hold_first_start).await?;
-        (
-            Some(applied),
-            enforce_residency(tenant, &decision, ctx).await?,
-        )
-    } else {
-        (None, Vec::new())
-    };
+    let (deployment, violations) =
+        if foreign.is_none() && progress.as_ref().is_none_or(|p| p.keep_stack) {
+            let applied = apply_children(
+                ctx,
+                &name,
+                &children,
+                current_ns,
+                current_senders,
+                hold_first_start,
+            )
+            .await?;
+            (
+                Some(applied),
+                enforce_residency(tenant, &decision, ctx).await?,
+            )
+        } else {
+            (None, Vec::new())
+        };
     let observed = Observed {
         senders: deployment
             .as_ref()
@@ -520,7 +559,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             _ => Vec::new(),
         },
         awaiting: if hold_first_start {
-            awaiting
+            senders_from.awaiting.clone()
         } else {
             Vec::new()
         },
@@ -657,6 +696,26 @@ struct Applied {
     purge_jobs: Vec<CronJob>,
 }
 
+/// Whether an object was read (and what it was), or could not be read yet.
+enum Read<K> {
+    Yes(Option<K>),
+    No,
+}
+
+/// The sender Deployment as the cluster holds it; `Read::No` when the operator's rights
+/// in the namespace are not bound yet (a namespace created by a reconcile that failed
+/// before its RoleBinding): `apply_children` binds them and reads it then.
+async fn senders_deployment(ctx: &Context, ns: &str) -> Result<Read<Deployment>, Error> {
+    match Api::<Deployment>::namespaced(ctx.client.clone(), ns)
+        .get_opt(SENDER)
+        .await
+    {
+        Ok(d) => Ok(Read::Yes(d)),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Read::No),
+        Err(e) => Err(Error::kube("get the sender Deployment")(e)),
+    }
+}
+
 /// Applies every child that differs from what the cluster holds; returns the
 /// Deployment and purge CronJobs as the cluster holds them afterwards. With
 /// `hold_first_start`, a sender Deployment that does not exist yet is not created.
@@ -665,6 +724,7 @@ async fn apply_children(
     tenant: &str,
     c: &Children,
     current_ns: Option<Namespace>,
+    current_senders: Read<Deployment>,
     hold_first_start: bool,
 ) -> Result<Applied, Error> {
     let client = &ctx.client;
@@ -751,13 +811,13 @@ async fn apply_children(
     )
     .await?;
     // The Deployment last: its pods need the config, the service account and the quota.
-    let deployment = apply_one(
-        ctx,
-        Api::namespaced(client.clone(), &ns),
-        &c.deployment,
-        !hold_first_start,
-    )
-    .await?;
+    let api = Api::namespaced(client.clone(), &ns);
+    let deployment = match current_senders {
+        Read::Yes(current) => {
+            apply_read(ctx, &api, current, &c.deployment, !hold_first_start).await?
+        }
+        Read::No => apply_one(ctx, api, &c.deployment, !hold_first_start).await?,
+    };
     Ok(Applied {
         deployment,
         purge_jobs: purge_jobs.into_iter().flatten().collect(),
