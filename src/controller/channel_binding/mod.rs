@@ -635,6 +635,16 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         _ if provider_called => PACING.succeeded(&uid),
         _ => {}
     }
+    // A tenant namespace that refused the credential Secret (a quota, an admission
+    // policy, RBAC not yet honoured) sends no event when it stops refusing: nothing of
+    // it is watched. So the next attempt is polled. (A relist used to wake such a
+    // binding by accident, as part of requeueing everything; relists no longer do.)
+    if problem
+        .as_ref()
+        .is_some_and(|p| p.reason == reason::CREDENTIAL_NOT_STORED)
+    {
+        wait = wait.min(REQUEUE_WAITING);
+    }
     if let Some(at) = verdict.recheck_at {
         wait = wait.min(until(now, at));
     }
