@@ -333,21 +333,24 @@ mod tests {
             .collect()
     }
 
+    /// A whole list: `Init`, one `InitApply` per (name, resourceVersion), `InitDone`.
+    fn list(objects: &[(&str, &str)]) -> Vec<watcher::Event<ConfigMap>> {
+        std::iter::once(watcher::Event::Init)
+            .chain(
+                objects
+                    .iter()
+                    .map(|(n, rv)| watcher::Event::InitApply(cm(n, rv))),
+            )
+            .chain(std::iter::once(watcher::Event::InitDone))
+            .collect()
+    }
+
     #[test]
     fn a_relist_triggers_only_what_changed_or_vanished_during_the_gap() {
         use watcher::Event::*;
         let mut r = Relist::default();
         // The first list is the start-up pass: everything.
-        let first = triggers(
-            &mut r,
-            vec![
-                Init,
-                InitApply(cm("a", "1")),
-                InitApply(cm("b", "1")),
-                InitApply(cm("c", "1")),
-                InitDone,
-            ],
-        );
+        let first = triggers(&mut r, list(&[("a", "1"), ("b", "1"), ("c", "1")]));
         assert_eq!(first, ["a", "b", "c"]);
         assert_eq!(
             triggers(&mut r, vec![Apply(cm("a", "2"))]),
@@ -355,32 +358,15 @@ mod tests {
             "an update triggers"
         );
         // The watch broke; meanwhile b changed, c was deleted, d was created.
-        let relisted = triggers(
-            &mut r,
-            vec![
-                Init,
-                InitApply(cm("a", "2")),
-                InitApply(cm("b", "5")),
-                InitApply(cm("d", "6")),
-                InitDone,
-            ],
-        );
+        let after_gap = [("a", "2"), ("b", "5"), ("d", "6")];
+        let relisted = triggers(&mut r, list(&after_gap));
         assert_eq!(
             relisted,
             ["b", "d", "c"],
             "unchanged a is quiet; c vanished"
         );
         // And a later relist with nothing changed triggers nothing at all.
-        let quiet = triggers(
-            &mut r,
-            vec![
-                Init,
-                InitApply(cm("a", "2")),
-                InitApply(cm("b", "5")),
-                InitApply(cm("d", "6")),
-                InitDone,
-            ],
-        );
+        let quiet = triggers(&mut r, list(&after_gap));
         assert!(quiet.is_empty(), "{quiet:?}");
         assert_eq!(
             triggers(&mut r, vec![Delete(cm("d", "6"))]),
