@@ -260,7 +260,9 @@ async fn run() -> R<()> {
     let rest_ns: Vec<String> = (o.erase..o.n)
         .map(|i| build::namespace_name(&floor_name(i)))
         .collect();
+    let busy = MachineBusy::start();
     let floor_erase = delete_namespaces(&client, o.parallel, &erase_ns, o.timeout).await?;
+    let floor_busy = busy.fraction();
     let floor_delete_rest = delete_namespaces(&client, o.parallel, &rest_ns, o.timeout).await?;
     say(&format!(
         "floor: {} namespaces gone after {:.1}s, the other {} after {:.1}s",
@@ -349,6 +351,9 @@ async fn run() -> R<()> {
         o.erase
     ));
     let mark = Timestamp::now();
+    let reconciles_before = reconcile_metrics(&operator.metrics().await.unwrap_or_default());
+    let steps = StepTimeline::start(client.clone());
+    let busy = MachineBusy::start();
     let erased = tokio::spawn(wait_tenants(client.clone(), o.erase, o.timeout, |t| {
         t.status.as_ref().and_then(|s| s.phase) == Some(TenantPhase::Erased)
     }));
@@ -360,12 +365,38 @@ async fn run() -> R<()> {
     .await?;
     let erasure = erased.await??;
     let mark_erased = Timestamp::now();
+    let erasure_busy = busy.fraction();
+    say(&format!(
+        "erasure: the machine's CPUs were {:.0}% busy (floor's deletion: {:.0}%)",
+        erasure_busy * 100.0,
+        floor_busy * 100.0
+    ));
+    let step_rows = steps.finish();
+    say("erasure: per step (entered: when the last tenant got there; in: mean time a tenant spent there)");
+    for s in &step_rows {
+        say(&format!(
+            "  {:<16} {:>4} tenants  entered median {:>6.1}s  p90 {:>6.1}s  last {:>6.1}s  in {:>5.1}s",
+            s.step, s.tenants, s.entered_median, s.entered_p90, s.entered_last, s.mean_in
+        ));
+    }
+    let reconciles_after = reconcile_metrics(&operator.metrics().await.unwrap_or_default());
+    say("erasure: reconciles (count, seconds spent) per controller");
+    for (k, after) in &reconciles_after {
+        let before = reconciles_before.get(k).copied().unwrap_or(0.0);
+        say(&format!("  {:>9.1}  {k}", after - before));
+    }
     let erase_requests = tail.count(OPERATOR_USER, mark, mark_erased)?;
     say(&format!(
         "erasure: {} tenants Erased after {:.1}s",
         o.erase,
         erasure.as_secs_f64()
     ));
+    let mut busiest: Vec<(&String, &u64)> = erase_requests.by_target.iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(a.1));
+    say("erasure: the operator's requests, busiest targets");
+    for (target, count) in busiest.iter().take(12) {
+        say(&format!("  {count:>6}  {target}"));
+    }
     let rss_peak = operator.peak_rss_mib()?;
     let cpu_total = operator.cpu_seconds()?;
     let metrics = operator.metrics().await.unwrap_or_default();
@@ -498,6 +529,7 @@ async fn run() -> R<()> {
             "apply_seconds": applied.as_secs_f64(),
             "ready_seconds": floor_ready.as_secs_f64(),
             "delete_erase_seconds": floor_erase.as_secs_f64(),
+            "delete_erase_machine_busy": floor_busy,
             "delete_rest_seconds": floor_delete_rest.as_secs_f64(),
             "requests_to_ready": floor_ready_requests,
         },
@@ -515,6 +547,8 @@ async fn run() -> R<()> {
             "cpu_seconds_total": cpu_total,
             "erasure_seconds": erasure.as_secs_f64(),
             "requests_erasure": erase_requests,
+            "erasure_steps": step_rows,
+            "erasure_machine_busy": erasure_busy,
             "writes_metric": writes_metric(&metrics),
         },
         "rows": rows,
@@ -955,6 +989,94 @@ async fn wait_tenants(
     Ok(start.elapsed())
 }
 
+/// When each erasing tenant was first seen in each erasure step (`status.erasure.step`,
+/// from a watch of the herald Tenants): where an erasure's time goes. Steps a pass goes
+/// through without writing status are never seen.
+struct StepTimeline {
+    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<(String, f64)>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Serialize)]
+struct StepRow {
+    step: String,
+    tenants: usize,
+    /// Seconds from the start of erasure until the median / the last tenant entered it.
+    entered_median: f64,
+    entered_p90: f64,
+    entered_last: f64,
+    /// Mean seconds a tenant spent in it (until it was seen in its next step).
+    mean_in: f64,
+}
+
+impl StepTimeline {
+    fn start(client: Client) -> Self {
+        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<(String, f64)>>>> =
+            Default::default();
+        let start = Instant::now();
+        let api: Api<Tenant> = Api::all(client);
+        let cfg = watcher::Config::default().labels(&format!("{BENCH_LABEL}=herald"));
+        let into = seen.clone();
+        let task = tokio::spawn(async move {
+            let events = watcher(api, cfg).default_backoff().applied_objects();
+            futures::pin_mut!(events);
+            while let Some(Ok(t)) = events.next().await {
+                let Some(step) = t
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.erasure.as_ref())
+                    .and_then(|e| e.step.clone())
+                else {
+                    continue;
+                };
+                let mut seen = into.lock().unwrap_or_else(|p| p.into_inner());
+                let steps = seen.entry(t.name_any()).or_default();
+                if steps.last().is_none_or(|(s, _)| *s != step) {
+                    steps.push((step, start.elapsed().as_secs_f64()));
+                }
+            }
+        });
+        Self { seen, task }
+    }
+
+    fn finish(self) -> Vec<StepRow> {
+        self.task.abort();
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entered: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut spent: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for steps in seen.values() {
+            for (i, (step, at)) in steps.iter().enumerate() {
+                entered.entry(step).or_default().push(*at);
+                if let Some((_, next)) = steps.get(i + 1) {
+                    spent.entry(step).or_default().push(next - at);
+                }
+            }
+        }
+        use herald::controller::tenant::erasure::step::Step;
+        Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter_map(|step| {
+                let mut at = entered.get(step)?.clone();
+                at.sort_by(f64::total_cmp);
+                let ins = spent.get(step).cloned().unwrap_or_default();
+                Some(StepRow {
+                    step: step.to_owned(),
+                    tenants: at.len(),
+                    entered_median: at[at.len() / 2],
+                    entered_p90: at[at.len() * 9 / 10],
+                    entered_last: at[at.len() - 1],
+                    mean_in: if ins.is_empty() {
+                        0.0
+                    } else {
+                        ins.iter().sum::<f64>() / ins.len() as f64
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
 async fn wait_bindings(client: Client, n: usize, timeout: Duration) -> R<Duration> {
     let start = Instant::now();
     let api: Api<ChannelBinding> = Api::namespaced(client, CONTROL_NS);
@@ -1205,6 +1327,57 @@ impl Drop for Operator {
             let _ = self.child.wait();
         }
     }
+}
+
+/// How busy the machine's CPUs were (all processes: the control plane, the operator,
+/// the bench) since `start`, from /proc/stat: whether a phase was bound by CPU.
+struct MachineBusy((u64, u64));
+
+impl MachineBusy {
+    fn start() -> Self {
+        Self(Self::ticks())
+    }
+
+    /// (busy, total) jiffies since boot; zeros where /proc/stat cannot be read.
+    fn ticks() -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let total: u64 = f.iter().sum();
+        // idle and iowait
+        let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+        (total - idle, total)
+    }
+
+    fn fraction(&self) -> f64 {
+        let (b1, t1) = Self::ticks();
+        let (b0, t0) = self.0;
+        if t1 > t0 {
+            (b1 - b0) as f64 / (t1 - t0) as f64
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// The reconcile counters and the time spent in reconciles, per controller.
+fn reconcile_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("herald_reconcile_total")
+                || l.starts_with("herald_reconcile_duration_seconds_sum")
+        })
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 fn writes_metric(text: &str) -> BTreeMap<String, f64> {
