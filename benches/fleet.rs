@@ -372,7 +372,9 @@ async fn run() -> R<()> {
         floor_busy * 100.0
     ));
     let step_rows = steps.finish();
-    say("erasure: per step (entered: when the last tenant got there; in: mean time a tenant spent there)");
+    say(
+        "erasure: per step (entered: when the last tenant got there; in: mean time a tenant spent there)",
+    );
     for s in &step_rows {
         say(&format!(
             "  {:<16} {:>4} tenants  entered median {:>6.1}s  p90 {:>6.1}s  last {:>6.1}s  in {:>5.1}s",
@@ -993,9 +995,12 @@ async fn wait_tenants(
 /// from a watch of the herald Tenants): where an erasure's time goes. Steps a pass goes
 /// through without writing status are never seen.
 struct StepTimeline {
-    seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<(String, f64)>>>>,
+    seen: StepsSeen,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// Per tenant, each step it was seen in and when (seconds from the start).
+type StepsSeen = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<(String, f64)>>>>;
 
 #[derive(Serialize)]
 struct StepRow {
@@ -1011,8 +1016,7 @@ struct StepRow {
 
 impl StepTimeline {
     fn start(client: Client) -> Self {
-        let seen: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<(String, f64)>>>> =
-            Default::default();
+        let seen: StepsSeen = Default::default();
         let start = Instant::now();
         let api: Api<Tenant> = Api::all(client);
         let cfg = watcher::Config::default().labels(&format!("{BENCH_LABEL}=herald"));

@@ -134,6 +134,23 @@ pub fn metadata_trigger(
     Some(h.finish())
 }
 
+/// What a controller reads of a child it watches by metadata only (a Namespace): who it
+/// is, its labels, annotations and owners, and whether it is being deleted; not the
+/// status-only updates that show in a metadata watch as a bare resourceVersion bump (the
+/// namespace controller's half dozen while it deletes one). For
+/// [`watch::RecoveringWatches::watches_on_change`], which passes its deletion anyway.
+pub fn lifecycle_key(
+    m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> impl std::hash::Hash + use<> {
+    let owners: Vec<(String, String, String, Option<bool>)> = m
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| (o.uid.clone(), o.kind.clone(), o.name.clone(), o.controller))
+        .collect();
+    (metadata_trigger(m), owners)
+}
+
 /// Runs one reconcile, turning a panic inside it into [`Error::Panic`]: the error policy
 /// counts it (category `panic`), logs it and retries the object with backoff, and the
 /// other objects and controllers go on. This relies on the default `panic = "unwind"`

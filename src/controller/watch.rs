@@ -170,6 +170,48 @@ pub trait RecoveringWatches<K: Resource>: Sized {
         Other: Clone + Resource + DeserializeOwned + Debug + Send + 'static,
         Other::DynamicType: Default + Debug + Clone,
         I: 'static + IntoIterator<Item = ObjectRef<K>>,
+        I::IntoIter: Send,
+    {
+        self.watches_keyed(api, config, |_: &Other| (), mapper, false)
+    }
+
+    /// As [`watches_recovering`](Self::watches_recovering), but an update of an
+    /// `Other` triggers only when `key` (what the reconcile reads of it) changed; its
+    /// creation and its deletion always do. For objects whose status churns and whose
+    /// watch sees metadata only (a Namespace being deleted is updated half a dozen times
+    /// by the namespace controller, each a bare resourceVersion bump in a metadata
+    /// watch), where [`super::Changed`] cannot tell an update from a deletion.
+    fn watches_on_change<Other, H, I>(
+        self,
+        api: Api<Other>,
+        config: watcher::Config,
+        key: impl Fn(&Other) -> H + Sync + Send + 'static,
+        mapper: impl Fn(Other) -> I + Sync + Send + 'static,
+    ) -> Self
+    where
+        Other: Clone + Resource + DeserializeOwned + Debug + Send + 'static,
+        Other::DynamicType: Default + Debug + Clone,
+        H: Hash,
+        I: 'static + IntoIterator<Item = ObjectRef<K>>,
+        I::IntoIter: Send,
+    {
+        self.watches_keyed(api, config, key, mapper, true)
+    }
+
+    /// The two above: `keyed` says whether `key` filters updates.
+    fn watches_keyed<Other, H, I>(
+        self,
+        api: Api<Other>,
+        config: watcher::Config,
+        key: impl Fn(&Other) -> H + Sync + Send + 'static,
+        mapper: impl Fn(Other) -> I + Sync + Send + 'static,
+        keyed: bool,
+    ) -> Self
+    where
+        Other: Clone + Resource + DeserializeOwned + Debug + Send + 'static,
+        Other::DynamicType: Default + Debug + Clone,
+        H: Hash,
+        I: 'static + IntoIterator<Item = ObjectRef<K>>,
         I::IntoIter: Send;
 }
 
@@ -178,22 +220,26 @@ where
     K: Clone + Resource + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    fn watches_recovering<Other, I>(
+    fn watches_keyed<Other, H, I>(
         self,
         api: Api<Other>,
         config: watcher::Config,
+        key: impl Fn(&Other) -> H + Sync + Send + 'static,
         mapper: impl Fn(Other) -> I + Sync + Send + 'static,
+        keyed: bool,
     ) -> Self
     where
         Other: Clone + Resource + DeserializeOwned + Debug + Send + 'static,
         Other::DynamicType: Default + Debug + Clone,
+        H: Hash,
         I: 'static + IntoIterator<Item = ObjectRef<K>>,
         I::IntoIter: Send,
     {
+        let key = move |o: &Other| keyed.then(|| hash_of(&key(o)));
         let triggers = watch(api, config)
             .scan(Relist::default(), move |relist, event| {
                 let refs = match event {
-                    Ok(event) => relist.on(event, &mapper),
+                    Ok(event) => relist.on_keyed(event, &key, &mapper),
                     Err(_) => Vec::new(), // never yielded by `watch`
                 };
                 futures::future::ready(Some(stream::iter(refs)))
@@ -201,6 +247,13 @@ where
             .flatten();
         self.reconcile_on(triggers)
     }
+}
+
+fn hash_of(h: &impl Hash) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut hasher = DefaultHasher::new();
+    h.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What a secondary watch's events trigger, without the sweep a relist would cause.
@@ -214,10 +267,12 @@ where
 /// or new one triggers as an update does; one that vanished during the gap (deleted
 /// while the watch was down: no Delete event is ever sent for it) triggers what it
 /// mapped to when last seen. The first list triggers everything, as before (the
-/// start-up pass).
+/// start-up pass). With a key ([`Relist::on_keyed`]), an update or a relisted change
+/// that leaves the key as it was triggers nothing either.
 pub struct Relist<R> {
-    /// Per object (`namespace/name`): its last resourceVersion and what it mapped to.
-    seen: std::collections::HashMap<String, (Option<String>, Vec<R>)>,
+    /// Per object (`namespace/name`): its last resourceVersion, its key (if keyed) and
+    /// what it mapped to.
+    seen: std::collections::HashMap<String, Seen<R>>,
     /// The objects listed so far in a relist under way (`None`: no relist under way).
     relisting: Option<std::collections::HashSet<String>>,
     /// Whether a first list has completed: only relists after it are filtered.
@@ -234,6 +289,13 @@ impl<R> Default for Relist<R> {
     }
 }
 
+/// What [`Relist`] remembers of one object.
+struct Seen<R> {
+    resource_version: Option<String>,
+    key: Option<u64>,
+    refs: Vec<R>,
+}
+
 impl<R: Clone> Relist<R> {
     /// The triggers of one watcher event.
     pub fn on<Other, I>(
@@ -245,7 +307,22 @@ impl<R: Clone> Relist<R> {
         Other: Resource,
         I: IntoIterator<Item = R>,
     {
-        fn key<O: Resource>(o: &O) -> String {
+        self.on_keyed(event, |_| None, mapper)
+    }
+
+    /// The triggers of one watcher event, where an update that leaves `key` unchanged
+    /// (`Some` and equal to the last one) triggers nothing.
+    pub fn on_keyed<Other, I>(
+        &mut self,
+        event: watcher::Event<Other>,
+        key: impl Fn(&Other) -> Option<u64>,
+        mapper: impl Fn(Other) -> I,
+    ) -> Vec<R>
+    where
+        Other: Resource,
+        I: IntoIterator<Item = R>,
+    {
+        fn key_of<O: Resource>(o: &O) -> String {
             let m = o.meta();
             format!(
                 "{}/{}",
@@ -254,9 +331,12 @@ impl<R: Clone> Relist<R> {
             )
         }
         match event {
-            watcher::Event::Apply(o) => self.remember(key(&o), o, mapper),
+            watcher::Event::Apply(o) => {
+                let k = key_of(&o);
+                self.remember(k, o, key, mapper)
+            }
             watcher::Event::Delete(o) => {
-                self.seen.remove(&key(&o));
+                self.seen.remove(&key_of(&o));
                 mapper(o).into_iter().collect()
             }
             watcher::Event::Init => {
@@ -264,29 +344,29 @@ impl<R: Clone> Relist<R> {
                 Vec::new()
             }
             watcher::Event::InitApply(o) => {
-                let k = key(&o);
+                let k = key_of(&o);
                 if let Some(listed) = &mut self.relisting {
                     listed.insert(k.clone());
                 }
                 let unchanged = self.listed
-                    && self
-                        .seen
-                        .get(&k)
-                        .is_some_and(|(rv, _)| rv.is_some() && *rv == o.meta().resource_version);
+                    && self.seen.get(&k).is_some_and(|s| {
+                        s.resource_version.is_some()
+                            && s.resource_version == o.meta().resource_version
+                    });
                 if unchanged {
                     Vec::new()
                 } else {
-                    self.remember(k, o, mapper)
+                    self.remember(k, o, key, mapper)
                 }
             }
             watcher::Event::InitDone => {
                 let listed = self.relisting.take().unwrap_or_default();
                 let mut out = Vec::new();
                 if self.listed {
-                    self.seen.retain(|k, (_, refs)| {
+                    self.seen.retain(|k, seen| {
                         let kept = listed.contains(k);
                         if !kept {
-                            out.extend(refs.iter().cloned());
+                            out.extend(seen.refs.iter().cloned());
                         }
                         kept
                     });
@@ -297,15 +377,33 @@ impl<R: Clone> Relist<R> {
         }
     }
 
+    /// Remembers `o` under `name`, and what it triggers: nothing if its key is the one
+    /// last seen (an update erasure or anyone else made that the reconcile does not read).
     fn remember<Other: Resource, I: IntoIterator<Item = R>>(
         &mut self,
-        key: String,
+        name: String,
         o: Other,
+        key: impl Fn(&Other) -> Option<u64>,
         mapper: impl Fn(Other) -> I,
     ) -> Vec<R> {
-        let rv = o.meta().resource_version.clone();
+        let resource_version = o.meta().resource_version.clone();
+        let key = key(&o);
+        if let Some(seen) = self.seen.get_mut(&name)
+            && key.is_some()
+            && seen.key == key
+        {
+            seen.resource_version = resource_version;
+            return Vec::new();
+        }
         let refs: Vec<R> = mapper(o).into_iter().collect();
-        self.seen.insert(key, (rv, refs.clone()));
+        self.seen.insert(
+            name,
+            Seen {
+                resource_version,
+                key,
+                refs: refs.clone(),
+            },
+        );
         refs
     }
 }
@@ -373,6 +471,60 @@ mod tests {
             ["d"],
             "a deletion triggers"
         );
+    }
+
+    /// A ConfigMap whose key (what the reconcile reads) is label `k`.
+    fn keyed(name: &str, rv: &str, k: &str) -> ConfigMap {
+        let mut c = cm(name, rv);
+        c.metadata.labels = Some([("k".to_owned(), k.to_owned())].into());
+        c
+    }
+
+    fn keyed_triggers(
+        relist: &mut Relist<String>,
+        events: Vec<watcher::Event<ConfigMap>>,
+    ) -> Vec<String> {
+        let key = |c: &ConfigMap| Some(hash_of(&c.metadata.labels));
+        events
+            .into_iter()
+            .flat_map(|e| relist.on_keyed(e, key, |c: ConfigMap| c.metadata.name))
+            .collect()
+    }
+
+    #[test]
+    fn with_a_key_only_creation_deletion_and_a_key_change_trigger() {
+        use watcher::Event::*;
+        let mut r = Relist::default();
+        let first = vec![Init, InitApply(keyed("ns-a", "1", "x")), InitDone];
+        assert_eq!(keyed_triggers(&mut r, first), ["ns-a"], "the start-up pass");
+        // A namespace being deleted: its status updates bump the resourceVersion only.
+        let churn = vec![
+            Apply(keyed("ns-a", "2", "x")),
+            Apply(keyed("ns-a", "3", "x")),
+            Apply(keyed("ns-a", "4", "x")),
+        ];
+        assert!(keyed_triggers(&mut r, churn).is_empty());
+        assert_eq!(
+            keyed_triggers(&mut r, vec![Apply(keyed("ns-a", "5", "deleting"))]),
+            ["ns-a"],
+            "a key change triggers"
+        );
+        // The delete event carries the object as last seen: it triggers all the same.
+        assert_eq!(
+            keyed_triggers(&mut r, vec![Delete(keyed("ns-a", "6", "deleting"))]),
+            ["ns-a"]
+        );
+        assert_eq!(
+            keyed_triggers(&mut r, vec![Apply(keyed("ns-a", "7", "deleting"))]),
+            ["ns-a"],
+            "created again: new"
+        );
+        // A relist after a gap: a bumped resourceVersion with the same key is quiet,
+        // a vanished object triggers.
+        let gap = vec![Init, InitApply(keyed("ns-b", "9", "y")), InitDone];
+        assert_eq!(keyed_triggers(&mut r, gap), ["ns-b", "ns-a"]);
+        let again = vec![Init, InitApply(keyed("ns-b", "10", "y")), InitDone];
+        assert!(keyed_triggers(&mut r, again).is_empty());
     }
 
     #[test]

@@ -230,9 +230,12 @@ pub async fn run(
     )
     // The first credential goes into the tenant's namespace: its creation (by the
     // Tenant controller) is what a new binding waits for.
-    .watches_recovering(
+    // Its status updates while it is deleted (half a dozen, from the namespace
+    // controller) do not pass.
+    .watches_on_change(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         WatcherConfig::default().labels(TENANT_LABEL),
+        |n| crate::controller::lifecycle_key(n.meta()),
         move |n| {
             let Some(tenant) = n.labels().get(TENANT_LABEL).cloned() else {
                 return Vec::new();

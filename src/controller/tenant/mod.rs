@@ -168,7 +168,14 @@ pub async fn run(
     }
     controller
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .watches_recovering(meta::<Namespace>(&client), children.clone(), by_label)
+        // The namespace's creation, deletion and metadata (its owner, its labels): not the
+        // namespace controller's status updates while it deletes it.
+        .watches_on_change(
+            meta::<Namespace>(&client),
+            children.clone(),
+            |n| super::lifecycle_key(n.meta()),
+            by_label,
+        )
         .watches_recovering(
             meta::<ConfigMap>(&client),
             children.clone(),
@@ -355,12 +362,25 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     // finalizer write, the reads below): a tenant whose reconcile keeps failing still
     // trips the deadline alerts. Only a terminated or deleted tenant has a deadline, so
     // an active one costs nothing here.
-    if tenant.spec.contract.state == crate::api::v1alpha1::ContractState::Terminated
+    // The policy read here serves the whole pass (one read per erasure pass, not two).
+    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
+    let policy_name = &tenant.spec.retention_policy_ref.name;
+    let early_policy = if tenant.spec.contract.state
+        == crate::api::v1alpha1::ContractState::Terminated
         || tenant.metadata.deletion_timestamp.is_some()
     {
+        let read = policies.get_opt(policy_name).await;
         let current = tenant.status.clone().unwrap_or_default();
-        paused_deadline(tenant, ctx, &current).await;
-    }
+        deadline_gauge(
+            tenant,
+            ctx,
+            &current,
+            read.as_ref().ok().and_then(Option::as_ref),
+        );
+        Some(read)
+    } else {
+        None
+    };
     // Warm before acting: a reconcile right after a start or a leader change, with the
     // binding and node caches still filling, would build a sender template without the
     // credentials of bindings it has not seen yet (a rollout to pods without
@@ -405,12 +425,11 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     }
 
     // Resolve what the decision needs from other objects.
-    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
-    let policy_name = &tenant.spec.retention_policy_ref.name;
-    let policy = policies
-        .get_opt(policy_name)
-        .await
-        .map_err(Error::kube(format!("get RetentionPolicy {policy_name}")))?;
+    let policy = match early_policy {
+        Some(read) => read,
+        None => policies.get_opt(policy_name).await,
+    }
+    .map_err(Error::kube(format!("get RetentionPolicy {policy_name}")))?;
     let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec), &ctx.config.retention);
     let decision = decide::decide(
         tenant,
@@ -1179,7 +1198,17 @@ async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus)
         .await
         .ok()
         .flatten();
-    let periods = Periods::resolve(policy.as_ref().map(|p| &p.spec), &ctx.config.retention);
+    deadline_gauge(tenant, ctx, current, policy.as_ref());
+}
+
+/// [`paused_deadline`] with the policy read (`None`: missing or unreadable).
+fn deadline_gauge(
+    tenant: &Tenant,
+    ctx: &Context,
+    current: &TenantStatus,
+    policy: Option<&RetentionPolicy>,
+) {
+    let periods = Periods::resolve(policy.map(|p| &p.spec), &ctx.config.retention);
     let deadline = erasure::plan::timing(
         tenant,
         periods.delete_within_days,

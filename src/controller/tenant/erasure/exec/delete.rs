@@ -1,5 +1,5 @@
-//! `deleteAndVerify`: deletes what the inventory's scope allows (the labelled objects
-//! outside the tenant namespace, then the namespace, which takes everything in it), waits
+//! `deleteAndVerify`: deletes what the inventory's scope allows (the namespace, which
+//! takes everything in it, then the labelled objects outside it), waits
 //! for the namespace to be gone, and verifies that nothing labelled for the tenant is
 //! left where erasure may delete.
 
@@ -33,6 +33,12 @@ pub(super) async fn delete_and_verify(
     if ns_obj.is_some_and(|n| n.metadata.deletion_timestamp.is_some()) {
         return Ok(Next::wait(10, waiting));
     }
+    // The namespace goes first: the inventory is recorded, and its deletion (the
+    // namespace controller's work, most of an erasure's time) need not wait for the
+    // sweep below, which finds what is left outside it.
+    if ns_obj.is_some() {
+        delete_everything(pass.ctx, ns, Vec::new(), true).await?;
+    }
     let swept = sweep::sweep(pass.ctx, &pass.name, ns, pass.home, pass.keep, false).await?;
     let remaining = swept.erase;
     es.not_erased = scope::merge_not_erased(std::mem::take(&mut es.not_erased), swept.not_erased);
@@ -42,7 +48,7 @@ pub(super) async fn delete_and_verify(
         plan::merge_unverified(std::mem::take(&mut es.unverified_kinds), swept.unverified);
     if ns_obj.is_some() || !remaining.is_empty() {
         let left = remaining.len() + usize::from(ns_obj.is_some());
-        delete_everything(pass.ctx, ns, remaining, ns_obj.is_some()).await?;
+        delete_everything(pass.ctx, ns, remaining, false).await?;
         // With the namespace going, the note the next passes write while they wait
         // for it: one status write, not two.
         let note = if ns_obj.is_some() {
