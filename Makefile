@@ -110,7 +110,7 @@ e2e:
 	else \
 	  $(MAKE) --no-print-directory cluster-up && \
 	  $(WITH_CLUSTER) cargo test --features e2e --test e2e -- --test-threads=$(E2E_THREADS) && \
-	  $(WITH_CLUSTER) cargo test --features e2e --test outage; \
+	  $(WITH_CLUSTER) cargo test --features e2e --test outage -- --test-threads=1; \
 	fi
 
 cluster-up:

@@ -181,6 +181,12 @@ pub struct Metrics {
     pub dsr_deadline: Family<DsrLabels, Gauge>,
     /// Erasure passes that failed, by the step that failed (`status.erasure.step`).
     pub erasure_step_errors: Family<StepLabels, Counter>,
+    /// 1 when the receipt signing key is Herald's and usable, 0 when it is not (absent
+    /// until this process first needed it: at start, when leading).
+    pub signing_key_usable: Gauge,
+    /// Receipts found at Herald's name that are not the ones Herald wrote, by the
+    /// controller that found them (each pass that finds one counts).
+    pub receipt_conflicts: Family<ControllerLabels, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -336,8 +342,22 @@ impl Metrics {
             "Erasure passes that failed with an error, by the erasure step that failed (export, purge, inventory, deleteAndVerify, …; see docs/erasure.md)",
             erasure_step_errors.clone(),
         );
+        let signing_key_usable = Gauge::default();
+        registry.register(
+            "receipt_signing_key_usable",
+            "1 when the receipt signing key is the one Herald generated and can be used; 0 when it is not (a key Herald did not generate, or one it cannot read): no receipt can be written",
+            signing_key_usable.clone(),
+        );
+        let receipt_conflicts = Family::<ControllerLabels, Counter>::default();
+        registry.register(
+            "receipt_conflicts",
+            "Passes that found a receipt at Herald's name that Herald did not write (or not the one it recorded); it is never delivered",
+            receipt_conflicts.clone(),
+        );
         Self {
             registry,
+            signing_key_usable,
+            receipt_conflicts,
             credential_last_rotation,
             credential_next_rotation,
             rotations,
@@ -584,6 +604,20 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// Whether the receipt signing key is usable.
+    pub fn set_signing_key_usable(&self, usable: bool) {
+        self.signing_key_usable.set(i64::from(usable));
+    }
+
+    /// One more pass of `controller` that found a receipt that is not Herald's.
+    pub fn receipt_conflict(&self, controller: &str) {
+        self.receipt_conflicts
+            .get_or_create(&ControllerLabels {
+                controller: controller.to_owned(),
+            })
+            .inc();
     }
 
     /// One more failed pass of erasure step `step`.

@@ -207,6 +207,20 @@ pub async fn run(
         http,
         shard,
     );
+    // The receipt signing key is made the moment Herald leads, before any receipt can
+    // need it: the key nobody else may create (the evidence admission policy) exists
+    // from the start, so there is no window in which a user creates it first. A key that
+    // is not Herald's, or one it cannot read, is said here, in the metric
+    // herald_receipt_signing_key_usable and, when a receipt is due, in that object's
+    // Stalled condition; reconciling goes on (everything but receipts works).
+    match controller::receipt::signing_key(&ctx).await {
+        Ok(key) => tracing::info!(key_id = key.key_id(), "receipt signing key ready"),
+        Err(e) => tracing::error!(
+            reason = e.evidence_blocked().map_or("", |b| b.0),
+            error = %crate::error_chain(&e),
+            "the receipt signing key cannot be used: no receipt can be written until a person acts"
+        ),
+    }
     let enabled = config.controllers;
     let tenants = controller::tenant::run(
         ctx.clone(),

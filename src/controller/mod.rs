@@ -364,8 +364,14 @@ pub enum Error {
         "the operator's caches of bindings and nodes are not filled yet; waiting before acting"
     )]
     CachesNotSynced,
-    #[error("the deletion receipt signing key is not available")]
+    #[error("the receipt signing key cannot be used")]
     SigningKey(#[source] crate::evidence::store::StoreError),
+    /// A receipt at Herald's name is not the one Herald wrote: never delivered, and
+    /// what it would prove is not claimed (`controller::receipt`).
+    #[error(
+        "the receipt {name} is not the one Herald wrote ({why}); it is not delivered and nothing is claimed with it: a member of the break-glass group must remove it"
+    )]
+    ReceiptConflict { name: String, why: String },
     /// A time computed from a user-supplied number is out of range (never a panic).
     #[error(transparent)]
     Time(#[from] crate::controller::tenant::erasure::plan::OutOfRange),
@@ -392,11 +398,24 @@ impl Error {
             Error::Build { .. } => "build",
             Error::MissingName => "invalid",
             Error::SigningKey(_) => "signing-key",
+            Error::ReceiptConflict { .. } => "receipt-conflict",
             Error::CachesNotSynced => "cache-not-synced",
             Error::Time(_) => "time",
             Error::Panic(_) => "panic",
             // What went wrong, as for any reconcile; the step is in its own metric.
             Error::ErasureStep(e) => e.source_error().category(),
+        }
+    }
+
+    /// For an error only a person can resolve about evidence (the signing key is not
+    /// Herald's or cannot be read, a receipt is not Herald's): the `Stalled` reason and
+    /// message to show on the object whose receipt it is.
+    pub fn evidence_blocked(&self) -> Option<(&'static str, String)> {
+        match self {
+            Error::SigningKey(e) => Some((e.reason(), crate::error_chain(self))),
+            Error::ReceiptConflict { .. } => Some((receipt::REASON_CONFLICT, self.to_string())),
+            Error::ErasureStep(e) => e.source_error().evidence_blocked(),
+            _ => None,
         }
     }
 

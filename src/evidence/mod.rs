@@ -136,6 +136,88 @@ pub enum VerifyError {
         "the signature does not verify with key {0}: the receipt was changed or not signed by it"
     )]
     BadSignature(String),
+    #[error(
+        "the receipt's schema {0:?} is not one this verifier knows (herald.dev/deletion-receipt/v1, herald.dev/fulfilment-receipt/v1): use a Herald version that does"
+    )]
+    UnknownSchema(String),
+}
+
+/// The schema of deletion receipts.
+pub const DELETION_SCHEMA: &str = "herald.dev/deletion-receipt/v1";
+/// The schema of data-subject requests' fulfilment receipts.
+pub const FULFILMENT_SCHEMA: &str = "herald.dev/fulfilment-receipt/v1";
+
+/// What a receipt says, in the words `herald receipt verify` prints: which kind of
+/// receipt it is, whose, its outcome and its deadline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// "deletion receipt" or "fulfilment receipt".
+    pub kind: &'static str,
+    /// The tenant it is for.
+    pub tenant: String,
+    /// What was done: "erased, …" or the request's answer.
+    pub outcome: String,
+    /// The deadline it was held to, and whether it was met.
+    pub deadline: String,
+}
+
+/// The [`Summary`] of a receipt body, refusing a schema this version does not know
+/// (a verifier that guessed would vouch for fields it cannot read). Pure.
+pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
+    let doc: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| VerifyError::NotAReceipt(format!("its body is not JSON: {e}")))?;
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let met = match doc.get("metDeadline").and_then(serde_json::Value::as_bool) {
+        Some(true) => "met",
+        Some(false) => "missed",
+        None => "?",
+    };
+    let deadline = format!("{} ({met})", text("deadline"));
+    let schema = doc
+        .get("schema")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    match schema {
+        DELETION_SCHEMA => {
+            let count = |k: &str| {
+                doc.get(k)
+                    .and_then(serde_json::Value::as_array)
+                    .map_or(0, Vec::len)
+            };
+            let mut outcome = "erased".to_owned();
+            match count("foundNotErased") {
+                0 => {}
+                n => outcome.push_str(&format!(", {n} found and not erased")),
+            }
+            match count("failedExternalSteps") {
+                0 => {}
+                n => outcome.push_str(&format!(", {n} external steps failing")),
+            }
+            Ok(Summary {
+                kind: "deletion receipt",
+                tenant: text("tenant"),
+                outcome,
+                deadline,
+            })
+        }
+        FULFILMENT_SCHEMA => Ok(Summary {
+            kind: "fulfilment receipt",
+            tenant: text("tenant"),
+            outcome: format!(
+                "{} ({} request {})",
+                text("outcome"),
+                text("right"),
+                text("request")
+            ),
+            deadline,
+        }),
+        other => Err(VerifyError::UnknownSchema(other.to_owned())),
+    }
 }
 
 /// Verifies `receipt` against `trusted` public keys (keyId → base64), or, when none are
@@ -248,20 +330,22 @@ pub fn verify_documents(receipt: &str, public_keys: Option<&str>) -> Result<Stri
     let receipt = parse_receipt(receipt)?;
     let trusted = public_keys.map(parse_public_keys).transpose()?;
     let v = verify(&receipt, trusted.as_ref())?;
-    let tenant = serde_json::from_str::<serde_json::Value>(&receipt.body)
-        .ok()
-        .and_then(|b| b.get("tenant").and_then(|t| t.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "?".into());
+    // Read only once the bytes are proven intact: what is printed is what was signed.
+    let sum = summarize(&receipt.body)?;
+    let what = format!(
+        "tenant {}, outcome {}, deadline {}, sha256 {}",
+        sum.tenant, sum.outcome, sum.deadline, receipt.sha256
+    );
     Ok(if v.trusted_key {
         format!(
-            "receipt verifies: tenant {tenant}, sha256 {}, signed by trusted key {}",
-            receipt.sha256, v.key_id
+            "{} verifies: {what}, signed by trusted key {}",
+            sum.kind, v.key_id
         )
     } else {
         format!(
-            "receipt is intact and signed by the key it carries ({}), tenant {tenant}; \
+            "{} is intact and signed by the key it carries ({}): {what}; \
              pass --public-key with the platform's published keys to check who signed it",
-            v.key_id
+            sum.kind, v.key_id
         )
     })
 }
@@ -384,6 +468,59 @@ mod tests {
             parse_public_keys(&format!("{}\n", k.public_key_b64())).unwrap(),
             trusted(&k)
         );
+    }
+
+    #[test]
+    fn the_verifier_names_the_kind_of_receipt_and_refuses_unknown_schemas() {
+        let k = key();
+        let keys = format!("{}\n", k.public_key_b64());
+        let doc = |body: &str| {
+            let r = signed(&k, body);
+            serde_json::json!({"kind": "ConfigMap", "data": {
+                BODY_KEY: r.body, DIGEST_KEY: r.sha256, SIGNATURE_KEY: r.signature,
+                KEY_ID_KEY: r.key_id, PUBLIC_KEY_KEY: r.public_key,
+            }})
+            .to_string()
+        };
+        let deletion = doc(&serde_json::json!({
+            "schema": DELETION_SCHEMA, "tenant": "acme", "deadline": "2026-12-01T00:00:00Z",
+            "metDeadline": true, "foundNotErased": [{"kind": "Secret"}], "failedExternalSteps": [],
+        })
+        .to_string());
+        let out = verify_documents(&deletion, Some(&keys)).unwrap();
+        assert!(
+            out.starts_with("deletion receipt verifies: tenant acme,"),
+            "{out}"
+        );
+        assert!(
+            out.contains("outcome erased, 1 found and not erased"),
+            "{out}"
+        );
+        assert!(out.contains("deadline 2026-12-01T00:00:00Z (met)"), "{out}");
+        let fulfilment = doc(&serde_json::json!({
+            "schema": FULFILMENT_SCHEMA, "tenant": "acme", "request": "r1", "right": "Erasure",
+            "outcome": "NothingHeld", "deadline": "2027-01-01T00:00:00Z", "metDeadline": false,
+        })
+        .to_string());
+        let out = verify_documents(&fulfilment, None).unwrap();
+        assert!(out.starts_with("fulfilment receipt is intact"), "{out}");
+        assert!(
+            out.contains("outcome NothingHeld (Erasure request r1)"),
+            "{out}"
+        );
+        assert!(out.contains("(missed)"), "{out}");
+        // Signed, intact, but of a schema this version cannot read: refused.
+        let future = doc(r#"{"schema":"herald.dev/deletion-receipt/v9","tenant":"acme"}"#);
+        assert_eq!(
+            verify_documents(&future, Some(&keys)),
+            Err(VerifyError::UnknownSchema(
+                "herald.dev/deletion-receipt/v9".into()
+            ))
+        );
+        assert!(matches!(
+            verify_documents(&doc("not json"), Some(&keys)),
+            Err(VerifyError::NotAReceipt(_))
+        ));
     }
 
     #[test]

@@ -32,13 +32,13 @@ use crate::common::{
 
 /// What the customer's webhook received.
 #[derive(Clone, Debug)]
-struct Delivery {
-    headers: HeaderMap,
-    body: Bytes,
+pub(crate) struct Delivery {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
 }
 
 /// A customer webhook on 127.0.0.1 that records every POST and answers 200.
-async fn webhook() -> (String, Arc<Mutex<Vec<Delivery>>>) {
+pub(crate) async fn webhook() -> (String, Arc<Mutex<Vec<Delivery>>>) {
     let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let record = seen.clone();
     let app = axum::Router::new().route(
@@ -58,7 +58,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Delivery>>>) {
 }
 
 /// The tenant's signing secret in the control namespace.
-async fn signing_secret(client: &Client, name: &str) -> String {
+pub(crate) async fn signing_secret(client: &Client, name: &str) -> String {
     let key = herald::notify::generate_secret().unwrap();
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": format!("{name}-notify"), "labels": {E2E_LABEL: "erasure", "herald.dev/tenant": name}},
@@ -115,7 +115,7 @@ pub(crate) fn condition_is(
     }
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     api: &Api<Tenant>,
     name: &str,
     cond: impl Condition<Tenant>,

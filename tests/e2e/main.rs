@@ -12,6 +12,7 @@ mod chart;
 mod common;
 mod dsr;
 mod erasure;
+mod evidence;
 mod health;
 mod identity;
 mod leader;

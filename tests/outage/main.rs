@@ -15,6 +15,7 @@ mod common;
 mod identity;
 #[path = "../e2e/provider_router.rs"]
 mod provider_router;
+mod signing_key;
 
 use std::time::Duration;
 

@@ -232,6 +232,22 @@ pub mod reason {
     /// Tenant (`Reconciling`): a step of its erasure failed with an error and is retried;
     /// the message names the step (`status.erasure.step`) and the error.
     pub const ERASURE_STEP_ERROR: &str = "ErasureStepError";
+    /// Tenant, DataSubjectRequest (`Stalled`): a receipt at Herald's name is not the one
+    /// Herald wrote (not signed by its key, or not the digest it recorded); it is never
+    /// delivered and the erasure or answer is not claimed with it.
+    pub const RECEIPT_CONFLICT: &str = "ReceiptConflict";
+    /// Tenant, DataSubjectRequest (`Stalled`): the receipt signing key Secret cannot be
+    /// read by the operator, so no receipt can be signed.
+    pub const SIGNING_KEY_UNREADABLE: &str = "SigningKeyUnreadable";
+    /// Tenant, DataSubjectRequest (`Stalled`): the signing key Secret holds no usable
+    /// Ed25519 key.
+    pub const SIGNING_KEY_UNUSABLE: &str = "SigningKeyUnusable";
+    /// Tenant, DataSubjectRequest (`Stalled`): the signing key Secret was not generated
+    /// by Herald (no marker); nothing is signed with it.
+    pub const SIGNING_KEY_NOT_HERALDS: &str = "SigningKeyNotHeralds";
+    /// Tenant, DataSubjectRequest (`Stalled`): the published keys hold another public
+    /// key under Herald's key id.
+    pub const PUBLISHED_KEY_MISMATCH: &str = "PublishedKeyMismatch";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -294,6 +310,11 @@ pub mod reason {
         ANSWERED,
         RECEIPT_DELIVERY_PENDING,
         ERASURE_STEP_ERROR,
+        RECEIPT_CONFLICT,
+        SIGNING_KEY_UNREADABLE,
+        SIGNING_KEY_UNUSABLE,
+        SIGNING_KEY_NOT_HERALDS,
+        PUBLISHED_KEY_MISMATCH,
     ];
 }
 

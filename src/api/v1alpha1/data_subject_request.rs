@@ -278,6 +278,11 @@ pub struct DataSubjectRequestStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
 
+    /// The fulfilment receipt's sha256 as Herald wrote it: only a stored receipt with
+    /// this digest, signed by Herald's key, is ever delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_digest: Option<String>,
+
     /// When the tenant's notification endpoint acknowledged the receipt.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt_delivered_at: Option<Time>,

@@ -229,7 +229,7 @@ pub struct Answered<'a> {
 pub fn receipt(dsr: &DataSubjectRequest, a: &Answered<'_>) -> Receipt {
     let deadline = deadline(dsr);
     Receipt {
-        schema: "herald.dev/fulfilment-receipt/v1",
+        schema: crate::evidence::FULFILMENT_SCHEMA,
         request: dsr.metadata.name.clone().unwrap_or_default(),
         request_uid: dsr.metadata.uid.clone().unwrap_or_default(),
         tenant: dsr.spec.tenant_ref.name.clone(),

@@ -38,7 +38,6 @@ use super::tenant::erasure::{RECEIPT_FOR_LABEL, plan};
 use super::{Context, Error, MANAGED_BY, PAUSED_ANNOTATION, TENANT_LABEL};
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{DataSubjectRequest, DataSubjectRequestStatus, Tenant};
-use crate::evidence;
 
 /// The controller label value in metrics.
 const CONTROLLER: &str = "dsr";
@@ -138,15 +137,32 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         // The answer is recorded before the receipt claims it.
         save(ctx, &api, &dsr, &before, &st).await?;
     }
+    // Evidence only a person can set right (a planted receipt, a signing key that is
+    // not Herald's) is said in status (Stalled), never only in a log; nothing after the
+    // receipt happens meanwhile.
+    let mut evidence_blocked = false;
     if st.outcome.is_some() && st.receipt.is_none() {
-        st.receipt = Some(write_receipt(ctx, &dsr, tenant.as_ref(), &st).await?);
-        save(ctx, &api, &dsr, &before, &st).await?;
-    }
-    if st.receipt.is_some() {
-        if st.receipt_delivered_at.is_none() {
-            deliver_receipt(ctx, &dsr, tenant.as_ref(), &mut st, &mut found, now).await?;
+        match write_receipt(ctx, &dsr, tenant.as_ref(), &st).await {
+            Ok((receipt, digest)) => {
+                st.receipt = Some(receipt);
+                st.receipt_digest = Some(digest);
+                save(ctx, &api, &dsr, &before, &st).await?;
+            }
+            Err(e) => {
+                found.blocked = Some(e.evidence_blocked().ok_or(e)?);
+                evidence_blocked = true;
+            }
         }
-        if st.subject_secret_deleted_at.is_none() {
+    }
+    if st.receipt.is_some() && !evidence_blocked {
+        if st.receipt_delivered_at.is_none()
+            && let Err(e) =
+                deliver_receipt(ctx, &dsr, tenant.as_ref(), &mut st, &mut found, now).await
+        {
+            found.blocked = Some(e.evidence_blocked().ok_or(e)?);
+            evidence_blocked = true;
+        }
+        if st.subject_secret_deleted_at.is_none() && !evidence_blocked {
             delete_subject(ctx, &dsr, &mut st).await?;
             info!(request = %name, "answered; the subject Secret is deleted");
         }
@@ -438,7 +454,7 @@ async fn write_receipt(
     dsr: &DataSubjectRequest,
     tenant: Option<&Tenant>,
     st: &DataSubjectRequestStatus,
-) -> Result<String, Error> {
+) -> Result<(String, String), Error> {
     let answer = match st.outcome.as_deref() {
         Some("Fulfilled") => Answer::Fulfilled,
         Some("SubjectNotIdentified") => Answer::SubjectNotIdentified,
@@ -466,7 +482,7 @@ async fn write_receipt(
     let name = decide::receipt_name(dsr);
     let labels = json!({RECEIPT_FOR_LABEL: dsr.spec.tenant_ref.name, "app.kubernetes.io/managed-by": MANAGED_BY,
                         "app.kubernetes.io/component": "fulfilment-receipt", REQUEST_LABEL: dsr.name_any()});
-    super::receipt::create_signed(
+    let digest = super::receipt::create_signed(
         ctx,
         CONTROLLER,
         &name,
@@ -476,7 +492,7 @@ async fn write_receipt(
         "fulfilment receipt",
     )
     .await?;
-    Ok(name)
+    Ok((name, digest))
 }
 
 /// Sends the stored receipt, signed (Standard Webhooks), to the tenant's notification
@@ -499,15 +515,17 @@ async fn deliver_receipt(
         ));
         return Ok(());
     };
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
     let receipt = st.receipt.clone().unwrap_or_default();
-    let cm = api
-        .get(&receipt)
-        .await
-        .map_err(Error::kube(format!("get fulfilment receipt {receipt}")))?;
-    let data = cm.data.unwrap_or_default();
-    let body = data.get(evidence::BODY_KEY).cloned().unwrap_or_default();
-    let digest = data.get(evidence::DIGEST_KEY).cloned().unwrap_or_default();
+    // Only the receipt Herald wrote (and recorded, for requests answered since the
+    // digest is recorded) is delivered.
+    let (body, digest) = super::receipt::read_own(
+        ctx,
+        CONTROLLER,
+        &receipt,
+        st.receipt_digest.as_deref(),
+        "fulfilment receipt",
+    )
+    .await?;
     match super::subprocessor::signing_secret(ctx, tenant_name, &n.signing_secret_ref).await? {
         Err(why) => {
             warn!(failure = %why, "fulfilment receipt not sent: the signing secret is unusable");

@@ -683,12 +683,25 @@ async fn erasure_step_error(tenant: &Tenant, error: &Error, ctx: &Context, now: 
         e.step(),
         crate::error_chain(e.source_error())
     );
-    let desired = [Desired::yes(
+    let mut desired = vec![Desired::yes(
         types::RECONCILING,
         reason::ERASURE_STEP_ERROR,
         message,
     )];
+    // Evidence that is not Herald's (a planted receipt, a signing key Herald did not
+    // generate or cannot read) will not resolve by retrying: a person must act, so it
+    // is Stalled, with an event, and the erasure goes no further than the receipt.
+    let blocked = error.evidence_blocked();
+    if let Some((why, text)) = &blocked {
+        desired.push(crate::conditions::stalled(Some((why, text.clone()))));
+    }
     override_conditions(&mut status, &current.conditions, &desired, tenant, now);
+    if let Some((why, text)) = blocked
+        && !crate::conditions::find(&current.conditions, types::STALLED)
+            .is_some_and(|c| c.status == "True" && c.reason == why)
+    {
+        event(ctx, tenant, EventType::Warning, why, "WriteReceipt", text).await;
+    }
     if let Err(w) = publish_status(tenant, status, ctx).await {
         warn!(step = e.step().as_str(), error = %crate::error_chain(&w), "could not record the erasure step's failure");
     }

@@ -331,7 +331,7 @@ pub fn receipt(
         deletion_receipts_days: None,
     });
     Ok(Some(Receipt {
-        schema: "herald.dev/deletion-receipt/v1",
+        schema: crate::evidence::DELETION_SCHEMA,
         tenant: tenant.metadata.name.clone().unwrap_or_default(),
         tenant_uid: tenant.metadata.uid.clone().unwrap_or_default(),
         dpa_reference: tenant

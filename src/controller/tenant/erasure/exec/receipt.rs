@@ -2,10 +2,8 @@
 //! control namespace, then its delivery to the customer's endpoint, retried until
 //! acknowledged without holding up the Erased state.
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::Api;
 use tracing::{info, warn};
 
 use super::super::{Delivery, RECEIPT_FOR_LABEL, plan};
@@ -29,7 +27,9 @@ pub(super) async fn write(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<Nex
         what: "deletion receipt",
         source,
     })?;
-    let receipt_name = write_receipt(pass.ctx, pass.tenant, &body, &digest).await?;
+    // The digest of the receipt that stands: this one, or the one an earlier pass of
+    // Herald's wrote before a crash (never one Herald did not write: a conflict).
+    let (receipt_name, digest) = write_receipt(pass.ctx, pass.tenant, &body, &digest).await?;
     info!(receipt = %receipt_name, digest = %digest, "deletion receipt written");
     es.receipt = Some(receipt_name);
     es.receipt_digest = Some(digest);
@@ -43,8 +43,15 @@ pub(super) async fn deliver(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<N
     let delivery = match pass.tenant.spec.notifications.as_ref() {
         None => Delivery::NoEndpoint,
         Some(n) => {
-            let (body, digest) =
-                read_receipt(ctx, es.receipt.as_deref().unwrap_or_default()).await?;
+            // Only the receipt Herald wrote and recorded is delivered.
+            let (body, digest) = crate::controller::receipt::read_own(
+                ctx,
+                "tenant",
+                es.receipt.as_deref().unwrap_or_default(),
+                es.receipt_digest.as_deref(),
+                "deletion receipt",
+            )
+            .await?;
             match crate::controller::subprocessor::signing_secret(
                 ctx,
                 &pass.name,
@@ -126,18 +133,18 @@ pub(super) fn done(es: &ErasureStatus, delivery: Delivery) -> Next {
 }
 
 /// Writes the receipt as an immutable, signed ConfigMap (create-if-absent: a restart that
-/// finds it already written keeps the first; Ed25519 signatures are deterministic, so a
-/// rewrite would carry the same bytes anyway).
+/// finds Herald's own receipt already written keeps the first); its name and the digest
+/// of the receipt that stands.
 async fn write_receipt(
     ctx: &Context,
     tenant: &Tenant,
     body: &str,
     digest: &str,
-) -> Result<String, Error> {
+) -> Result<(String, String), Error> {
     let name = plan::receipt_name(tenant);
     let labels = serde_json::json!({RECEIPT_FOR_LABEL: tenant.name_any(), "app.kubernetes.io/managed-by": "herald",
                                     "app.kubernetes.io/component": "deletion-receipt"});
-    crate::controller::receipt::create_signed(
+    let digest = crate::controller::receipt::create_signed(
         ctx,
         "tenant",
         &name,
@@ -147,21 +154,7 @@ async fn write_receipt(
         "deletion receipt",
     )
     .await?;
-    Ok(name)
-}
-
-/// The stored receipt's bytes and digest.
-async fn read_receipt(ctx: &Context, name: &str) -> Result<(String, String), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-    let cm = api
-        .get(name)
-        .await
-        .map_err(Error::kube(format!("get deletion receipt {name}")))?;
-    let data = cm.data.unwrap_or_default();
-    Ok((
-        data.get("receipt.json").cloned().unwrap_or_default(),
-        data.get("sha256").cloned().unwrap_or_default(),
-    ))
+    Ok((name, digest))
 }
 
 /// The `target` of the receipt's delivery in failingSteps.
