@@ -246,14 +246,47 @@ pub struct ErasureConfig {
     /// react to an alert. Between termination and then, the customer can still ask for
     /// an export. Default: 3.
     pub safety_margin_days: i64,
+    /// An object erasure deleted that is still there this long after (a finalizer
+    /// nobody removes), and the tenant namespace still terminating this long, no longer
+    /// holds the erasure: it is recorded as `DeletionStuck` in `notErased` and the
+    /// receipt, for a person to delete. Far below the margin, so that erasure completes
+    /// by the deadline. Default: 600.
+    pub stuck_after_seconds: u64,
     /// What erasure looks at besides the tenant namespace (see [`ErasureScope`]).
     pub scope: ErasureScope,
+}
+
+impl ErasureConfig {
+    /// Why the timing cannot be used: a stuck bound of zero (every deletion would be
+    /// stuck at once), or one that does not fit in the margin (erasure would not
+    /// complete by the deadline).
+    fn check_timing(&self) -> Result<(), String> {
+        let margin = u64::try_from(self.safety_margin_days.max(0)).unwrap_or(0) * 86_400;
+        if self.stuck_after_seconds == 0 {
+            return Err("erasure.stuckAfterSeconds must be at least 1".into());
+        }
+        if margin > 0 && self.stuck_after_seconds >= margin {
+            return Err(format!(
+                "erasure.stuckAfterSeconds ({}) must be shorter than the safety margin ({} days): erasure must complete by the deadline",
+                self.stuck_after_seconds, self.safety_margin_days
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Self::stuck_after_seconds`] as a duration.
+    pub fn stuck_after(&self) -> k8s_openapi::jiff::SignedDuration {
+        k8s_openapi::jiff::SignedDuration::from_secs(
+            i64::try_from(self.stuck_after_seconds).unwrap_or(i64::MAX),
+        )
+    }
 }
 
 impl Default for ErasureConfig {
     fn default() -> Self {
         Self {
             safety_margin_days: 3,
+            stuck_after_seconds: 600,
             scope: ErasureScope::default(),
         }
     }
@@ -324,6 +357,12 @@ impl OperatorConfig {
         }
         if let Err(reason) = config.retention.check_platform() {
             return Err(ConfigError::Retention {
+                origin: origin.to_owned(),
+                reason,
+            });
+        }
+        if let Err(reason) = config.erasure.check_timing() {
+            return Err(ConfigError::ErasureScope {
                 origin: origin.to_owned(),
                 reason,
             });
@@ -466,6 +505,23 @@ mod tests {
         let (head, _) = DEFAULT_CONFIG.split_once("regions:").unwrap();
         let e = OperatorConfig::parse(&format!("{head}regions: {{}}\n"), "t").unwrap_err();
         assert!(matches!(e, ConfigError::NoRegions { .. }));
+    }
+
+    #[test]
+    fn the_stuck_bound_must_fit_in_the_safety_margin() {
+        let c = OperatorConfig::load(None).unwrap();
+        assert_eq!(c.erasure.stuck_after_seconds, 600, "the default");
+        for (erasure, ok) in [
+            ("{stuckAfterSeconds: 30}", true),
+            ("{stuckAfterSeconds: 0}", false),
+            ("{safetyMarginDays: 1, stuckAfterSeconds: 86399}", true),
+            ("{safetyMarginDays: 1, stuckAfterSeconds: 86400}", false),
+            ("{safetyMarginDays: 0, stuckAfterSeconds: 86400}", true),
+        ] {
+            let text = format!("{DEFAULT_CONFIG}\nerasure: {erasure}\n");
+            let parsed = OperatorConfig::parse(&text, "t");
+            assert_eq!(parsed.is_ok(), ok, "{erasure}: {:?}", parsed.err());
+        }
     }
 
     #[test]

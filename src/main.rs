@@ -72,6 +72,12 @@ enum Command {
         /// cluster: every other non-global-unicast address stays refused regardless.
         #[arg(long, env = "HERALD_ALLOW_LOOPBACK_EGRESS")]
         allow_loopback_egress: bool,
+        /// Start even when Herald's admission policies are not installed and enforcing
+        /// (the chart passes it with admissionPolicies.enabled=false): a warning at every
+        /// start, herald_admission_policies_missing and an alert say so. Without it the
+        /// operator refuses to start.
+        #[arg(long, env = "HERALD_ALLOW_MISSING_ADMISSION_POLICIES")]
+        allow_missing_admission_policies: bool,
     },
     /// Deletion receipts: verify one offline.
     Receipt {
@@ -150,6 +156,7 @@ fn main() -> ExitCode {
             lease_identity,
             watch_stall_limit_seconds,
             allow_loopback_egress,
+            allow_missing_admission_policies,
         } => {
             telemetry::init(log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -174,6 +181,7 @@ fn main() -> ExitCode {
                 egress: herald::outbound::Egress {
                     allow_loopback: allow_loopback_egress,
                 },
+                allow_missing_admission_policies,
             };
             match runtime.block_on(herald::run::run(config, herald::run::shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,

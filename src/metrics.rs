@@ -165,6 +165,12 @@ pub struct Metrics {
     pub deletion_overdue: Family<TenantLabels, Gauge>,
     /// Failed attempts of an erasure step that is being retried (absent: not failing).
     pub erasure_step_failures: Family<ErasureStepLabels, Gauge>,
+    /// Objects in an erased tenant's erasure scope that erasure could not delete and
+    /// that remain (absent: none).
+    pub erasure_objects_held: Family<TenantLabels, Gauge>,
+    /// Objects labelled for an erased tenant that appeared after its receipt and were
+    /// deleted again.
+    pub erased_again: Counter,
     /// Last known phase per tenant, from which `tenants` is recounted.
     phases: Mutex<BTreeMap<String, String>>,
     /// A breach's 48-hour deadline (unix seconds), while an affected tenant has not
@@ -184,6 +190,8 @@ pub struct Metrics {
     /// 1 when the receipt signing key is Herald's and usable, 0 when it is not (absent
     /// until this process first needed it: at start, when leading).
     pub signing_key_usable: Gauge,
+    /// Herald's admission policies not in force when this process started (0: all are).
+    pub admission_policies_missing: Gauge,
     /// Receipts found at Herald's name that are not the ones Herald wrote, by the
     /// controller that found them (each pass that finds one counts).
     pub receipt_conflicts: Family<ControllerLabels, Counter>,
@@ -270,6 +278,18 @@ impl Metrics {
             "1 while the tenant's erasure deadline has passed without verified erasure",
             deletion_overdue.clone(),
         );
+        let erasure_objects_held = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "erasure_objects_held",
+            "Objects in an erased tenant's erasure scope that the API refused to delete or that a finalizer held, and that remain: a person must delete them (status.erasure.notErased)",
+            erasure_objects_held.clone(),
+        );
+        let erased_again = Counter::default();
+        registry.register(
+            "erasure_objects_erased_again",
+            "Objects labelled for an erased tenant that appeared after its receipt (e.g. re-applied by a GitOps tool) and were deleted again",
+            erased_again.clone(),
+        );
         let erasure_step_failures = Family::<ErasureStepLabels, Gauge>::default();
         registry.register(
             "erasure_step_failures",
@@ -348,6 +368,12 @@ impl Metrics {
             "1 when the receipt signing key is the one Herald generated and can be used; 0 when it is not (a key Herald did not generate, or one it cannot read): no receipt can be written",
             signing_key_usable.clone(),
         );
+        let admission_policies_missing = Gauge::default();
+        registry.register(
+            "admission_policies_missing",
+            "Herald's admission policies (or their denying bindings) missing when this process started; non-zero only with --allow-missing-admission-policies (the start fails otherwise)",
+            admission_policies_missing.clone(),
+        );
         let receipt_conflicts = Family::<ControllerLabels, Counter>::default();
         registry.register(
             "receipt_conflicts",
@@ -357,6 +383,7 @@ impl Metrics {
         Self {
             registry,
             signing_key_usable,
+            admission_policies_missing,
             receipt_conflicts,
             credential_last_rotation,
             credential_next_rotation,
@@ -376,6 +403,8 @@ impl Metrics {
             deletion_deadline,
             deletion_overdue,
             erasure_step_failures,
+            erasure_objects_held,
+            erased_again,
             phases: Mutex::new(BTreeMap::new()),
             breach_deadline,
             breach_authority_deadline,
@@ -512,6 +541,20 @@ impl Metrics {
                 self.deletion_deadline.remove(&labels);
                 self.deletion_overdue.remove(&labels);
             }
+        }
+    }
+
+    /// Sets (or, with 0, removes) the count of a tenant's held objects.
+    pub fn set_erasure_objects_held(&self, tenant: &str, held: usize) {
+        let labels = TenantLabels {
+            tenant: tenant.to_owned(),
+        };
+        if held > 0 {
+            self.erasure_objects_held
+                .get_or_create(&labels)
+                .set(i64::try_from(held).unwrap_or(i64::MAX));
+        } else {
+            self.erasure_objects_held.remove(&labels);
         }
     }
 

@@ -1,7 +1,14 @@
 //! Start-up checks: the cluster must serve every Herald kind before the operator
-//! starts watching, otherwise the watches would fail one by one with opaque 404s.
+//! starts watching, otherwise the watches would fail one by one with opaque 404s; and
+//! Herald's admission policies must be installed and enforcing, otherwise what they
+//! guard (evidence only Herald writes, the operator's own scope, the control namespace)
+//! would hold on paper only.
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use kube::Client;
+use kube::api::Api;
 
 use crate::api;
 
@@ -13,6 +20,17 @@ pub enum PreflightError {
         missing.join(", ")
     )]
     CrdsMissing { missing: Vec<String> },
+    #[error(
+        "Herald's admission policies are not in force ({}): they keep evidence unforgeable, erasure and the operator in scope, and other tenants' objects out of reach. Install them (chart admissionPolicies.enabled=true, or kubectl apply -f deploy/admission/), or start with --allow-missing-admission-policies to run without them knowingly (a warning, herald_admission_policies_missing and an alert say so)",
+        missing.join("; ")
+    )]
+    AdmissionPoliciesMissing { missing: Vec<String> },
+    #[error("cannot read Herald's admission policy {name}")]
+    AdmissionPolicyUnreadable {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("cannot ask the API server which {group_version} resources it serves")]
     Discovery {
         group_version: String,
@@ -80,9 +98,113 @@ pub async fn check_crds(client: &Client) -> Result<(), PreflightError> {
     }
 }
 
+/// Herald's admission policies (deploy/admission/, the chart's copies): each a
+/// ValidatingAdmissionPolicy and a binding of the same name.
+pub const ADMISSION_POLICIES: &[&str] = &[
+    "herald-breachnotice-protection",
+    "herald-channelbinding-control-namespace",
+    "herald-datasubjectrequest-namespace",
+    "herald-evidence-protection",
+    "herald-operator-scope",
+    "herald-tenant-deletion-protection",
+];
+
+/// What is wrong with each policy of [`ADMISSION_POLICIES`] given what the API server
+/// holds (`None`: absent): a policy without its binding, or a binding that does not
+/// deny (only warns or audits), enforces nothing. Pure, table-tested.
+pub fn admission_problems(
+    found: &[(
+        &str,
+        Option<&ValidatingAdmissionPolicy>,
+        Option<&ValidatingAdmissionPolicyBinding>,
+    )],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, policy, binding) in found {
+        match (policy, binding) {
+            (None, _) => problems.push(format!("{name}: no ValidatingAdmissionPolicy")),
+            (Some(_), None) => problems.push(format!("{name}: no binding (it enforces nothing)")),
+            (Some(_), Some(b)) => {
+                let spec = &b.spec;
+                if spec.policy_name != *name {
+                    problems.push(format!("{name}: its binding binds another policy"));
+                } else if !spec.validation_actions.iter().any(|a| a == "Deny") {
+                    problems.push(format!("{name}: its binding does not Deny"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Reads Herald's admission policies (the operator's ClusterRole may `get` exactly
+/// these names) and says what is not in force; empty when all are.
+pub async fn admission_policies(client: &Client) -> Result<Vec<String>, PreflightError> {
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let mut found = Vec::new();
+    for name in ADMISSION_POLICIES {
+        let unreadable = |source| PreflightError::AdmissionPolicyUnreadable {
+            name: (*name).to_owned(),
+            source,
+        };
+        let policy = policies.get_opt(name).await.map_err(unreadable)?;
+        let binding = bindings.get_opt(name).await.map_err(unreadable)?;
+        found.push((*name, policy, binding));
+    }
+    let refs: Vec<_> = found
+        .iter()
+        .map(|(n, p, b)| (*n, p.as_ref(), b.as_ref()))
+        .collect();
+    Ok(admission_problems(&refs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_list_is_deploy_admission() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/admission");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for doc in text.split("\n---") {
+                let v: serde_yaml::Value = serde_yaml::from_str(doc).unwrap();
+                if v["kind"] == "ValidatingAdmissionPolicy" {
+                    names.push(v["metadata"]["name"].as_str().unwrap().to_owned());
+                }
+            }
+        }
+        names.sort();
+        assert_eq!(names, ADMISSION_POLICIES);
+    }
+
+    #[test]
+    fn a_policy_is_in_force_only_with_a_denying_binding_of_its_own() {
+        let policy = ValidatingAdmissionPolicy::default();
+        let binding = |policy: &str, actions: &[&str]| -> ValidatingAdmissionPolicyBinding {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"policyName": policy, "validationActions": actions}
+            }))
+            .unwrap()
+        };
+        let deny = binding("p", &["Deny", "Audit"]);
+        let warn = binding("p", &["Warn"]);
+        let other = binding("q", &["Deny"]);
+        assert!(admission_problems(&[("p", Some(&policy), Some(&deny))]).is_empty());
+        for (found, why) in [
+            (("p", None, Some(&deny)), "no ValidatingAdmissionPolicy"),
+            (("p", Some(&policy), None), "no binding"),
+            (("p", Some(&policy), Some(&warn)), "does not Deny"),
+            (("p", Some(&policy), Some(&other)), "binds another policy"),
+        ] {
+            let problems = admission_problems(&[found]);
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(why), "{problems:?}");
+        }
+    }
 
     fn expected() -> Vec<(String, String, String)> {
         vec![

@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub watch_stall_limit: std::time::Duration,
     /// Where outbound HTTP may connect besides global unicast addresses.
     pub egress: crate::outbound::Egress,
+    /// Start even when Herald's admission policies are not in force (said in a warning,
+    /// `herald_admission_policies_missing` and an alert); otherwise the start fails.
+    pub allow_missing_admission_policies: bool,
 }
 
 /// The controllers a process runs (all by default; a shard may run only some).
@@ -139,6 +142,19 @@ pub async fn run(
         .await
         .map_err(RunError::Client)?;
     preflight::check_crds(&client).await?;
+    let missing = preflight::admission_policies(&client).await?;
+    metrics
+        .admission_policies_missing
+        .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));
+    if !missing.is_empty() {
+        if !config.allow_missing_admission_policies {
+            return Err(PreflightError::AdmissionPoliciesMissing { missing }.into());
+        }
+        tracing::warn!(
+            missing = %missing.join("; "),
+            "running without Herald's admission policies (--allow-missing-admission-policies): evidence, the operator's scope and the control namespace are not guarded"
+        );
+    }
     let version = client.apiserver_version().await.ok().map(|v| v.git_version);
     tracing::info!(
         apiserver = version.as_deref().unwrap_or("unknown"),

@@ -254,6 +254,10 @@ const INVALID: &[(&str, &str)] = &[
         "a request may not exceed its limit",
     ),
     (
+        "tenant-resources-gpu.yaml",
+        "only cpu, memory and ephemeral-storage may be requested or limited",
+    ),
+    (
         "breachnotice-names-and-all-tenants.yaml",
         "affectedTenants needs exactly one of names, selector or allTenants: true",
     ),
@@ -666,7 +670,7 @@ async fn admission_accepts_what_kubernetes_accepts() {
         ),
         (
             "localhost:5000/herald/sender@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            json!({"limits": {"memory": "256Mi", "hugepages-2Mi": "0"}}),
+            json!({"limits": {"memory": "256Mi", "ephemeral-storage": "2Gi"}}),
         ),
         (
             "registry.example.com:443/a/b__c/d-e.f:v1.2_3-rc.1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",

@@ -504,13 +504,18 @@ impl Drop for OwnOperator {
 pub const ERASURE_SCOPE_LABEL: (&str, &str) = ("herald.dev/e2e-erasure-scope", "true");
 
 /// The `erasure` section of the e2e operators' configuration: the erasure scope's
-/// namespaces are those labelled [`ERASURE_SCOPE_LABEL`], its kinds the default.
+/// namespaces are those labelled [`ERASURE_SCOPE_LABEL`], its kinds the default, and a
+/// deletion held for [`STUCK_AFTER_SECONDS`] is recorded as stuck.
 pub fn erasure_scope_yaml() -> String {
     format!(
-        "erasure:\n  scope:\n    namespaceSelector: {{matchLabels: {{{}: '{}'}}}}\n",
+        "erasure:\n  stuckAfterSeconds: {STUCK_AFTER_SECONDS}\n  scope:\n    namespaceSelector: {{matchLabels: {{{}: '{}'}}}}\n",
         ERASURE_SCOPE_LABEL.0, ERASURE_SCOPE_LABEL.1
     )
 }
+
+/// `erasure.stuckAfterSeconds` of the e2e operators: seconds, not 10 minutes, so that a
+/// test sees a held deletion recorded; well above what a namespace's deletion takes here.
+pub const STUCK_AFTER_SECONDS: u64 = 45;
 
 /// `helm template` arguments that give the chart the shared operator's erasure scope.
 pub fn erasure_scope_values() -> Vec<String> {

@@ -166,7 +166,7 @@ async fn stray_config_map(
 }
 
 /// The receipt ConfigMaps written for `tenant`.
-async fn receipts(client: &Client, tenant: &str) -> Vec<ConfigMap> {
+pub(crate) async fn receipts(client: &Client, tenant: &str) -> Vec<ConfigMap> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), CONTROL_NAMESPACE);
     api.list(&ListParams::default().labels(&format!("herald.dev/receipt-for={tenant}")))
         .await

@@ -26,7 +26,7 @@ const GROUP: &str = "e2e-platform-users";
 
 /// A client acting as user `user` of [`GROUP`], which may create, update and patch
 /// ConfigMaps and Secrets in the control namespace (and nothing else).
-async fn ordinary_user(admin: &Client, user: &str) -> Client {
+pub(crate) async fn ordinary_user(admin: &Client, user: &str) -> Client {
     let role: Role = serde_json::from_value(json!({
         "metadata": {"name": "e2e-platform-user", "labels": {E2E_LABEL: "evidence"}},
         "rules": [{"apiGroups": [""], "resources": ["configmaps", "secrets"],

@@ -12,6 +12,7 @@ mod chart;
 mod common;
 mod dsr;
 mod erasure;
+mod erasure_held;
 mod evidence;
 mod health;
 mod identity;

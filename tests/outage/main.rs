@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failed step must fail the test loudly
 
+mod admission;
 #[path = "../e2e/common.rs"]
 mod common;
 #[path = "../e2e/identity.rs"]

@@ -207,6 +207,18 @@ pub mod reason {
     /// (the operator's RBAC), so nothing of them was verified: the receipt lists them
     /// in `unverifiedKinds`.
     pub const KINDS_UNVERIFIED: &str = "KindsUnverified";
+    /// Tenant (`notErased`): erasure asked the API to delete an object in its scope and
+    /// was refused (an admission policy, RBAC): recorded, not retried, a person must act.
+    pub const DELETION_REFUSED: &str = "DeletionRefused";
+    /// Tenant (`notErased`): an object in erasure's scope (or the tenant namespace) was
+    /// still there `erasure.stuckAfterSeconds` after its deletion, held by a finalizer.
+    pub const DELETION_STUCK: &str = "DeletionStuck";
+    /// Tenant (`Erased`): erased by the deadline with a receipt, but objects it could
+    /// not delete (`DeletionRefused`, `DeletionStuck`) remain: a person must delete them.
+    pub const OBJECTS_HELD: &str = "ObjectsHeld";
+    /// Tenant (event): objects labelled for the erased tenant appeared after its receipt
+    /// (e.g. re-applied by a GitOps tool) and were deleted again.
+    pub const ERASED_AGAIN: &str = "ErasedAgain";
     /// BreachNotice: an affected tenant's endpoint failed several attempts in a row (it
     /// is retried; the tenant is named so that a person can call them).
     pub const NOTICE_FAILING: &str = "NoticeFailing";
@@ -301,6 +313,10 @@ pub mod reason {
         DUPLICATE_BINDING,
         EGRESS_REFUSED,
         KINDS_UNVERIFIED,
+        DELETION_REFUSED,
+        DELETION_STUCK,
+        OBJECTS_HELD,
+        ERASED_AGAIN,
         NOTICE_FAILING,
         NO_TENANTS_AFFECTED,
         SUBJECT_SECRET_NOT_FOR_TENANT,

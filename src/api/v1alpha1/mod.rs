@@ -43,9 +43,10 @@ pub use subprocessor::{
 };
 pub use tenant::CategoryPurge;
 pub use tenant::{
-    Contract, ContractState, DeletedKind, ErasureStatus, ExportDestination, ExportStatus,
-    NotErasedObject, Notifications, OnTermination, PurgeRecord, Residency, Senders, StepFailure,
-    SubprocessorObjection, Tenant, TenantPhase, TenantSpec, TenantStatus, TerminationAction,
+    Contract, ContractState, DeletedKind, ErasedAgainObject, ErasureStatus, ExportDestination,
+    ExportStatus, NotErasedObject, Notifications, OnTermination, PurgeRecord, Residency, Senders,
+    StepFailure, SubprocessorObjection, Tenant, TenantPhase, TenantSpec, TenantStatus,
+    TerminationAction,
 };
 
 /// The CRDs of this version, in a stable order: the kinds others reference first.

@@ -247,11 +247,21 @@ pub struct Senders {
     pub replicas: Option<i32>,
 
     /// CPU and memory requests and limits of each sender container: Kubernetes
-    /// quantities (e.g. `100m`, `256Mi`), at most 8 of each, no request above its limit.
+    /// quantities (e.g. `100m`, `256Mi`), at most 8 of each, no request above its limit;
+    /// only `cpu`, `memory` and `ephemeral-storage` (the tenant namespace's quota caps
+    /// cpu and memory, its LimitRange each container; a GPU, hugepages or another
+    /// extended resource is refused).
     /// Default: the operator's defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(transform = bounded_resources)]
     #[x_kube(
+        validation = Rule::new(
+            "(!has(self.requests) || self.requests.all(k, k in ['cpu', 'memory', 'ephemeral-storage'])) && \
+             (!has(self.limits) || self.limits.all(k, k in ['cpu', 'memory', 'ephemeral-storage']))"
+        ).message("senders.resources: only cpu, memory and ephemeral-storage may be requested or limited (no GPUs, hugepages or other extended resources)"),
+        validation = Rule::new(
+            "!has(self.claims)"
+        ).message("senders.resources.claims: dynamic resource claims are not allowed for senders"),
         validation = Rule::new(
             "(!has(self.requests) || self.requests.all(k, isQuantity(string(self.requests[k])))) && \
              (!has(self.limits) || self.limits.all(k, isQuantity(string(self.limits[k]))))"
@@ -454,6 +464,13 @@ pub struct ErasureStatus {
     /// condition says so. Empty when erasure checked everything its scope names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unverified_kinds: Vec<String>,
+    /// Objects labelled for the tenant that appeared after the receipt and were deleted
+    /// again (erased stays erased), newest last, at most the last 20.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased_again: Vec<ErasedAgainObject>,
+    /// How many objects were deleted again after the receipt, in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_again_count: Option<i64>,
     /// The erasure step the tenant is in (`export`, `awaitErasure`, `startErasure`,
     /// `selectTargets`, `purge`, `inventory`, `deleteAndVerify`, `writeReceipt`,
     /// `deliverReceipt`, `done`; see docs/erasure.md): derived from the fields above and
@@ -541,8 +558,37 @@ pub struct NotErasedObject {
     pub name: String,
     /// Its UID.
     pub uid: String,
-    /// Why it was not erased, e.g. `NamespaceNotOwned`.
+    /// Why it was not erased: `NamespaceNotOwned` or `OutsideErasureScope` (left by
+    /// design, a person decides), or `DeletionRefused` / `DeletionStuck` (in the scope,
+    /// but the API refused its deletion or a finalizer held it: a person must delete it).
     pub reason: String,
+    /// What the API said (the refusal, the finalizers that hold it), when erasure tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When Herald saw a held object (`DeletionRefused`, `DeletionStuck`) gone after the
+    /// receipt (a person deleted it); unset while it remains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Time>,
+}
+
+/// An object labelled for the tenant that appeared after its erasure (e.g. a GitOps tool
+/// re-applying the tenant's Secrets) and that Herald deleted again.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasedAgainObject {
+    /// `group/version` (or `v1`).
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// Its namespace (none for a cluster-scoped object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// When Herald deleted it.
+    pub deleted_at: Time,
 }
 
 /// The retention purge of one data category.

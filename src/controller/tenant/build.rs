@@ -248,6 +248,15 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
             "apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("herald-quota"),
             "spec": {"hard": {
                 "pods": pods.to_string(),
+                // Every pod at most the LimitRange's maximum per container: a cap on
+                // what a tenant's pods can take from the nodes, whatever their spec
+                // says. (Not ephemeral-storage: a quota on it makes the LimitRange
+                // default a request for every pod, unschedulable on nodes that do not
+                // report the resource.)
+                "limits.cpu": (pods * 4).to_string(),
+                "limits.memory": format!("{}Gi", pods * 8),
+                "requests.cpu": (pods * 4).to_string(),
+                "requests.memory": format!("{}Gi", pods * 8),
                 "configmaps": "20",
                 "secrets": "100",
                 "services": "5",

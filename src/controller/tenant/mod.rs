@@ -272,7 +272,9 @@ pub async fn run(
             WatcherConfig::default(),
             |b| Some(ObjectRef::new(&b.spec.tenant_ref.name)),
         )
-        // A label added to (or taken from) a Secret the tenant names changes SecretsOwned.
+        // A label added to (or taken from) a Secret the tenant names changes SecretsOwned;
+        // a Secret labelled for an erased tenant (re-applied by a GitOps tool) is
+        // deleted again.
         .watches_recovering(
             Api::<PartialObjectMeta<Secret>>::namespaced(
                 client.clone(),
@@ -281,10 +283,14 @@ pub async fn run(
             WatcherConfig::default(),
             move |secret| {
                 let name = secret.name_any();
+                let labelled_for = secret.labels().get(TENANT_LABEL).cloned();
                 by_secret
                     .state()
                     .into_iter()
-                    .filter(|t| named_secrets(t).any(|n| n == name))
+                    .filter(|t| {
+                        named_secrets(t).any(|n| n == name)
+                            || (labelled_for.as_deref() == Some(t.name_any().as_str()) && erased(t))
+                    })
                     .map(|t| ObjectRef::from_obj(t.as_ref()))
                     .collect::<Vec<_>>()
             },
@@ -307,6 +313,15 @@ pub async fn run(
         .run(reconcile, error_policy, ctx)
         .for_each(super::log_queue_errors(CONTROLLER))
         .await;
+}
+
+/// Whether the tenant's erasure has verified it gone (from here on, whatever appears
+/// labelled for it is deleted again).
+fn erased(t: &Tenant) -> bool {
+    t.status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .is_some_and(|e| e.verified_at.is_some())
 }
 
 /// What of a Tenant triggers its reconcile: see [`super::metadata_trigger`].
@@ -607,6 +622,10 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
                 .iter()
                 .map(|f| (f.step.as_str(), f.attempts)),
         );
+        ctx.metrics.set_erasure_objects_held(
+            &name,
+            erasure::held::outstanding(&p.status.not_erased).count(),
+        );
         ctx.metrics.set_deletion_deadline(
             &name,
             (!p.done).then_some(t.deadline.as_second()),
@@ -636,6 +655,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
     publish_status(tenant, status.clone(), ctx).await?;
     if let Some(p) = &progress {
         found_not_erased_event(tenant, &p.status, ctx).await;
+        erased_again_event(tenant, &p.status, ctx).await;
     }
     ctx.metrics
         .set_tenant_phase(&name, status.phase.map(phase_name));
@@ -647,7 +667,12 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         let late = timing
             .as_ref()
             .is_some_and(|t| erasure::plan::overdue(t, now));
-        if p.done && (delivered || late) && tenant.metadata.deletion_timestamp.is_some() {
+        // Objects erasure could not delete keep the Tenant (and its condition and
+        // alert) until a person has deleted them: the erasure itself is complete.
+        let held = erasure::held::outstanding(&p.status.not_erased)
+            .next()
+            .is_some();
+        if p.done && (delivered || late) && !held && tenant.metadata.deletion_timestamp.is_some() {
             erasure::release(tenant, ctx).await?;
             ctx.written
                 .forget(tenant.metadata.uid.as_deref().unwrap_or_default());
@@ -655,6 +680,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             ctx.metrics.set_deletion_deadline(&name, None, false);
             ctx.metrics
                 .set_erasure_step_failures(&name, erasure::plan::step::ALL, []);
+            ctx.metrics.set_erasure_objects_held(&name, 0);
         }
         return Ok(Action::requeue(p.requeue));
     }
@@ -1194,7 +1220,50 @@ async fn found_not_erased_event(
         &first.reason,
         "Erase",
         format!(
-            "found and not erased (not Herald's, or outside the erasure scope; see status.erasure.notErased): {}",
+            "found and not erased (not Herald's, outside the erasure scope, or its deletion refused or held by a finalizer; see status.erasure.notErased): {}",
+            what.join(", ")
+        ),
+    )
+    .await;
+}
+
+/// One Warning per pass that deleted objects labelled for the tenant again after its
+/// erasure (a GitOps tool re-applying them), naming them.
+async fn erased_again_event(
+    tenant: &Tenant,
+    erasure: &crate::api::v1alpha1::ErasureStatus,
+    ctx: &Context,
+) {
+    let before = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .and_then(|e| e.erased_again_count)
+        .unwrap_or(0);
+    let now = erasure.erased_again_count.unwrap_or(0);
+    let new = usize::try_from(now - before).unwrap_or(0);
+    if new == 0 {
+        return;
+    }
+    ctx.metrics.erased_again.inc_by(new as u64);
+    let what: Vec<String> = erasure
+        .erased_again
+        .iter()
+        .rev()
+        .take(new)
+        .map(|o| match &o.namespace {
+            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
+            None => format!("{} {}", o.kind, o.name),
+        })
+        .collect();
+    event(
+        ctx,
+        tenant,
+        EventType::Warning,
+        reason::ERASED_AGAIN,
+        "Erase",
+        format!(
+            "the tenant is erased: deleted again what appeared labelled for it since its receipt (remove it from Git, see docs/operations.md): {}",
             what.join(", ")
         ),
     )

@@ -20,6 +20,7 @@
 //! each and what it waits for: docs/erasure.md.
 
 mod exec;
+pub mod held;
 pub mod plan;
 pub mod refusals;
 pub mod scope;

@@ -11,6 +11,8 @@ use crate::api::v1alpha1::{
 };
 use crate::retention::Periods;
 
+use super::held;
+
 const DAY: i64 = 86_400;
 
 /// A time computed from a user-supplied number falls outside what a timestamp can hold
@@ -530,6 +532,8 @@ mod tests {
             name: "tenant-acme".into(),
             uid: "ns-uid".into(),
             reason: "NamespaceNotOwned".into(),
+            message: None,
+            resolved_at: None,
         };
         let mut erasure = ErasureStatus {
             erasing_since: Some(Time(ts("2026-11-28T00:00:00Z"))),
@@ -639,6 +643,65 @@ mod tests {
         assert_eq!(
             steps.iter().map(|s| s.step.as_str()).collect::<Vec<_>>(),
             [step::REVOCATION]
+        );
+    }
+
+    #[test]
+    fn objects_erasure_could_not_delete_are_said_until_resolved() {
+        use crate::api::v1alpha1::conditions::{ERASED, READY, reason};
+        let t = terminated("2026-11-01T00:00:00Z");
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
+        let now = ts("2026-11-28T00:02:00Z");
+        let held = NotErasedObject {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("herald-system".into()),
+            name: "planted".into(),
+            uid: "u1".into(),
+            reason: reason::DELETION_REFUSED.into(),
+            message: Some("HTTP 403: denied".into()),
+            resolved_at: None,
+        };
+        let mut e = ErasureStatus {
+            not_erased: vec![held],
+            unverified_kinds: vec!["services".into()],
+            ..ErasureStatus::default()
+        };
+        let find = |e: &ErasureStatus, type_: &str, done: bool| {
+            conditions(e, &timing, done, &Delivery::Delivered, "erased", now)
+                .into_iter()
+                .find(|c| c.type_ == type_)
+                .unwrap()
+        };
+        let c = find(&e, ERASED, true);
+        assert_eq!(
+            (c.status, c.reason),
+            (true, reason::OBJECTS_HELD),
+            "held before unverified"
+        );
+        assert!(
+            c.message
+                .contains("Secret herald-system/planted (DeletionRefused)"),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("a person must delete"), "{}", c.message);
+        let r = find(&e, READY, true);
+        assert_eq!(
+            (r.status, r.reason),
+            (true, reason::ERASED),
+            "the erasure itself is complete"
+        );
+        assert_eq!(
+            find(&e, ERASED, false).reason,
+            reason::ERASURE_SCHEDULED,
+            "not before done"
+        );
+        e.not_erased[0].resolved_at = Some(Time(now));
+        assert_eq!(
+            find(&e, ERASED, true).reason,
+            reason::KINDS_UNVERIFIED,
+            "resolved: no longer said"
         );
     }
 
@@ -988,7 +1051,11 @@ pub fn conditions(
                 format!("erasure missed its deadline {deadline}"),
             )
         })),
-        if done && !erasure.unverified_kinds.is_empty() {
+        if let Some(held) = held::summary(&erasure.not_erased).filter(|_| done) {
+            // Erased by the deadline, receipt written: what the API would not delete is
+            // said until a person has deleted it.
+            Desired::yes(types::ERASED, reason::OBJECTS_HELD, held)
+        } else if done && !erasure.unverified_kinds.is_empty() {
             // Erased as far as the operator could look: what it could not list is said,
             // not silently skipped.
             Desired::yes(

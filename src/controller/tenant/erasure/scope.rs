@@ -49,6 +49,8 @@ pub fn namespace_owner(ns: Option<&Namespace>, tenant_uid: &str) -> NamespaceOwn
             name: ns.name_any(),
             uid: ns.metadata.uid.clone().unwrap_or_default(),
             reason: reason::NAMESPACE_NOT_OWNED.into(),
+            message: None,
+            resolved_at: None,
         })
     }
 }
@@ -122,6 +124,8 @@ pub fn split<T>(
                 name: id.name,
                 uid: id.uid,
                 reason: why.into(),
+                message: None,
+                resolved_at: None,
             }),
             None => erase.push((t, id)),
         }

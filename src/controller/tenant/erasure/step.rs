@@ -361,6 +361,8 @@ mod tests {
                 name: "tenant-a".into(),
                 uid: "u".into(),
                 reason: "NamespaceNotOwned".into(),
+                message: None,
+                resolved_at: None,
             }],
             ..erasing()
         };

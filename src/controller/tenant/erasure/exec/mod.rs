@@ -2,6 +2,7 @@
 //! create-if-absent, delete-if-present, a deterministic receipt name) and records its
 //! outcome in the in-memory `status.erasure`, which the caller persists.
 
+mod after;
 mod before;
 mod delete;
 mod jobs;
@@ -76,6 +77,6 @@ pub(super) async fn run(
         Step::DeleteAndVerify => delete::delete_and_verify(pass, es).await,
         Step::WriteReceipt => receipt::write(pass, es).await,
         Step::DeliverReceipt => receipt::deliver(pass, es).await,
-        Step::Done => Ok(receipt::done(es, Delivery::Delivered)),
+        Step::Done => after::recheck(pass, es).await,
     }
 }

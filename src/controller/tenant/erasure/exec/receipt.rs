@@ -114,17 +114,29 @@ pub(super) async fn deliver(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<N
 /// stands. A failing step after the receipt (a revocation, the delivery) is still
 /// reported: look again soon, until none is.
 pub(super) fn done(es: &ErasureStatus, delivery: Delivery) -> Next {
+    let held = super::super::held::summary(&es.not_erased);
     let requeue = if matches!(delivery, Delivery::Pending(_)) || !es.failing_steps.is_empty() {
         30
+    } else if held.is_some() {
+        // Looked up again until a person has deleted them.
+        300
     } else {
         3600
     };
-    let note = match es.not_erased.len() {
-        0 => "erased, verified, receipt written".into(),
-        n => format!(
-            "erased, verified, receipt written; {n} objects labelled for the tenant were found and not erased (not Herald's, or outside the erasure scope): see status.erasure.notErased, a person decides"
-        ),
-    };
+    let by_design = es
+        .not_erased
+        .iter()
+        .filter(|o| !super::super::held::is_held(o))
+        .count();
+    let mut note = String::from("erased, verified, receipt written");
+    if by_design > 0 {
+        note.push_str(&format!(
+            "; {by_design} objects labelled for the tenant were found and not erased (not Herald's, or outside the erasure scope): see status.erasure.notErased, a person decides"
+        ));
+    }
+    if let Some(held) = held {
+        note.push_str(&format!("; {held}"));
+    }
     Next::Erased {
         requeue: std::time::Duration::from_secs(requeue),
         note,

@@ -327,29 +327,9 @@ pub(super) async fn inventory(
         add(ar, o);
     }
     // A namespace Herald did not create is not erased: its contents are not counted.
-    let namespaced_types = if home.foreign.is_some() {
-        Vec::new()
-    } else {
-        deletable_types(ctx).await?
-    };
-    let in_namespace = stream::iter(namespaced_types)
-        .filter(|(_, namespaced)| futures::future::ready(*namespaced))
-        .map(|(ar, _)| {
-            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
-            async move {
-                let place = refusals::Place::TenantNamespace;
-                let list = list_unless_refused(&api, &ar, place, &ListParams::default()).await;
-                (ar, list)
-            }
-        })
-        .buffered(SWEEP_PARALLELISM)
-        .collect::<Vec<_>>()
-        .await;
-    for (ar, list) in in_namespace {
-        if let Listed::Found(items) = list {
-            for o in &items {
-                add(&ar, o);
-            }
+    if home.foreign.is_none() {
+        for (ar, o) in namespace_contents(ctx, ns).await? {
+            add(&ar, &o);
         }
     }
     let inventory = by_kind
@@ -364,6 +344,34 @@ pub(super) async fn inventory(
         )
         .collect();
     Ok((inventory, not_erased, unverified))
+}
+
+/// Everything in the tenant namespace that the operator may list, of every deletable
+/// namespaced type.
+pub(super) async fn namespace_contents(
+    ctx: &Context,
+    ns: &str,
+) -> Result<Vec<(ApiResource, DynamicObject)>, Error> {
+    let in_namespace = stream::iter(deletable_types(ctx).await?)
+        .filter(|(_, namespaced)| futures::future::ready(*namespaced))
+        .map(|(ar, _)| {
+            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+            async move {
+                let place = refusals::Place::TenantNamespace;
+                let list = list_unless_refused(&api, &ar, place, &ListParams::default()).await;
+                (ar, list)
+            }
+        })
+        .buffered(SWEEP_PARALLELISM)
+        .collect::<Vec<_>>()
+        .await;
+    let mut out = Vec::new();
+    for (ar, list) in in_namespace {
+        if let Listed::Found(items) = list {
+            out.extend(items.into_iter().map(|o| (ar.clone(), o)));
+        }
+    }
+    Ok(out)
 }
 
 /// Takes the inventory and records it in `es`: what erasure deletes, and what it leaves
