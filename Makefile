@@ -4,6 +4,9 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 CLUSTER := e2e/cluster/cluster.sh
+# `helm template` assumes Kubernetes 1.20 unless told, which the chart's kubeVersion
+# refuses: render for the local control plane's version.
+HELM_KUBE := --kube-version=$(shell sed -n 's/^K8S_VERSION=//p' e2e/cluster/versions.env)
 # Puts the cluster's kubeconfig and binaries (kubectl, helm) in the environment.
 WITH_CLUSTER = eval "$$($(CLUSTER) env)" &&
 DEMO_DIR := $(HOME)/.cache/herald/demo
@@ -78,13 +81,13 @@ rules-check:
 	@e2e/cluster/build.sh helm
 	@prom=$$(e2e/cluster/build.sh prometheus) && tmp=$$(mktemp -d) && \
 	  trap 'rm -rf "$$tmp"' EXIT && \
-	  $(WITH_CLUSTER) helm template herald $(CHART) --set prometheusRule.enabled=true \
+	  $(WITH_CLUSTER) helm template herald $(CHART) $(HELM_KUBE) --set prometheusRule.enabled=true \
 	    --show-only templates/prometheusrule.yaml | "$$prom/promql-check" rules >"$$tmp/rules.yaml" && \
 	  cp e2e/promql/alerts.test.yaml "$$tmp/" && \
 	  "$$prom/promtool" check rules "$$tmp/rules.yaml" && \
 	  (cd "$$tmp" && "$$prom/promtool" test rules alerts.test.yaml) && \
 	  if [ -f $(CHART)/templates/dashboard.yaml ]; then \
-	    $(WITH_CLUSTER) helm template herald $(CHART) --set dashboard.enabled=true \
+	    $(WITH_CLUSTER) helm template herald $(CHART) $(HELM_KUBE) --set dashboard.enabled=true \
 	      --show-only templates/dashboard.yaml | "$$prom/promql-check" dashboard; fi
 
 MUSL_TARGET := x86_64-unknown-linux-musl
@@ -135,7 +138,7 @@ demo: cluster-up build
 	@# The chart's ServiceAccount, roles and admission policies, as `helm install` would
 	@# create them; the operator runs locally as that ServiceAccount (a token), so the demo
 	@# shows what the chart's RBAC allows, not what the admin may do.
-	@$(WITH_CLUSTER) helm template herald $(CHART) --namespace herald-system \
+	@$(WITH_CLUSTER) helm template herald $(CHART) $(HELM_KUBE) --namespace herald-system \
 	    --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
 	    --show-only templates/rbac-erasure.yaml \
 	    --show-only templates/admission.yaml | \

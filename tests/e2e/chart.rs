@@ -361,6 +361,134 @@ fn the_chart_is_the_crate_version_and_renders_the_default_configuration() {
     );
 }
 
+/// The knobs a platform engineer sets (issue 27): extra arguments, environment and
+/// volumes reach the operator's container; without admission policies the chart says so
+/// to the operator (which otherwise refuses to start); the chart names every kind and
+/// the Kubernetes versions it needs.
+#[test]
+fn extra_args_env_and_volumes_reach_the_operator_and_the_chart_names_every_kind() {
+    let objects = objects(&render(&[
+        "--set-json",
+        r#"extraArgs=["--tenant-selector=herald.dev/shard=a","--watch-stall-limit-seconds=600"]"#,
+        "--set-json",
+        r#"extraEnv=[{"name":"HTTPS_PROXY","value":"http://proxy.example:3128"}]"#,
+        "--set-json",
+        r#"extraVolumes=[{"name":"ca","configMap":{"name":"corp-ca"}}]"#,
+        "--set-json",
+        r#"extraVolumeMounts=[{"name":"ca","mountPath":"/etc/ssl/corp","readOnly":true}]"#,
+        "--set",
+        "admissionPolicies.enabled=false",
+    ]));
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for a in [
+        "--tenant-selector=herald.dev/shard=a",
+        "--watch-stall-limit-seconds=600",
+        "--allow-missing-admission-policies",
+    ] {
+        assert!(args.contains(&a), "missing arg {a}: {args:?}");
+    }
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "HTTPS_PROXY"),
+        "{container}"
+    );
+    assert!(
+        container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/etc/ssl/corp")
+    );
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["name"] == "ca")
+    );
+    assert!(
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "ValidatingAdmissionPolicy"),
+        "admissionPolicies.enabled=false renders none"
+    );
+    // With the default values: no such flag, and the policies are rendered.
+    let default = objects_of_default();
+    let args = default.0;
+    assert!(
+        !args.contains(&"--allow-missing-admission-policies".to_owned()),
+        "{args:?}"
+    );
+    assert_eq!(default.1, herald::preflight::ADMISSION_POLICIES.len());
+
+    // A refused argument shape is refused by the values schema, not passed to the binary.
+    let out = helm(&[
+        "template",
+        "charts/herald",
+        "--set-json",
+        r#"extraArgs=["run"]"#,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("extraArgs"),
+        "extraArgs=[run] not refused by the schema: {err}"
+    );
+
+    let chart: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(crate::common::repo_root().join("charts/herald/Chart.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(chart["kubeVersion"].as_str(), Some(">=1.30.0-0"));
+    let listed: serde_yaml::Value = serde_yaml::from_str(
+        chart["annotations"]["artifacthub.io/crds"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut listed: Vec<String> = listed
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| k["kind"].as_str().unwrap().to_owned())
+        .collect();
+    let mut kinds: Vec<String> = herald::api::crds()
+        .iter()
+        .map(|c| c.spec.names.kind.clone())
+        .collect();
+    listed.sort();
+    kinds.sort();
+    assert_eq!(listed, kinds, "artifacthub.io/crds must name every kind");
+}
+
+/// The default rendering's operator arguments and count of admission policies.
+fn objects_of_default() -> (Vec<String>, usize) {
+    let objects = objects(&render(&[]));
+    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let policies = objects
+        .iter()
+        .filter(|o| o["kind"] == "ValidatingAdmissionPolicy")
+        .count();
+    (args, policies)
+}
+
 #[test]
 fn the_alerts_name_the_metrics_herald_exports() {
     let rendered = render(&["--set", "prometheusRule.enabled=true"]);

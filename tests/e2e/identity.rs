@@ -32,13 +32,29 @@ pub const RBAC_KINDS: &[&str] = &[
 
 /// Runs helm (from PATH: `eval "$(e2e/cluster/cluster.sh env)"`).
 pub fn helm(args: &[&str]) -> std::process::Output {
+    // `helm template` assumes Kubernetes 1.20 unless told, which the chart's kubeVersion
+    // refuses: render for the local cluster's version, as Argo CD renders for its own.
+    let kube_version = format!("--kube-version={}", kube_version());
+    let mut args = args.to_vec();
+    if args.first() == Some(&"template") {
+        args.push(&kube_version);
+    }
     Command::new("helm")
-        .args(args)
+        .args(&args)
         .current_dir(repo_root())
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run helm (is it on PATH? `eval \"$(e2e/cluster/cluster.sh env)\"`): {e}")
         })
+}
+
+/// The Kubernetes version of the local control plane (e2e/cluster/versions.env).
+pub fn kube_version() -> String {
+    std::fs::read_to_string(repo_root().join("e2e/cluster/versions.env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("K8S_VERSION=").map(str::to_owned))
+        .expect("K8S_VERSION in e2e/cluster/versions.env")
 }
 
 /// `helm template` of charts/herald as release `herald` in the control namespace, with
