@@ -138,25 +138,56 @@ pub fn admission_problems(
 }
 
 /// Reads Herald's admission policies (the operator's ClusterRole may `get` exactly
-/// these names) and says what is not in force; empty when all are.
-pub async fn admission_policies(client: &Client) -> Result<Vec<String>, PreflightError> {
+/// these names) and says what is not in force (a policy it may not read counts: it
+/// cannot be shown in force); empty when all are. With `patient`, what is not in force
+/// is looked at again for half a minute before it counts: at a fresh install the
+/// operator's RBAC, or the policies, may reach the API server a moment after its pod.
+pub async fn admission_policies(
+    client: &Client,
+    patient: bool,
+) -> Result<Vec<String>, PreflightError> {
+    let mut attempt = 0;
+    loop {
+        let read = read_admission_policies(client).await;
+        let settled = matches!(&read, Ok(p) if p.is_empty());
+        if settled || !patient || attempt >= 15 {
+            return read;
+        }
+        attempt += 1;
+        tracing::warn!(
+            "Herald's admission policies are not all readable and in force yet; looking again"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+async fn read_admission_policies(client: &Client) -> Result<Vec<String>, PreflightError> {
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
     let mut found = Vec::new();
+    let mut forbidden = Vec::new();
     for name in ADMISSION_POLICIES {
         let unreadable = |source| PreflightError::AdmissionPolicyUnreadable {
             name: (*name).to_owned(),
             source,
         };
-        let policy = policies.get_opt(name).await.map_err(unreadable)?;
-        let binding = bindings.get_opt(name).await.map_err(unreadable)?;
+        let (policy, binding) = match (policies.get_opt(name).await, bindings.get_opt(name).await) {
+            (Ok(p), Ok(b)) => (p, b),
+            (Err(kube::Error::Api(s)), _) | (_, Err(kube::Error::Api(s))) if s.code == 403 => {
+                forbidden.push(format!("{name}: the operator may not read it (RBAC)"));
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(unreadable(e)),
+        };
         found.push((*name, policy, binding));
     }
     let refs: Vec<_> = found
         .iter()
         .map(|(n, p, b)| (*n, p.as_ref(), b.as_ref()))
         .collect();
-    Ok(admission_problems(&refs))
+    let mut problems = admission_problems(&refs);
+    problems.extend(forbidden);
+    Ok(problems)
 }
 
 #[cfg(test)]

@@ -142,7 +142,8 @@ pub async fn run(
         .await
         .map_err(RunError::Client)?;
     preflight::check_crds(&client).await?;
-    let missing = preflight::admission_policies(&client).await?;
+    let missing =
+        preflight::admission_policies(&client, !config.allow_missing_admission_policies).await?;
     metrics
         .admission_policies_missing
         .set(i64::try_from(missing.len()).unwrap_or(i64::MAX));

@@ -475,7 +475,12 @@ async fn a_watch_that_cannot_recover_fails_the_liveness_probe() {
         &format!("{lease}-a"),
         &lease,
         &kubeconfig,
-        &[("HERALD_WATCH_STALL_LIMIT_SECONDS", "5")],
+        // Without its cluster-wide reads it cannot show its admission policies in force
+        // either: told to start anyway, since watches are what this test is about.
+        &[
+            ("HERALD_WATCH_STALL_LIMIT_SECONDS", "5"),
+            ("HERALD_ALLOW_MISSING_ADMISSION_POLICIES", "true"),
+        ],
     );
     let healthz = format!("http://{}/healthz", replica.addr);
     until("/healthz up", &[&replica], async || {
