@@ -367,7 +367,7 @@ fn the_chart_is_the_crate_version_and_renders_the_default_configuration() {
 /// the Kubernetes versions it needs.
 #[test]
 fn extra_args_env_and_volumes_reach_the_operator_and_the_chart_names_every_kind() {
-    let objects = objects(&render(&[
+    let knobs = objects(&render(&[
         "--set-json",
         r#"extraArgs=["--tenant-selector=herald.dev/shard=a","--watch-stall-limit-seconds=600"]"#,
         "--set-json",
@@ -379,21 +379,16 @@ fn extra_args_env_and_volumes_reach_the_operator_and_the_chart_names_every_kind(
         "--set",
         "admissionPolicies.enabled=false",
     ]));
-    let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let deployment = knobs.iter().find(|o| o["kind"] == "Deployment").unwrap();
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = operator_args(&knobs);
     for a in [
         "--tenant-selector=herald.dev/shard=a",
         "--watch-stall-limit-seconds=600",
         "--allow-missing-admission-policies",
     ] {
-        assert!(args.contains(&a), "missing arg {a}: {args:?}");
+        assert!(args.iter().any(|x| x == a), "missing arg {a}: {args:?}");
     }
     assert!(
         container["env"]
@@ -418,19 +413,25 @@ fn extra_args_env_and_volumes_reach_the_operator_and_the_chart_names_every_kind(
             .any(|v| v["name"] == "ca")
     );
     assert!(
-        !objects
+        !knobs
             .iter()
             .any(|o| o["kind"] == "ValidatingAdmissionPolicy"),
         "admissionPolicies.enabled=false renders none"
     );
     // With the default values: no such flag, and the policies are rendered.
-    let default = objects_of_default();
-    let args = default.0;
+    let default = objects(&render(&[]));
+    let args = operator_args(&default);
     assert!(
-        !args.contains(&"--allow-missing-admission-policies".to_owned()),
+        !args
+            .iter()
+            .any(|a| a == "--allow-missing-admission-policies"),
         "{args:?}"
     );
-    assert_eq!(default.1, herald::preflight::ADMISSION_POLICIES.len());
+    let policies = default
+        .iter()
+        .filter(|o| o["kind"] == "ValidatingAdmissionPolicy")
+        .count();
+    assert_eq!(policies, herald::preflight::ADMISSION_POLICIES.len());
 
     // A refused argument shape is refused by the values schema, not passed to the binary.
     let out = helm(&[
@@ -472,21 +473,15 @@ fn extra_args_env_and_volumes_reach_the_operator_and_the_chart_names_every_kind(
     assert_eq!(listed, kinds, "artifacthub.io/crds must name every kind");
 }
 
-/// The default rendering's operator arguments and count of admission policies.
-fn objects_of_default() -> (Vec<String>, usize) {
-    let objects = objects(&render(&[]));
+/// The operator container's arguments in rendered `objects`.
+fn operator_args(objects: &[Value]) -> Vec<String> {
     let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
-    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|a| a.as_str().map(str::to_owned))
-        .collect();
-    let policies = objects
-        .iter()
-        .filter(|o| o["kind"] == "ValidatingAdmissionPolicy")
-        .count();
-    (args, policies)
+        .collect()
 }
 
 #[test]

@@ -1208,10 +1208,7 @@ async fn found_not_erased_event(
     let what: Vec<String> = erasure
         .not_erased
         .iter()
-        .map(|o| match &o.namespace {
-            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
-            None => format!("{} {}", o.kind, o.name),
-        })
+        .map(|o| erasure::held::object_ref(&o.kind, o.namespace.as_deref(), &o.name))
         .collect();
     event(
         ctx,
@@ -1251,10 +1248,7 @@ async fn erased_again_event(
         .iter()
         .rev()
         .take(new)
-        .map(|o| match &o.namespace {
-            Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
-            None => format!("{} {}", o.kind, o.name),
-        })
+        .map(|o| erasure::held::object_ref(&o.kind, o.namespace.as_deref(), &o.name))
         .collect();
     event(
         ctx,

@@ -167,15 +167,24 @@ pub fn resolve(
     changed
 }
 
+/// An object as people name it: `Kind namespace/name`, or `Kind name` when it is
+/// cluster-scoped.
+pub fn object_ref(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
 /// The one-line account of the held objects, for the condition and the note.
 pub fn summary(not_erased: &[NotErasedObject]) -> Option<String> {
     let held: Vec<String> = outstanding(not_erased)
         .map(|o| {
-            let at = match &o.namespace {
-                Some(ns) => format!("{} {ns}/{}", o.kind, o.name),
-                None => format!("{} {}", o.kind, o.name),
-            };
-            format!("{at} ({})", o.reason)
+            format!(
+                "{} ({})",
+                object_ref(&o.kind, o.namespace.as_deref(), &o.name),
+                o.reason
+            )
         })
         .collect();
     if held.is_empty() {
