@@ -249,7 +249,11 @@ pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
                     .first()
                     .map_or_else(|| "?".to_owned(), |t| (*t).to_owned()),
                 whose: format!("breach {}, tenants {named}", text("breach")),
-                outcome: format!("{} tenants acknowledged a notice", tenants.len()),
+                outcome: format!(
+                    "notice acknowledged by {} tenant{}",
+                    tenants.len(),
+                    if tenants.len() == 1 { "" } else { "s" }
+                ),
                 deadline,
             })
         }

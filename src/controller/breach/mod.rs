@@ -279,7 +279,6 @@ async fn reconcile_inner(
         }
     }
     let bn = &fresh;
-    let attempted = !due.is_empty();
     let delivered: Vec<Result<BreachTenantNotice, Error>> = stream::iter(due)
         .map(|(tenant, record)| async move { deliver(ctx, bn, &tenant, record).await })
         .buffer_unordered(PARALLEL_DELIVERIES)
@@ -298,23 +297,17 @@ async fn reconcile_inner(
 
     // The proof of each acknowledgement, kept beyond the Tenant; a receipt that cannot
     // be written never holds a notice, it is said (Stalled) instead.
-    let (receipts, evidence_blocked) = match write_receipts(
-        ctx,
-        bn,
-        &tenants,
-        &records,
-        ours.as_ref(),
-        attempted || deferred,
-        now,
-    )
-    .await
-    {
-        Ok(r) => (r, None),
-        Err(e) => match e.evidence_blocked() {
-            Some(blocked) => (None, Some(blocked)),
-            None => return Err(e),
-        },
-    };
+    // Still in flight: tenants left for the next reconcile, or failed ones on their
+    // backoff; when neither, everything acknowledged so far is written at once.
+    let in_flight = deferred || next_retry.is_some();
+    let (receipts, evidence_blocked) =
+        match write_receipts(ctx, bn, &tenants, &records, ours.as_ref(), in_flight, now).await {
+            Ok(r) => (r, None),
+            Err(e) => match e.evidence_blocked() {
+                Some(blocked) => (None, Some(blocked)),
+                None => return Err(e),
+            },
+        };
     // Supplements: the ones naming this breach, and whether the one this supplements is
     // there (and knows of this one).
     let mut supplements: Vec<String> = known
@@ -366,6 +359,9 @@ async fn reconcile_inner(
         receipts,
         evidence_blocked,
     };
+    // A person removes what blocks the receipts (a planted one): look again soon, as for
+    // an error, without holding the notices.
+    let evidence_waits = outcome.evidence_blocked.is_some();
     let unnotified = decide::unnotified(&outcome);
     let status = decide::status(&outcome, now);
     let deadline = decide::deadline(bn);
@@ -410,8 +406,11 @@ async fn reconcile_inner(
         // Counts once it is no longer in the future.
         wait = wait.min(super::until(now, at.0));
     }
-    if attempted || deferred {
+    if in_flight {
         wait = wait.min(evidence::WRITE_AFTER.unsigned_abs());
+    }
+    if evidence_waits {
+        wait = wait.min(REQUEUE_ERROR);
     }
     Ok(Action::requeue(wait))
 }
