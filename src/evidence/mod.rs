@@ -574,7 +574,7 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("outcome 2 tenants acknowledged a notice"),
+            out.contains("outcome notice acknowledged by 2 tenants,"),
             "{out}"
         );
         assert!(out.contains("2026-03-04T08:00:00Z (missed by 1)"), "{out}");
