@@ -201,11 +201,13 @@ async fn a_breach_cannot_be_rewritten_after_its_first_notice_and_a_supplement_te
     sup.spec.nature = "e2e: the same bucket also held tenant B's exports".into();
     sup.spec.supplement_of = Some(name.clone());
     user.create(&PostParams::default(), &sup).await.unwrap();
-    let s = wait_breach(&more, "B acknowledged the supplement", |bn| {
+    // Its reference found: Ready, not Stalled (SupplementOfNotFound), once B is told.
+    wait_breach(&more, "B acknowledged the supplement, Ready", |bn| {
         acked(bn, &b, 1)
+            && condition(bn, "Ready").is_some_and(|c| c.0 == "True")
+            && condition(bn, "Stalled").is_some_and(|c| c.0 == "False")
     })
     .await;
-    assert!(condition(&s, "Stalled").is_some_and(|c| c.0 == "False"));
     let got = received(&hook_b, 1);
     assert!(!got.is_empty() && got.iter().all(|(r, _)| r.verified));
     let body = &got[got.len() - 1].1;
@@ -451,6 +453,32 @@ async fn a_selector_on_labels_the_tenants_write_is_refused() {
         err.contains("name the tenants in affectedTenants.names"),
         "{err}"
     );
+    // A requirement the controller could not use is refused too, not left to a condition.
+    for (req, expect) in [
+        (
+            json!({"key": SELECT_LABEL, "operator": "Near"}),
+            "must be In, NotIn, Exists or DoesNotExist",
+        ),
+        (
+            json!({"key": SELECT_LABEL, "operator": "In"}),
+            "values is required (not empty) for In and NotIn",
+        ),
+        (
+            json!({"key": SELECT_LABEL, "operator": "Exists", "values": ["x"]}),
+            "not allowed for Exists and DoesNotExist",
+        ),
+    ] {
+        let bn = breach_of(
+            &unique("breach-sel"),
+            now(),
+            json!({"selector": {"matchExpressions": [req]}}),
+        );
+        invalid(
+            user.create(&dry, &bn).await,
+            expect,
+            &format!("requirement {req}"),
+        );
+    }
     // The platform's own labels, and names, are admitted (a dry run: nothing is kept).
     for affected in [
         json!({"selector": {"matchLabels": {SELECT_LABEL: "x"}}}),

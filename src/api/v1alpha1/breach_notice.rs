@@ -246,8 +246,14 @@ pub struct TenantSelector {
 }
 
 /// One requirement of a [`TenantSelector`], as in a Kubernetes LabelSelector.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']")
+        .message("affectedTenants.selector.matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist"),
+    validation = Rule::new("(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)")
+        .message("affectedTenants.selector.matchExpressions[].values is required (not empty) for In and NotIn, and not allowed for Exists and DoesNotExist"),
+)]
 pub struct TenantSelectorRequirement {
     /// The label key (under `platform.herald.dev/`).
     #[schemars(length(min = 1, max = 317))]

@@ -417,6 +417,12 @@ fn breach_notice_rules() {
             "only select labels under platform.herald.dev/",
         );
     }
+    assert_rule(
+        "BreachNotice",
+        "spec.affectedTenants.selector.matchExpressions.[]",
+        "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+        "must be In, NotIn, Exists or DoesNotExist",
+    );
     // Bounded, for the CEL cost of the rules above.
     let selector = at("BreachNotice", "spec.affectedTenants.selector");
     assert_eq!(selector["properties"]["matchLabels"]["maxProperties"], 16);
