@@ -335,7 +335,7 @@ impl Metrics {
         let breach_authority_deadline = Family::<BreachLabels, Gauge>::default();
         registry.register(
             "breach_authority_deadline_timestamp_seconds",
-            "When the supervisory authority must have been told of the breach (awareAt + 72 h, unix seconds), while platform data is involved and authorityNotifiedAt is unset",
+            "When the supervisory authority must have been told of the breach (awareAt + 72 h, unix seconds), while platform data is involved and authorityNotifiedAt is unset or in the future",
             breach_authority_deadline.clone(),
         );
         let breach_unnotified = Family::<BreachLabels, Gauge>::default();

@@ -137,7 +137,7 @@ pub enum VerifyError {
     )]
     BadSignature(String),
     #[error(
-        "the receipt's schema {0:?} is not one this verifier knows (herald.dev/deletion-receipt/v1, herald.dev/fulfilment-receipt/v1): use a Herald version that does"
+        "the receipt's schema {0:?} is not one this verifier knows (herald.dev/deletion-receipt/v1, herald.dev/fulfilment-receipt/v1, herald.dev/breach-receipt/v1): use a Herald version that does"
     )]
     UnknownSchema(String),
 }
@@ -146,15 +146,19 @@ pub enum VerifyError {
 pub const DELETION_SCHEMA: &str = "herald.dev/deletion-receipt/v1";
 /// The schema of data-subject requests' fulfilment receipts.
 pub const FULFILMENT_SCHEMA: &str = "herald.dev/fulfilment-receipt/v1";
+/// The schema of breach receipts: which tenants acknowledged a breach's notice, when.
+pub const BREACH_SCHEMA: &str = "herald.dev/breach-receipt/v1";
 
 /// What a receipt says, in the words `herald receipt verify` prints: which kind of
 /// receipt it is, whose, its outcome and its deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
-    /// "deletion receipt" or "fulfilment receipt".
+    /// "deletion receipt", "fulfilment receipt" or "breach receipt".
     pub kind: &'static str,
-    /// The tenant it is for.
+    /// The tenant it is for (a breach receipt: the tenants it records, the first named).
     pub tenant: String,
+    /// Whose it is, as printed: `tenant <t>`, or `breach <b>, tenants <…>`.
+    pub whose: String,
     /// What was done: "erased, …" or the request's answer.
     pub outcome: String,
     /// The deadline it was held to, and whether it was met.
@@ -201,6 +205,7 @@ pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
             Ok(Summary {
                 kind: "deletion receipt",
                 tenant: text("tenant"),
+                whose: format!("tenant {}", text("tenant")),
                 outcome,
                 deadline,
             })
@@ -208,6 +213,7 @@ pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
         FULFILMENT_SCHEMA => Ok(Summary {
             kind: "fulfilment receipt",
             tenant: text("tenant"),
+            whose: format!("tenant {}", text("tenant")),
             outcome: format!(
                 "{} ({} request {})",
                 text("outcome"),
@@ -216,6 +222,41 @@ pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
             ),
             deadline,
         }),
+        BREACH_SCHEMA => {
+            let tenants: Vec<&str> = doc
+                .get("notified")
+                .and_then(serde_json::Value::as_array)
+                .map(|rs| rs.iter().filter_map(|r| r.get(0)?.as_str()).collect())
+                .unwrap_or_default();
+            const NAMED: usize = 5;
+            let mut named = tenants
+                .iter()
+                .take(NAMED)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if tenants.len() > NAMED {
+                named.push_str(&format!(" and {} more", tenants.len() - NAMED));
+            }
+            let late = doc.get("late").and_then(serde_json::Value::as_u64);
+            let deadline = match (met, late) {
+                ("missed", Some(n)) => format!("{} (missed by {n})", text("deadline")),
+                _ => deadline,
+            };
+            Ok(Summary {
+                kind: "breach receipt",
+                tenant: tenants
+                    .first()
+                    .map_or_else(|| "?".to_owned(), |t| (*t).to_owned()),
+                whose: format!("breach {}, tenants {named}", text("breach")),
+                outcome: format!(
+                    "notice acknowledged by {} tenant{}",
+                    tenants.len(),
+                    if tenants.len() == 1 { "" } else { "s" }
+                ),
+                deadline,
+            })
+        }
         other => Err(VerifyError::UnknownSchema(other.to_owned())),
     }
 }
@@ -333,8 +374,8 @@ pub fn verify_documents(receipt: &str, public_keys: Option<&str>) -> Result<Stri
     // Read only once the bytes are proven intact: what is printed is what was signed.
     let sum = summarize(&receipt.body)?;
     let what = format!(
-        "tenant {}, outcome {}, deadline {}, sha256 {}",
-        sum.tenant, sum.outcome, sum.deadline, receipt.sha256
+        "{}, outcome {}, deadline {}, sha256 {}",
+        sum.whose, sum.outcome, sum.deadline, receipt.sha256
     );
     Ok(if v.trusted_key {
         format!(
@@ -521,6 +562,22 @@ mod tests {
             verify_documents(&doc("not json"), Some(&keys)),
             Err(VerifyError::NotAReceipt(_))
         ));
+        let breach = doc(&serde_json::json!({
+            "schema": BREACH_SCHEMA, "breach": "b1", "deadline": "2026-03-04T08:00:00Z",
+            "metDeadline": false, "late": 1,
+            "notified": [["acme", "1234abcd", 3, 7], ["globex", "5678abcd", 3, 172801]],
+        })
+        .to_string());
+        let out = verify_documents(&breach, Some(&keys)).unwrap();
+        assert!(
+            out.starts_with("breach receipt verifies: breach b1, tenants acme, globex,"),
+            "{out}"
+        );
+        assert!(
+            out.contains("outcome notice acknowledged by 2 tenants,"),
+            "{out}"
+        );
+        assert!(out.contains("2026-03-04T08:00:00Z (missed by 1)"), "{out}");
     }
 
     #[test]

@@ -282,6 +282,14 @@ const INVALID: &[(&str, &str)] = &[
         "BreachNotices belong in the control namespace herald-system",
     ),
     (
+        "breachnotice-selector-on-a-tenant-written-label.yaml",
+        "affectedTenants.selector may only select labels under platform.herald.dev/",
+    ),
+    (
+        "breachnotice-authority-notified-before-awareness.yaml",
+        "authorityNotifiedAt cannot be before awareAt",
+    ),
+    (
         "datasubjectrequest-extension-informed-in-the-second-month.yaml",
         "extension.subjectInformedAt must be within the first month after receivedAt",
     ),

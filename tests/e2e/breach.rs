@@ -16,12 +16,18 @@ use crate::channel_binding::{create_tenant, put_secret};
 use crate::common::{CONTROL_NAMESPACE, E2E_LABEL, WAIT, client, kubectl, operator, unique};
 use crate::subprocessor::{Hook, Received, secret, serve_hook, start_hook, verifies};
 
-/// The label the breaches of these tests select their tenants by.
-const SELECT_LABEL: &str = "herald.dev/e2e-breach";
+/// The label the breaches of these tests select their tenants by: under the prefix the
+/// platform owns, the only one a selector may use.
+pub(crate) const SELECT_LABEL: &str = "platform.herald.dev/e2e-breach";
 
 /// A tenant labelled `group` whose notices go to `url` (none: no endpoint), signed
 /// with `key`.
-async fn tenant(client: &kube::Client, name: &str, group: &str, hook: Option<(&str, &str)>) {
+pub(crate) async fn tenant(
+    client: &kube::Client,
+    name: &str,
+    group: &str,
+    hook: Option<(&str, &str)>,
+) {
     let extra = match hook {
         Some((url, key)) => {
             let sig = format!("{name}-sig");
@@ -42,12 +48,22 @@ async fn tenant(client: &kube::Client, name: &str, group: &str, hook: Option<(&s
 }
 
 /// awareAt: now, in whole seconds.
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_second(Timestamp::now().as_second()).unwrap()
 }
 
 async fn create_breach(name: &str, aware_at: Timestamp, affected: Value) {
-    let bn: BreachNotice = serde_json::from_value(json!({
+    api()
+        .await
+        .create(&PostParams::default(), &breach_of(name, aware_at, affected))
+        .await
+        .unwrap();
+}
+
+/// The BreachNotice these tests create: `name`, aware at `aware_at`, of `affected`, with
+/// the platform's own data involved.
+pub(crate) fn breach_of(name: &str, aware_at: Timestamp, affected: Value) -> BreachNotice {
+    serde_json::from_value(json!({
         "apiVersion": "herald.dev/v1alpha1", "kind": "BreachNotice",
         "metadata": {"name": name, "namespace": CONTROL_NAMESPACE, "labels": {E2E_LABEL: "breach"}},
         "spec": {
@@ -63,15 +79,10 @@ async fn create_breach(name: &str, aware_at: Timestamp, affected: Value) {
             "platformDataInvolved": true,
         }
     }))
-    .unwrap();
-    api()
-        .await
-        .create(&PostParams::default(), &bn)
-        .await
-        .unwrap();
+    .unwrap()
 }
 
-async fn api() -> Api<BreachNotice> {
+pub(crate) async fn api() -> Api<BreachNotice> {
     Api::namespaced(client().await, CONTROL_NAMESPACE)
 }
 
@@ -80,8 +91,8 @@ async fn api() -> Api<BreachNotice> {
 /// fleet).
 #[derive(Debug)]
 pub(crate) struct Seen {
-    bn: BreachNotice,
-    records: Vec<BreachTenantNotice>,
+    pub(crate) bn: BreachNotice,
+    pub(crate) records: Vec<BreachTenantNotice>,
 }
 
 impl std::ops::Deref for Seen {
@@ -92,7 +103,7 @@ impl std::ops::Deref for Seen {
 }
 
 /// The BreachNotice `name` and the records of it in every Tenant's status.
-async fn seen(name: &str) -> Option<Seen> {
+pub(crate) async fn seen(name: &str) -> Option<Seen> {
     let bn = api().await.get_opt(name).await.unwrap()?;
     let uid = bn.metadata.uid.clone().unwrap_or_default();
     let records = Api::<Tenant>::all(client().await)
@@ -110,7 +121,7 @@ async fn seen(name: &str) -> Option<Seen> {
 
 /// Waits until the BreachNotice and its records satisfy `f`, and returns them. Polled:
 /// the records change on the Tenants, not on the BreachNotice a watch would follow.
-async fn wait_breach(name: &str, what: &str, f: impl Fn(&Seen) -> bool) -> Seen {
+pub(crate) async fn wait_breach(name: &str, what: &str, f: impl Fn(&Seen) -> bool) -> Seen {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let now = seen(name).await;
@@ -129,16 +140,16 @@ async fn wait_breach(name: &str, what: &str, f: impl Fn(&Seen) -> bool) -> Seen 
     }
 }
 
-fn record<'a>(b: &'a Seen, tenant: &str) -> Option<&'a BreachTenantNotice> {
+pub(crate) fn record<'a>(b: &'a Seen, tenant: &str) -> Option<&'a BreachTenantNotice> {
     b.records.iter().find(|n| n.tenant == tenant)
 }
 
 /// Whether `tenant` acknowledged the notice of `generation`.
-fn acked(b: &Seen, tenant: &str, generation: i64) -> bool {
+pub(crate) fn acked(b: &Seen, tenant: &str, generation: i64) -> bool {
     record(b, tenant).is_some_and(|r| r.generation == generation && r.acknowledged_at.is_some())
 }
 
-fn condition(b: &BreachNotice, type_: &str) -> Option<(String, String, String)> {
+pub(crate) fn condition(b: &BreachNotice, type_: &str) -> Option<(String, String, String)> {
     let c = b
         .status
         .as_ref()?
@@ -149,7 +160,7 @@ fn condition(b: &BreachNotice, type_: &str) -> Option<(String, String, String)> 
 }
 
 /// The notices `hook` received, verified, for generation `g`.
-fn received(hook: &Hook, g: i64) -> Vec<(Received, Value)> {
+pub(crate) fn received(hook: &Hook, g: i64) -> Vec<(Received, Value)> {
     breach_notices(hook)
         .into_iter()
         .filter(|(_, v)| v["generation"] == g)
@@ -158,7 +169,7 @@ fn received(hook: &Hook, g: i64) -> Vec<(Received, Value)> {
 
 /// The breach notices `hook` received: a live tenant's endpoint also gets the
 /// announcements of platform-wide Subprocessors other tests create meanwhile.
-fn breach_notices(hook: &Hook) -> Vec<(Received, Value)> {
+pub(crate) fn breach_notices(hook: &Hook) -> Vec<(Received, Value)> {
     hook.received
         .lock()
         .unwrap()
@@ -169,7 +180,7 @@ fn breach_notices(hook: &Hook) -> Vec<(Received, Value)> {
 }
 
 /// Waits until an event with `reason` is published on the BreachNotice `name`.
-async fn wait_event(name: &str, reason: &str) {
+pub(crate) async fn wait_event(name: &str, reason: &str) {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     let events: Api<k8s_openapi::api::core::v1::Event> =
@@ -189,7 +200,7 @@ async fn wait_event(name: &str, reason: &str) {
 }
 
 /// The value of the series `name{breach="<breach>"}` in the operator's metrics.
-async fn metric(name: &str, breach: &str) -> Option<f64> {
+pub(crate) async fn metric(name: &str, breach: &str) -> Option<f64> {
     let text = operator().await.metrics().await;
     let label = format!(r#"breach="{breach}""#);
     text.lines()
@@ -200,7 +211,7 @@ async fn metric(name: &str, breach: &str) -> Option<f64> {
 
 /// Deletes a BreachNotice as the break-glass group may (cleanup), after checking that
 /// the cluster admin may not.
-async fn refuse_then_remove(name: &str) {
+pub(crate) async fn refuse_then_remove(name: &str) {
     let err = api()
         .await
         .delete(name, &DeleteParams::default())
@@ -442,7 +453,7 @@ async fn a_breach_reaches_every_selected_tenant_signed_and_every_change_as_a_fol
 
 /// Waits until the series `name{breach="<breach>"}` is no longer exported (the
 /// operator's metrics change after its reconcile: poll the outcome, with a deadline).
-async fn wait_metric_gone(name: &str, breach: &str) {
+pub(crate) async fn wait_metric_gone(name: &str, breach: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     while metric(name, breach).await.is_some() {

@@ -7,6 +7,7 @@
 mod api;
 mod audit;
 mod breach;
+mod breach_records;
 mod channel_binding;
 mod chart;
 mod common;

@@ -260,6 +260,15 @@ pub mod reason {
     /// Tenant, DataSubjectRequest (`Stalled`): the published keys hold another public
     /// key under Herald's key id.
     pub const PUBLISHED_KEY_MISMATCH: &str = "PublishedKeyMismatch";
+    /// BreachNotice (`Stalled`): spec.authorityNotifiedAt lies more than 5 minutes in the
+    /// future; the authority's 72-hour deadline stays exported and alerted on.
+    pub const AUTHORITY_NOTIFIED_AT_IN_FUTURE: &str = "AuthorityNotifiedAtInFuture";
+    /// BreachNotice (`Stalled`): spec.supplementOf names no BreachNotice of the control
+    /// namespace (its notices are sent all the same).
+    pub const SUPPLEMENT_OF_NOT_FOUND: &str = "SupplementOfNotFound";
+    /// BreachNotice (`Stalled`): affectedTenants.selector selects a label outside
+    /// `platform.herald.dev/` (admission refuses that; one admitted before is not used).
+    pub const SELECTOR_NOT_PLATFORM_OWNED: &str = "SelectorNotPlatformOwned";
 
     /// Every reason above, for tests and for code that iterates over them.
     pub const ALL: &[&str] = &[
@@ -331,6 +340,9 @@ pub mod reason {
         SIGNING_KEY_UNUSABLE,
         SIGNING_KEY_NOT_HERALDS,
         PUBLISHED_KEY_MISMATCH,
+        AUTHORITY_NOTIFIED_AT_IN_FUTURE,
+        SUPPLEMENT_OF_NOT_FOUND,
+        SELECTOR_NOT_PLATFORM_OWNED,
     ];
 }
 

@@ -23,8 +23,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 
 pub use breach_notice::{
-    AffectedTenants, BreachContact, BreachNotice, BreachNoticeSpec, BreachNoticeStatus,
-    BreachTenantNotice,
+    AffectedTenants, AuthorityDeadlineMet, BreachContact, BreachNotice, BreachNoticeSpec,
+    BreachNoticeStatus, BreachReceipts, BreachTenantNotice, DeadlinesMet, PLATFORM_LABEL_PREFIX,
+    TenantSelector, TenantSelectorRequirement, TenantsDeadlineMet,
 };
 pub use channel_binding::{
     Channel, ChannelBinding, ChannelBindingSpec, ChannelBindingStatus, CredentialSource,

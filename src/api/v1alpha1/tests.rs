@@ -311,7 +311,9 @@ fn every_rule_has_a_message_and_transition_rules_are_the_intended_ones() {
         "Tenant/properties/spec/properties/contract",
         "ChannelBinding/properties/spec/properties/tenantRef",
         "ChannelBinding/properties/spec/properties/channel",
+        "BreachNotice",
         "BreachNotice/properties/spec/properties/awareAt",
+        "BreachNotice/properties/spec/properties/supplementOf",
         "DataSubjectRequest/properties/spec",
         "DataSubjectRequest/properties/spec/properties/tenantRef",
         "DataSubjectRequest/properties/spec/properties/right",
@@ -401,6 +403,53 @@ fn tenant_rules() {
         objections["x-kubernetes-list-map-keys"],
         serde_json::json!(["name"])
     );
+}
+
+#[test]
+fn breach_notice_rules() {
+    // Frozen once the first notice went out; the status outcomes are kept.
+    assert_rule(
+        "BreachNotice",
+        "",
+        "self.spec.affectedTenants == oldSelf.spec.affectedTenants",
+        "spec.supplementOf: <this BreachNotice's name>",
+    );
+    assert_rule(
+        "BreachNotice",
+        "",
+        "self.status.deadlinesMet.tenants == oldSelf.status.deadlinesMet.tenants",
+        "never changed or removed",
+    );
+    assert_rule(
+        "BreachNotice",
+        "",
+        "self.spec.supplementOf != self.metadata.name",
+        "not itself",
+    );
+    assert_rule(
+        "BreachNotice",
+        "spec",
+        "self.authorityNotifiedAt >= self.awareAt",
+        "cannot be before awareAt",
+    );
+    for list in ["matchLabels", "matchExpressions"] {
+        assert_rule(
+            "BreachNotice",
+            &format!("spec.affectedTenants.selector.{list}"),
+            "startsWith('platform.herald.dev/')",
+            "only select labels under platform.herald.dev/",
+        );
+    }
+    assert_rule(
+        "BreachNotice",
+        "spec.affectedTenants.selector.matchExpressions.[]",
+        "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+        "must be In, NotIn, Exists or DoesNotExist",
+    );
+    // Bounded, for the CEL cost of the rules above.
+    let selector = at("BreachNotice", "spec.affectedTenants.selector");
+    assert_eq!(selector["properties"]["matchLabels"]["maxProperties"], 16);
+    assert_eq!(selector["properties"]["matchExpressions"]["maxItems"], 16);
 }
 
 #[test]

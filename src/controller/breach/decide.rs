@@ -9,7 +9,8 @@ use kube::core::SelectorExt;
 
 use crate::api::v1alpha1::conditions::{self as types, reason};
 use crate::api::v1alpha1::{
-    AffectedTenants, BreachNotice, BreachNoticeStatus, BreachTenantNotice, Tenant,
+    AffectedTenants, AuthorityDeadlineMet, BreachNotice, BreachNoticeStatus, BreachReceipts,
+    BreachTenantNotice, DeadlinesMet, PLATFORM_LABEL_PREFIX, Tenant, TenantsDeadlineMet,
 };
 use crate::conditions::{Desired, merge};
 
@@ -22,6 +23,11 @@ pub const AUTHORITY_DEADLINE: SignedDuration = SignedDuration::from_hours(72);
 pub const FAILING_AFTER: u32 = 3;
 /// Tenants named in a condition message; the rest are counted.
 const MAX_NAMED: usize = 10;
+/// Late tenants named in `status.deadlinesMet.tenants.lateTenants` (the CRD's bound).
+const MAX_LATE_NAMED: usize = 20;
+/// How far authorityNotifiedAt may lie ahead of this clock (another machine's clock, a
+/// person's watch) before it reads as a date in the future, which does not count.
+pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 /// The tenants a breach affects, as found in `tenants`.
 #[derive(Debug, Default)]
@@ -32,8 +38,14 @@ pub struct Affected<'a> {
     pub missing: Vec<String>,
 }
 
+/// Why the affected tenants cannot be found: a reason and a message.
+pub type Unresolved = (&'static str, String);
+
 /// Who `spec` names among `tenants`, or why the selector cannot be used.
-pub fn affected<'a>(spec: &AffectedTenants, tenants: &'a [Tenant]) -> Result<Affected<'a>, String> {
+pub fn affected<'a>(
+    spec: &AffectedTenants,
+    tenants: &'a [Tenant],
+) -> Result<Affected<'a>, Unresolved> {
     if let Some(names) = &spec.names {
         let mut found = Affected::default();
         for name in names {
@@ -55,12 +67,28 @@ pub fn affected<'a>(spec: &AffectedTenants, tenants: &'a [Tenant]) -> Result<Aff
                 .as_ref()
                 .is_none_or(|e| e.is_empty())
         {
-            return Err(
+            return Err((
+                reason::NO_TENANTS_AFFECTED,
                 "affectedTenants.selector is empty (say allTenants: true for every tenant)".into(),
-            );
+            ));
         }
-        let selector = kube::core::Selector::try_from(selector.clone())
-            .map_err(|e| format!("affectedTenants.selector is not a valid label selector: {e}"))?;
+        // Admission refuses these too; one admitted before that rule existed must still
+        // not decide who is told by a label a tenant's own manifest writes.
+        if let Some(key) = foreign_selector_key(selector) {
+            return Err((
+                reason::SELECTOR_NOT_PLATFORM_OWNED,
+                format!(
+                    "affectedTenants.selector selects the label {key:?}, which is not under {PLATFORM_LABEL_PREFIX} (labels a tenant's own manifest may write): nobody is notified by it; name the tenants, or select a label under {PLATFORM_LABEL_PREFIX}, in a supplement"
+                ),
+            ));
+        }
+        let selector =
+            kube::core::Selector::try_from(selector.to_label_selector()).map_err(|e| {
+                (
+                    reason::NO_TENANTS_AFFECTED,
+                    format!("affectedTenants.selector is not a valid label selector: {e}"),
+                )
+            })?;
         let tenants = tenants
             .iter()
             .filter(|t| selector.matches(t.labels()))
@@ -77,10 +105,47 @@ pub fn affected<'a>(spec: &AffectedTenants, tenants: &'a [Tenant]) -> Result<Aff
         });
     }
     // Admission refuses this (exactly one of the three); never "all" by omission.
-    Err(
+    Err((
+        reason::NO_TENANTS_AFFECTED,
         "affectedTenants names no tenant (exactly one of names, selector or allTenants: true)"
             .into(),
-    )
+    ))
+}
+
+/// The first key `selector` selects on outside the platform's prefix, if any.
+pub fn foreign_selector_key(selector: &crate::api::v1alpha1::TenantSelector) -> Option<String> {
+    let labels = selector.match_labels.iter().flat_map(|m| m.keys());
+    let exprs = selector
+        .match_expressions
+        .iter()
+        .flat_map(|es| es.iter().map(|e| &e.key));
+    labels
+        .chain(exprs)
+        .find(|k| !k.starts_with(PLATFORM_LABEL_PREFIX))
+        .cloned()
+}
+
+/// authorityNotifiedAt, when it is set and not in the future (beyond [`CLOCK_SKEW`]):
+/// only then does it end the authority's deadline series.
+pub fn authority_notified_at(bn: &BreachNotice, now: Timestamp) -> Option<Timestamp> {
+    let at = bn.spec.authority_notified_at.as_ref()?.0;
+    (at <= add(now, CLOCK_SKEW)).then_some(at)
+}
+
+/// Whether authorityNotifiedAt lies in the future (beyond [`CLOCK_SKEW`]).
+pub fn authority_notified_in_future(bn: &BreachNotice, now: Timestamp) -> bool {
+    bn.spec.authority_notified_at.is_some() && authority_notified_at(bn, now).is_none()
+}
+
+/// The time to record as `status.firstNoticeAt` before a notice is sent, when none is
+/// recorded yet: the earliest notice already sent (one sent before this field existed),
+/// or now.
+pub fn first_notice_at(records: &[BreachTenantNotice], now: Timestamp) -> Timestamp {
+    records
+        .iter()
+        .filter_map(|r| r.first_sent_at.as_ref().map(|t| t.0))
+        .min()
+        .unwrap_or_else(|| whole(now))
 }
 
 /// awareAt + 48 hours.
@@ -227,6 +292,7 @@ pub fn body(bn: &BreachNotice, record: &BreachTenantNotice) -> Vec<u8> {
         "measures": s.measures,
         "contact": s.contact,
         "platformDataInvolved": s.platform_data_involved.unwrap_or(false),
+        "supplementOf": s.supplement_of,
     });
     doc.to_string().into_bytes()
 }
@@ -243,7 +309,7 @@ pub struct Outcome<'a> {
     /// Named tenants that do not exist.
     pub missing: Vec<String>,
     /// Why the affected tenants could not be found (an unusable selector).
-    pub unresolved: Option<String>,
+    pub unresolved: Option<Unresolved>,
     /// Every tenant's record after this reconcile's deliveries.
     pub records: Vec<BreachTenantNotice>,
     /// The configured retention, in days.
@@ -251,6 +317,78 @@ pub struct Outcome<'a> {
     /// How long failing endpoints read as Reconciling before they read as Stalled
     /// (`health.stallAfterSeconds`, as for every kind).
     pub stall_after: SignedDuration,
+    /// spec.supplementOf names no BreachNotice.
+    pub supplement_of_missing: bool,
+    /// The BreachNotices whose spec.supplementOf names this one (sorted).
+    pub supplements: Vec<String>,
+    /// The breach receipts as the controller found or wrote them (None: unchanged).
+    pub receipts: Option<BreachReceipts>,
+    /// Why the breach receipts cannot be written (a receipt at Herald's name that is not
+    /// Herald's, the signing key): a reason and a message.
+    pub evidence_blocked: Option<(&'static str, String)>,
+}
+
+/// The deadlines' outcomes: those already recorded in `current` stay as they are
+/// (never rewritten); one not yet recorded is recorded once its outcome is known.
+pub fn deadlines_met(
+    current: Option<&DeadlinesMet>,
+    o: &Outcome<'_>,
+    now: Timestamp,
+) -> Option<DeadlinesMet> {
+    let mut met = current.cloned().unwrap_or_default();
+    let bn = o.bn;
+    let recorded_at = Time(whole(now));
+    if met.tenants.is_none() && o.unresolved.is_none() {
+        let deadline = deadline(bn);
+        let in_time: Vec<&String> = o
+            .affected
+            .iter()
+            .filter(|t| {
+                record(o, t)
+                    .and_then(|r| r.first_acknowledged_at.as_ref())
+                    .is_some_and(|at| at.0 <= deadline)
+            })
+            .collect();
+        let mut late: Vec<String> = o
+            .missing
+            .iter()
+            .chain(o.affected.iter().filter(|t| !in_time.contains(t)))
+            .cloned()
+            .collect();
+        late.sort();
+        // Known once the deadline passed, or once every affected tenant was told before.
+        if now > deadline || late.is_empty() && !o.affected.is_empty() {
+            met.tenants = Some(TenantsDeadlineMet {
+                met: late.is_empty(),
+                recorded_at: recorded_at.clone(),
+                in_time: i64::try_from(in_time.len()).unwrap_or(i64::MAX),
+                late: i64::try_from(late.len()).unwrap_or(i64::MAX),
+                late_tenants: late.into_iter().take(MAX_LATE_NAMED).collect(),
+            });
+        }
+    }
+    if met.authority.is_none()
+        && let Some(deadline) = authority_deadline(bn)
+    {
+        match authority_notified_at(bn, now) {
+            Some(at) => {
+                met.authority = Some(AuthorityDeadlineMet {
+                    met: at <= deadline,
+                    recorded_at,
+                    notified_at: Some(Time(at)),
+                })
+            }
+            None if now > deadline => {
+                met.authority = Some(AuthorityDeadlineMet {
+                    met: false,
+                    recorded_at,
+                    notified_at: None,
+                })
+            }
+            None => {}
+        }
+    }
+    (met != DeadlinesMet::default()).then_some(met)
 }
 
 /// How many affected tenants (including named ones that do not exist) have not yet
@@ -312,8 +450,8 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
 
     // The blocking findings first: each needs a person (a phone call, a fixed manifest).
     let mut blocked: Vec<(&'static str, String)> = Vec::new();
-    if let Some(why) = &o.unresolved {
-        blocked.push((reason::NO_TENANTS_AFFECTED, why.clone()));
+    if let Some((r, why)) = &o.unresolved {
+        blocked.push((r, why.clone()));
     } else if total == 0 {
         blocked.push((
             reason::NO_TENANTS_AFFECTED,
@@ -336,6 +474,30 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
         ));
     }
     let mut parts: Vec<String> = blocked.iter().map(|(_, m)| m.clone()).collect();
+    let tenants_blocked = blocked.len();
+    // Findings that need a person but do not keep the tenants from being told: after
+    // the tenants' own (TenantsNotified does not name them).
+    if authority_notified_in_future(bn, now) {
+        blocked.push((
+            reason::AUTHORITY_NOTIFIED_AT_IN_FUTURE,
+            format!(
+                "spec.authorityNotifiedAt lies in the future (more than {:#} ahead of the operator's clock): it does not count as the supervisory authority told, and its 72-hour deadline stays tracked; set the time the authority was notified",
+                CLOCK_SKEW
+            ),
+        ));
+    }
+    if o.supplement_of_missing {
+        blocked.push((
+            reason::SUPPLEMENT_OF_NOT_FOUND,
+            format!(
+                "spec.supplementOf names {:?}, which is no BreachNotice of this namespace; its notices are sent all the same, naming it",
+                bn.spec.supplement_of.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some((r, why)) = &o.evidence_blocked {
+        blocked.push((r, why.clone()));
+    }
     if !failing.is_empty() {
         parts.push(format!(
             "endpoints that keep failing, retried (call them): {}",
@@ -355,7 +517,7 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
             ),
         )
     } else {
-        let why = blocked
+        let why = blocked[..tenants_blocked]
             .first()
             .map(|(r, _)| *r)
             .or((!failing.is_empty()).then_some(reason::NOTICE_FAILING))
@@ -434,11 +596,15 @@ pub fn status(o: &Outcome<'_>, now: Timestamp) -> BreachNoticeStatus {
         retain_until: Some(Time(retain_until(bn, o.retention_days))),
         state: Some(state.to_owned()),
         acknowledged: Some(format!("{acked}/{total}")),
+        first_notice_at: current.first_notice_at.clone(),
+        deadlines_met: deadlines_met(current.deadlines_met.as_ref(), o, now),
+        supplements: o.supplements.clone(),
+        receipts: o.receipts.clone().or(current.receipts.clone()),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn ts(s: &str) -> Timestamp {
@@ -475,10 +641,11 @@ mod tests {
     }
 
     #[test]
-    fn affected_by_names_selector_or_explicitly_all() {
+    fn affected_by_names_platform_label_selector_or_explicitly_all() {
+        let tier = "platform.herald.dev/tier";
         let ts = vec![
-            tenant("a", serde_json::json!({"tier": "gold"})),
-            tenant("b", serde_json::json!({"tier": "free"})),
+            tenant("a", serde_json::json!({tier: "gold", "tier": "free"})),
+            tenant("b", serde_json::json!({tier: "free", "tier": "gold"})),
         ];
         let by = |v| affected(&breach(v, 1).spec.affected_tenants, &ts).unwrap();
         let named = by(serde_json::json!({"names": ["a", "gone"]}));
@@ -486,10 +653,10 @@ mod tests {
             (names(&named), named.missing),
             (vec!["a".into()], vec!["gone".into()])
         );
-        let sel = by(serde_json::json!({"selector": {"matchLabels": {"tier": "gold"}}}));
+        let sel = by(serde_json::json!({"selector": {"matchLabels": {tier: "gold"}}}));
         assert_eq!(names(&sel), vec!["a"]);
         let expr = by(serde_json::json!({"selector": {"matchExpressions": [
-            {"key": "tier", "operator": "In", "values": ["gold", "free"]}]}}));
+            {"key": tier, "operator": "In", "values": ["gold", "free"]}]}}));
         assert_eq!(names(&expr), vec!["a", "b"]);
         assert_eq!(
             names(&by(serde_json::json!({"allTenants": true}))),
@@ -501,10 +668,25 @@ mod tests {
         let empty = breach(serde_json::json!({"selector": {}}), 1);
         assert!(affected(&empty.spec.affected_tenants, &ts).is_err());
         let bad = breach(
-            serde_json::json!({"selector": {"matchExpressions": [{"key": "tier", "operator": "Near"}]}}),
+            serde_json::json!({"selector": {"matchExpressions": [{"key": tier, "operator": "Near"}]}}),
             1,
         );
-        assert!(affected(&bad.spec.affected_tenants, &ts).is_err());
+        assert_eq!(
+            affected(&bad.spec.affected_tenants, &ts).unwrap_err().0,
+            reason::NO_TENANTS_AFFECTED
+        );
+        // A label the tenants' own manifests write decides nothing, whichever form.
+        for foreign in [
+            serde_json::json!({"matchLabels": {"tier": "gold"}}),
+            serde_json::json!({"matchLabels": {tier: "gold", "tier": "gold"}}),
+            serde_json::json!({"matchExpressions": [{"key": "herald.dev/tier", "operator": "Exists"}]}),
+            serde_json::json!({"matchExpressions": [{"key": "platform.herald.dev.evil/x", "operator": "Exists"}]}),
+        ] {
+            let b = breach(serde_json::json!({"selector": foreign}), 1);
+            let (r, m) = affected(&b.spec.affected_tenants, &ts).unwrap_err();
+            assert_eq!(r, reason::SELECTOR_NOT_PLATFORM_OWNED, "{foreign}");
+            assert!(m.contains("platform.herald.dev/"), "{m}");
+        }
     }
 
     #[test]
@@ -592,6 +774,10 @@ mod tests {
             records,
             retention_days: 1825,
             stall_after: SignedDuration::from_mins(15),
+            supplement_of_missing: false,
+            supplements: Vec::new(),
+            receipts: None,
+            evidence_blocked: None,
         }
     }
 
@@ -697,6 +883,144 @@ mod tests {
         assert_eq!(
             reason_of(&st, types::STALLED).1,
             reason::NO_TENANTS_AFFECTED
+        );
+    }
+
+    #[test]
+    fn authority_notified_in_the_future_does_not_count_and_is_said() {
+        let now = ts("2026-03-02T10:00:00Z");
+        let mut b = breach(serde_json::json!({"allTenants": true}), 1);
+        assert_eq!(authority_notified_at(&b, now), None);
+        assert!(!authority_notified_in_future(&b, now));
+        // Within the clock skew: it counts.
+        b.spec.authority_notified_at = Some(Time(ts("2026-03-02T10:04:00Z")));
+        assert_eq!(
+            authority_notified_at(&b, now),
+            Some(ts("2026-03-02T10:04:00Z"))
+        );
+        b.spec.authority_notified_at = Some(Time(ts("2026-03-02T10:06:00Z")));
+        assert_eq!(authority_notified_at(&b, now), None);
+        assert!(authority_notified_in_future(&b, now));
+        let ack = |t: &str| acknowledged(next_attempt(None, t, 1, "k", now).unwrap(), now);
+        let st = status(&outcome(&b, vec![ack("a"), ack("b")]), now);
+        assert_eq!(
+            reason_of(&st, types::STALLED),
+            (
+                "True".into(),
+                reason::AUTHORITY_NOTIFIED_AT_IN_FUTURE.into()
+            )
+        );
+        // The tenants were told all the same, and their condition says so.
+        assert_eq!(st.state.as_deref(), Some("Notified"));
+        assert_eq!(reason_of(&st, types::TENANTS_NOTIFIED).0, "True");
+        assert_eq!(
+            st.deadlines_met.as_ref().and_then(|m| m.authority.as_ref()),
+            None,
+            "not recorded while it lies in the future"
+        );
+    }
+
+    #[test]
+    fn deadline_outcomes_are_recorded_once_and_never_rewritten() {
+        let b = breach(serde_json::json!({"allTenants": true}), 1);
+        let early = ts("2026-03-02T10:00:00Z");
+        let ack = |t: &str, at| acknowledged(next_attempt(None, t, 1, "k", at).unwrap(), at);
+        // Only a told before the deadline: nothing is known yet.
+        let o = outcome(&b, vec![ack("a", early)]);
+        assert_eq!(deadlines_met(None, &o, early), None);
+        // The deadline passed: b is late; the authority was never told: missed.
+        let after = ts("2026-03-05T08:00:01Z");
+        let o = outcome(&b, vec![ack("a", early)]);
+        let met = deadlines_met(None, &o, after).unwrap();
+        let tenants = met.tenants.clone().unwrap();
+        assert_eq!((tenants.met, tenants.in_time, tenants.late), (false, 1, 1));
+        assert_eq!(tenants.late_tenants, vec!["b"]);
+        assert_eq!(tenants.recorded_at, Time(after));
+        let authority = met.authority.clone().unwrap();
+        assert_eq!((authority.met, authority.notified_at), (false, None));
+        // Later: b acknowledges and authorityNotifiedAt is back-dated into the deadline.
+        // Neither changes what was recorded.
+        let mut backdated = b.clone();
+        backdated.spec.authority_notified_at = Some(Time(ts("2026-03-02T09:00:00Z")));
+        let later = ts("2026-03-06T00:00:00Z");
+        let o = outcome(&backdated, vec![ack("a", early), ack("b", later)]);
+        assert_eq!(deadlines_met(Some(&met), &o, later), Some(met.clone()));
+        // Everyone told before the deadline: met, recorded at once; the authority too.
+        let o = outcome(&backdated, vec![ack("a", early), ack("b", early)]);
+        let met = deadlines_met(None, &o, early).unwrap();
+        assert!(met.tenants.as_ref().unwrap().met);
+        assert_eq!(met.tenants.as_ref().unwrap().in_time, 2);
+        let authority = met.authority.unwrap();
+        assert!(authority.met);
+        assert_eq!(
+            authority.notified_at,
+            Some(Time(ts("2026-03-02T09:00:00Z")))
+        );
+        // A named tenant that does not exist is late; an unusable selector records nothing.
+        let mut o = outcome(&b, vec![ack("a", early), ack("b", early)]);
+        o.missing = vec!["gone".into()];
+        let t = deadlines_met(None, &o, after).unwrap().tenants.unwrap();
+        assert_eq!((t.met, t.late_tenants), (false, vec!["gone".to_owned()]));
+        let mut o = outcome(&b, Vec::new());
+        o.unresolved = Some((reason::SELECTOR_NOT_PLATFORM_OWNED, "x".into()));
+        assert!(deadlines_met(None, &o, after).unwrap().tenants.is_none());
+        // Through status: a recorded outcome is carried unchanged.
+        let mut since = b.clone();
+        since.status = Some(BreachNoticeStatus {
+            deadlines_met: deadlines_met(None, &outcome(&b, vec![ack("a", early)]), after),
+            ..Default::default()
+        });
+        let st = status(
+            &outcome(&since, vec![ack("a", early), ack("b", later)]),
+            later,
+        );
+        assert_eq!(
+            st.deadlines_met,
+            since.status.as_ref().unwrap().deadlines_met
+        );
+    }
+
+    #[test]
+    fn the_first_notice_time_and_supplements_are_kept_in_status() {
+        let now = ts("2026-03-02T10:00:00.7Z");
+        assert_eq!(first_notice_at(&[], now), ts("2026-03-02T10:00:00Z"));
+        let earlier = next_attempt(None, "a", 1, "k", ts("2026-03-02T09:00:00Z")).unwrap();
+        assert_eq!(
+            first_notice_at(&[earlier], now),
+            ts("2026-03-02T09:00:00Z"),
+            "a notice sent before the field existed"
+        );
+        let mut b = breach(serde_json::json!({"allTenants": true}), 1);
+        b.status = Some(BreachNoticeStatus {
+            first_notice_at: Some(Time(ts("2026-03-02T09:00:00Z"))),
+            ..Default::default()
+        });
+        let mut o = outcome(&b, Vec::new());
+        o.supplements = vec!["b1-more".into()];
+        let st = status(&o, now);
+        assert_eq!(st.first_notice_at, Some(Time(ts("2026-03-02T09:00:00Z"))));
+        assert_eq!(st.supplements, vec!["b1-more"]);
+        // A supplement names the first in its notices, and is Stalled when it is missing.
+        let mut sup = breach(serde_json::json!({"names": ["a"]}), 1);
+        sup.spec.supplement_of = Some("b1-first".into());
+        let record = next_attempt(None, "a", 1, "k", now).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body(&sup, &record)).unwrap();
+        assert_eq!(doc["supplementOf"], "b1-first");
+        let mut o = outcome(&sup, Vec::new());
+        o.supplement_of_missing = true;
+        let st = status(&o, now);
+        assert_eq!(
+            reason_of(&st, types::STALLED),
+            ("True".into(), reason::SUPPLEMENT_OF_NOT_FOUND.into())
+        );
+        // A receipt conflict is said, after what keeps tenants from being told.
+        let mut o = outcome(&b, Vec::new());
+        o.evidence_blocked = Some((reason::RECEIPT_CONFLICT, "planted".into()));
+        let st = status(&o, now);
+        assert_eq!(reason_of(&st, types::STALLED).1, reason::RECEIPT_CONFLICT);
+        assert_eq!(
+            reason_of(&st, types::TENANTS_NOTIFIED).1,
+            reason::PROGRESSING
         );
     }
 }

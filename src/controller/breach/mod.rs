@@ -10,14 +10,25 @@
 //! when it changed; events on transitions) → metrics → requeue at the next retry or the
 //! deadline. Sharded like the Subprocessor controller: a process sends only to the
 //! Tenants its selector matches; the summary counts every tenant's record.
+//!
+//! What stays true: `status.firstNoticeAt` is recorded (against the exact spec read)
+//! before the first notice is sent, and from then on the CRD refuses changing what the
+//! tenants were told; the deadlines' outcomes are recorded once ([`decide::deadlines_met`]);
+//! each tenant's acknowledgement is written into signed breach receipts
+//! ([`evidence`]) that outlive the Tenant. A supplement (`spec.supplementOf`) is a
+//! BreachNotice of its own; the one it supplements lists it in `status.supplements`.
 
 pub mod decide;
+pub mod evidence;
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
 use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
@@ -30,7 +41,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::{Changed, Context, Error, PAUSED_ANNOTATION};
 use crate::api::v1alpha1::conditions::reason;
-use crate::api::v1alpha1::{BreachNotice, BreachNoticeStatus, BreachTenantNotice, Tenant};
+use crate::api::v1alpha1::{
+    BreachNotice, BreachNoticeStatus, BreachReceipts, BreachTenantNotice, Tenant,
+};
 use crate::controller::watch::RecoveringWatches;
 
 /// The controller label value in metrics.
@@ -84,8 +97,12 @@ pub async fn run(
     let all = store.clone();
     let known = store.clone();
     let tenants_changed = Changed::default();
+    // A supplement asks for the BreachNotice it supplements to be reconciled, which then
+    // lists it in status.supplements.
+    let (link, linked) = mpsc::unbounded::<ObjectRef<BreachNotice>>();
     Controller::for_stream(events, store)
         .with_config(ControllerConfig::default().concurrency(concurrency))
+        .reconcile_on(linked)
         // A new tenant, new labels (a selector may now match it), a new endpoint: every
         // BreachNotice may owe it a notice. Its status writes are not news here.
         .watches_recovering(
@@ -103,7 +120,7 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            move |bn, ctx| reconcile(bn, ctx, selector.clone(), known.clone()),
+            move |bn, ctx| reconcile(bn, ctx, selector.clone(), known.clone(), link.clone()),
             error_policy,
             ctx,
         )
@@ -116,13 +133,16 @@ async fn reconcile(
     ctx: Arc<Context>,
     selector: Arc<Option<String>>,
     known: reflector::Store<BreachNotice>,
+    link: mpsc::UnboundedSender<ObjectRef<BreachNotice>>,
 ) -> Result<Action, Error> {
     let span = info_span!("reconcile", controller = CONTROLLER, breach = %bn.name_any());
     let result = ctx
         .metrics
         .reconcile(
             CONTROLLER,
-            super::catch_panic(reconcile_inner(&bn, &ctx, selector.as_deref()).instrument(span)),
+            super::catch_panic(
+                reconcile_inner(&bn, &ctx, selector.as_deref(), &known, &link).instrument(span),
+            ),
         )
         .await;
     // Deleted while this reconcile ran (the watch cleared its series before it set
@@ -143,6 +163,8 @@ async fn reconcile_inner(
     cached: &BreachNotice,
     ctx: &Context,
     selector: Option<&str>,
+    known: &reflector::Store<BreachNotice>,
+    link: &mpsc::UnboundedSender<ObjectRef<BreachNotice>>,
 ) -> Result<Action, Error> {
     let name = cached.name_any();
     // Read fresh, not from the cache: the records this reconcile acts on were written
@@ -150,7 +172,7 @@ async fn reconcile_inner(
     // already acknowledged.
     let api: Api<BreachNotice> =
         Api::namespaced(ctx.client.clone(), &cached.namespace().unwrap_or_default());
-    let Some(fresh) = api
+    let Some(mut fresh) = api
         .get_opt(&name)
         .await
         .map_err(Error::kube(format!("read BreachNotice {name}")))?
@@ -158,8 +180,7 @@ async fn reconcile_inner(
         ctx.metrics.clear_breach(&name);
         return Ok(Action::await_change()); // deleted (by the break-glass group)
     };
-    let bn = &fresh;
-    if bn
+    if fresh
         .annotations()
         .get(PAUSED_ANNOTATION)
         .is_some_and(|v| v != "false")
@@ -167,7 +188,7 @@ async fn reconcile_inner(
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
-    let generation = bn.metadata.generation.unwrap_or_default();
+    let generation = fresh.metadata.generation.unwrap_or_default();
     let api_tenants: Api<Tenant> = Api::all(ctx.client.clone());
     let tenants = api_tenants
         .list(&ListParams::default())
@@ -189,6 +210,7 @@ async fn reconcile_inner(
         ),
         None => None,
     };
+    let bn = &fresh;
     let (affected, missing, unresolved) =
         match decide::affected(&bn.spec.affected_tenants, &tenants) {
             Ok(a) => (a.tenants, a.missing, None),
@@ -237,6 +259,26 @@ async fn reconcile_inner(
         }
         due.push((tenant.clone(), record));
     }
+    // The record freezes before the first notice goes out: status.firstNoticeAt, written
+    // only if the BreachNotice is still the one read (its resourceVersion), so that what
+    // is sent is what the CRD then keeps from changing. A notice sent before this field
+    // existed counts as the first.
+    let sent_before = records.iter().any(|r| r.first_sent_at.is_some());
+    if bn
+        .status
+        .as_ref()
+        .and_then(|s| s.first_notice_at.as_ref())
+        .is_none()
+        && (!due.is_empty() || sent_before)
+    {
+        let at = decide::first_notice_at(&records, now);
+        match record_first_notice(ctx, bn, at).await? {
+            Some(updated) => fresh = updated,
+            // Changed meanwhile: read again and decide on the new spec.
+            None => return Ok(Action::requeue(Duration::from_secs(1))),
+        }
+    }
+    let bn = &fresh;
     let delivered: Vec<Result<BreachTenantNotice, Error>> = stream::iter(due)
         .map(|(tenant, record)| async move { deliver(ctx, bn, &tenant, record).await })
         .buffer_unordered(PARALLEL_DELIVERIES)
@@ -253,6 +295,52 @@ async fn reconcile_inner(
         records.push(record);
     }
 
+    // The proof of each acknowledgement, kept beyond the Tenant; a receipt that cannot
+    // be written never holds a notice, it is said (Stalled) instead.
+    // Still in flight: tenants left for the next reconcile, or failed ones on their
+    // backoff; when neither, everything acknowledged so far is written at once.
+    let in_flight = deferred || next_retry.is_some();
+    let (receipts, evidence_blocked) =
+        match write_receipts(ctx, bn, &tenants, &records, ours.as_ref(), in_flight, now).await {
+            Ok(r) => (r, None),
+            Err(e) => match e.evidence_blocked() {
+                Some(blocked) => (None, Some(blocked)),
+                None => return Err(e),
+            },
+        };
+    // Supplements: the ones naming this breach, and whether the one this supplements is
+    // there (and knows of this one).
+    let mut supplements: Vec<String> = known
+        .state()
+        .iter()
+        .filter(|b| b.spec.supplement_of.as_deref() == Some(name.as_str()))
+        .map(|b| b.name_any())
+        .collect();
+    supplements.sort();
+    let supplement_of_missing = match &bn.spec.supplement_of {
+        None => false,
+        Some(original) => {
+            let ns = bn.namespace().unwrap_or_default();
+            let found = match known.get(&ObjectRef::new(original).within(&ns)) {
+                Some(o) => Some((*o).clone()),
+                None => api
+                    .get_opt(original)
+                    .await
+                    .map_err(Error::kube(format!("read BreachNotice {original}")))?,
+            };
+            if let Some(o) = &found
+                && !o
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.supplements.contains(&name))
+            {
+                // Its reconcile lists this one; a closed channel (shutting down) is fine.
+                let _ = link.unbounded_send(ObjectRef::from_obj(o));
+            }
+            found.is_none()
+        }
+    };
+
     let outcome = decide::Outcome {
         bn,
         affected: affected.iter().map(|t| t.name_any()).collect(),
@@ -266,15 +354,24 @@ async fn reconcile_inner(
         records,
         retention_days: ctx.config.breach_notices.retention_days,
         stall_after: ctx.config.health.stall_after(),
+        supplement_of_missing,
+        supplements,
+        receipts,
+        evidence_blocked,
     };
+    // A person removes what blocks the receipts (a planted one): look again soon, as for
+    // an error, without holding the notices.
+    let evidence_waits = outcome.evidence_blocked.is_some();
     let unnotified = decide::unnotified(&outcome);
     let status = decide::status(&outcome, now);
     let deadline = decide::deadline(bn);
     ctx.metrics.set_breach(
         &name,
         (unnotified > 0).then_some(deadline.as_second()),
+        // Not silenced by a date in the future: only an authorityNotifiedAt that has
+        // happened ends the series.
         decide::authority_deadline(bn)
-            .filter(|_| bn.spec.authority_notified_at.is_none())
+            .filter(|_| decide::authority_notified_at(bn, now).is_none())
             .map(|t| t.as_second()),
         i64::try_from(unnotified).unwrap_or(i64::MAX),
     );
@@ -291,6 +388,29 @@ async fn reconcile_inner(
     if unnotified > 0 && now < deadline {
         // Back when the deadline passes: the state turns Overdue.
         wait = wait.min(super::until(now, deadline));
+    }
+    // Back when a deadline's outcome is due to be recorded, or records wait for a receipt.
+    let recorded = status_deadlines(bn);
+    if !recorded.0 && now < deadline {
+        wait = wait.min(super::until(now, deadline));
+    }
+    if let Some(at) = decide::authority_deadline(bn).filter(|at| !recorded.1 && now < *at) {
+        wait = wait.min(super::until(now, at));
+    }
+    if let Some(at) = bn
+        .spec
+        .authority_notified_at
+        .as_ref()
+        .filter(|_| decide::authority_notified_in_future(bn, now))
+    {
+        // Counts once it is no longer in the future.
+        wait = wait.min(super::until(now, at.0));
+    }
+    if in_flight {
+        wait = wait.min(evidence::WRITE_AFTER.unsigned_abs());
+    }
+    if evidence_waits {
+        wait = wait.min(REQUEUE_ERROR);
     }
     Ok(Action::requeue(wait))
 }
@@ -412,6 +532,164 @@ async fn record_notice(
     )))?;
     ctx.metrics.wrote(CONTROLLER, "Tenant/status");
     Ok(())
+}
+
+/// Whether the tenants' and the authority's deadline outcomes are recorded (as read).
+fn status_deadlines(bn: &BreachNotice) -> (bool, bool) {
+    let met = bn.status.as_ref().and_then(|s| s.deadlines_met.as_ref());
+    (
+        met.is_some_and(|m| m.tenants.is_some()),
+        met.is_some_and(|m| m.authority.is_some()),
+    )
+}
+
+/// Records `status.firstNoticeAt` with the BreachNotice's resourceVersion as a
+/// precondition: the updated object, or `None` when it changed since it was read.
+async fn record_first_notice(
+    ctx: &Context,
+    bn: &BreachNotice,
+    at: Timestamp,
+) -> Result<Option<BreachNotice>, Error> {
+    let name = bn.name_any();
+    let api: Api<BreachNotice> =
+        Api::namespaced(ctx.client.clone(), &bn.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": bn.resource_version()},
+        "status": {"firstNoticeAt": Time(at)},
+    });
+    match api
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(updated) => {
+            ctx.metrics.wrote(CONTROLLER, "BreachNotice/status");
+            info!(first_notice_at = %at, "first notice going out: the breach record is frozen");
+            Ok(Some(updated))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(Error::kube(format!(
+            "record the first notice of BreachNotice {name}"
+        ))(e)),
+    }
+}
+
+/// What this process knows is written of a breach's receipts (by breach uid): receipts
+/// are immutable and undeletable, so a memo of them stays true; it saves listing them
+/// on every reconcile. Lost at a restart, rebuilt from the receipts themselves.
+static WRITTEN: LazyLock<Mutex<HashMap<String, Written>>> = LazyLock::new(Default::default);
+
+#[derive(Clone, Debug, Default)]
+struct Written {
+    names: Vec<String>,
+    tenants: HashSet<String>,
+    last_written_at: Option<Timestamp>,
+}
+
+impl Written {
+    fn status(&self) -> BreachReceipts {
+        BreachReceipts {
+            names: self.names.clone(),
+            tenants: i64::try_from(self.tenants.len()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Writes the breach receipts due now ([`evidence::due`]) and returns what is written.
+async fn write_receipts(
+    ctx: &Context,
+    bn: &BreachNotice,
+    tenants: &[Tenant],
+    records: &[BreachTenantNotice],
+    ours: Option<&HashSet<String>>,
+    in_flight: bool,
+    now: Timestamp,
+) -> Result<Option<BreachReceipts>, Error> {
+    let uid = bn.uid().unwrap_or_default();
+    let memo = WRITTEN.lock().ok().and_then(|m| m.get(&uid).cloned());
+    let mut written = match memo {
+        Some(w) => w,
+        None => load_receipts(ctx, bn).await?,
+    };
+    let pending = evidence::unwritten(bn, records, tenants, &written.tenants, ours);
+    let since = written.last_written_at.or_else(|| {
+        bn.status
+            .as_ref()
+            .and_then(|s| s.first_notice_at.as_ref())
+            .map(|t| t.0)
+    });
+    if evidence::due(pending.len(), in_flight, since, now) {
+        let built = evidence::receipts(bn, &pending, now).map_err(|source| Error::Build {
+            what: "breach receipt",
+            source,
+        })?;
+        for r in built {
+            super::receipt::create_signed(
+                ctx,
+                CONTROLLER,
+                &r.name,
+                evidence::labels(bn),
+                &r.body,
+                &r.digest,
+                "breach receipt",
+            )
+            .await?;
+            info!(receipt = %r.name, tenants = r.tenants.len(), "breach receipt written");
+            written.names.push(r.name);
+            written.tenants.extend(r.tenants);
+            written.last_written_at = Some(now);
+        }
+    }
+    let status = written.status();
+    if let Ok(mut m) = WRITTEN.lock() {
+        m.insert(uid, written);
+    }
+    Ok(Some(status))
+}
+
+/// The breach's receipts as stored, each checked to be Herald's (a receipt labelled
+/// for the breach that Herald did not sign is a conflict, never counted as proof).
+async fn load_receipts(ctx: &Context, bn: &BreachNotice) -> Result<Written, Error> {
+    let key = super::receipt::signing_key(ctx).await?;
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+    let mut list = api
+        .list(&ListParams::default().labels(&format!(
+            "{}={},app.kubernetes.io/component={}",
+            evidence::BREACH_UID_LABEL,
+            bn.uid().unwrap_or_default(),
+            evidence::COMPONENT
+        )))
+        .await
+        .map_err(Error::kube("list the breach receipts"))?
+        .items;
+    list.sort_by_key(|cm| {
+        (
+            cm.metadata.creation_timestamp.clone().map(|t| t.0),
+            cm.name_any(),
+        )
+    });
+    let mut written = Written::default();
+    for cm in list {
+        let name = cm.name_any();
+        let data = cm.data.clone().unwrap_or_default();
+        let body = data
+            .get(crate::evidence::BODY_KEY)
+            .cloned()
+            .unwrap_or_default();
+        let check = super::receipt::judge_existing(&data, key, None)
+            .and_then(|_| evidence::tenants_of(&body));
+        match check {
+            Ok(tenants) => {
+                written.names.push(name);
+                written.tenants.extend(tenants);
+            }
+            Err(why) => {
+                ctx.metrics.receipt_conflict(CONTROLLER);
+                warn!(receipt = %name, "breach receipt {name} is not the one Herald wrote: {why}");
+                return Err(Error::ReceiptConflict { name, why });
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Patches the summary when it differs from what is stored (the per-tenant records are
