@@ -9,6 +9,16 @@
 //! month is refused by admission, one in the first month moves the deadline. A request
 //! for an erased tenant is answered NothingHeld with the deletion receipt's reference.
 //! No test identifier appears in the request, its events or the operator's log.
+//!
+//! Requests that cannot be gamed, each attack tried as an ordinary user
+//! ([`requester`]): a request for a Tenant that does not exist stays Stalled with its
+//! Secret kept; one naming a Secret that is not a subject Secret (an erased tenant's
+//! kept signing Secret, a live tenant's, one without the key) leaves it alone; an
+//! extension added after the first month moves nothing; the CRD's month rule agrees
+//! with `decide::add_months` on the API server; a future receivedAt counts no deadline;
+//! a name over 63 characters is refused; a deleted unanswered request leaves a signed
+//! withdrawal receipt and no Job or copy; a pre-signed export URL's credential stays out
+//! of the receipt.
 
 use std::time::Duration;
 
@@ -962,6 +972,38 @@ async fn received_at_in_the_future_counts_no_deadline_and_long_names_are_refused
     );
 }
 
+/// The operator's RBAC for its finalizer: patch on DataSubjectRequests (the chart's
+/// ClusterRole, as the authorizer answers), never delete or create: requests are the
+/// users'.
+#[tokio::test]
+async fn the_operator_may_patch_requests_for_its_finalizer_and_nothing_more() {
+    operator().await; // the chart's RBAC installed
+    let can = |verb: &str| {
+        let user = format!(
+            "system:serviceaccount:{CONTROL_NAMESPACE}:{}",
+            crate::identity::CHART_SA
+        );
+        let out = kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            "datasubjectrequests.herald.dev",
+            "-n",
+            CONTROL_NAMESPACE,
+            "--as",
+            &user,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(
+        can("patch"),
+        "the operator may not patch DataSubjectRequests"
+    );
+    for verb in ["delete", "create", "update", "deletecollection"] {
+        assert!(!can(verb), "the operator may {verb} DataSubjectRequests");
+    }
+}
+
 /// Deleting an unanswered request (as an ordinary user) removes its Job and its subject
 /// copy in the tenant namespace, and leaves a signed receipt with outcome `Withdrawn`
 /// that `herald receipt verify` names a withdrawal receipt; the request then goes.
@@ -1023,10 +1065,16 @@ async fn deleting_an_unanswered_request_leaves_a_withdrawal_receipt_and_no_job()
         .await
         .unwrap();
     subject_secret(&client, &secret_name, &tenant, &name, "+31 6 00000000").await;
-    wait_dsr(&client, &name, "Running", |d| {
-        d.status.as_ref().and_then(|s| s.state.as_deref()) == Some("Running")
+    // Its Job found running (Herald's own, verified): nothing blocks, nothing answered.
+    wait_dsr(&client, &name, "Stalled=False, Reconciling", |d| {
+        condition(d, "Stalled").map(|c| c.0).as_deref() == Some("False")
+            && condition(d, "Reconciling").map(|c| c.0).as_deref() == Some("True")
     })
     .await;
+    assert!(
+        jobs.get_opt(&job_name).await.unwrap().is_some(),
+        "the running Job was replaced"
+    );
 
     requests
         .delete(&name, &DeleteParams::default())
