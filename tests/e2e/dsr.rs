@@ -681,6 +681,7 @@ async fn a_request_for_a_tenant_that_does_not_exist_is_stalled_and_its_secret_ke
     let secret_name = format!("{tenant}-subject");
     let identifier = format!("+31 6 {}", unique("id"));
     subject_secret(&user, &secret_name, &tenant, &name, &identifier).await;
+    let mark = crate::audit::mark();
     let requests: Api<DataSubjectRequest> = Api::namespaced(user.clone(), CONTROL_NAMESPACE);
     requests
         .create(
@@ -716,6 +717,21 @@ async fn a_request_for_a_tenant_that_does_not_exist_is_stalled_and_its_secret_ke
         .await
         .unwrap();
     assert!(kept.is_some(), "the subject Secret was deleted");
+    // Never read, not even its metadata: the operator asked nothing about it.
+    let touched: Vec<_> = crate::audit::since(mark)
+        .into_iter()
+        .filter(|e| {
+            let o = e.object();
+            e.user.username == crate::audit::OPERATOR_USER
+                && o.resource == "secrets"
+                && o.name == secret_name
+        })
+        .map(|e| e.verb)
+        .collect();
+    assert!(
+        touched.is_empty(),
+        "the operator touched the subject Secret of a request for a missing tenant: {touched:?}"
+    );
     assert_identifier_nowhere(&client, &name, &identifier).await;
 }
 
