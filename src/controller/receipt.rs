@@ -21,6 +21,10 @@ use crate::evidence::{self, SigningKey};
 /// not Herald's, or not the one it recorded.
 pub const REASON_CONFLICT: &str = crate::api::v1alpha1::conditions::reason::RECEIPT_CONFLICT;
 
+/// The annotation holding the digest Herald computed for a receipt it wrote (what a
+/// receipt is held to when no status recorded it any more: a deleted Tenant's).
+pub const DIGEST_ANNOTATION: &str = "herald.dev/receipt-sha256";
+
 /// The signing key, generated (and checked, published) on first use in this process;
 /// `run` asks for it at start, so a receipt never waits on it.
 pub async fn signing_key(ctx: &Context) -> Result<&SigningKey, Error> {
@@ -53,7 +57,7 @@ pub async fn create_signed(
         "metadata": {
             "name": name,
             "labels": labels,
-            "annotations": {"herald.dev/receipt-sha256": digest}
+            "annotations": {DIGEST_ANNOTATION: digest}
         },
         "immutable": true,
         // The signature covers the body's bytes; keyId names the published public key

@@ -149,11 +149,15 @@ pub const FULFILMENT_SCHEMA: &str = "herald.dev/fulfilment-receipt/v1";
 /// The schema of breach receipts: which tenants acknowledged a breach's notice, when.
 pub const BREACH_SCHEMA: &str = "herald.dev/breach-receipt/v1";
 
+/// The outcome of a data-subject request's receipt when the request was deleted before
+/// it was answered (its Job and subject copy removed, nothing answered).
+pub const WITHDRAWN: &str = "Withdrawn";
+
 /// What a receipt says, in the words `herald receipt verify` prints: which kind of
 /// receipt it is, whose, its outcome and its deadline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
-    /// "deletion receipt", "fulfilment receipt" or "breach receipt".
+    /// "deletion receipt", "fulfilment receipt", "withdrawal receipt" or "breach receipt".
     pub kind: &'static str,
     /// The tenant it is for (a breach receipt: the tenants it records, the first named).
     pub tenant: String,
@@ -211,7 +215,13 @@ pub fn summarize(body: &str) -> Result<Summary, VerifyError> {
             })
         }
         FULFILMENT_SCHEMA => Ok(Summary {
-            kind: "fulfilment receipt",
+            // A request deleted before it was answered leaves a receipt of the same
+            // schema whose outcome is `Withdrawn`: named for what it proves.
+            kind: if text("outcome") == WITHDRAWN {
+                "withdrawal receipt"
+            } else {
+                "fulfilment receipt"
+            },
             tenant: text("tenant"),
             whose: format!("tenant {}", text("tenant")),
             outcome: format!(
@@ -311,6 +321,30 @@ pub fn verify(
         key_id: actual,
         trusted_key,
     })
+}
+
+/// A URL as evidence may keep it: scheme, host, port and path, without the userinfo
+/// (`user:password@`), the query string or the fragment. Receipts are immutable and
+/// kept for years, and a pre-signed upload URL carries its credential in the query
+/// (`X-Amz-Signature=…`, `sig=…`): written as given, it would become a secret nobody
+/// may delete. A path is kept (it says where the data went); a credential in the path
+/// is the one thing this cannot tell apart, so the docs ask for tokens in the query or
+/// the auth Secret. Pure; never fails: a string that is no URL loses the same parts.
+pub fn url_for_evidence(url: &str) -> String {
+    let url = url.trim();
+    // The query and the fragment end the URL wherever they start.
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    let url = &url[..end];
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    // The authority runs to the first '/'; its userinfo to its last '@' (a password
+    // may hold an unescaped '@').
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}{host}{path}")
 }
 
 /// A minimal view of a ConfigMap document (YAML or JSON, as `kubectl get -o` prints it).
@@ -550,6 +584,18 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("(missed)"), "{out}");
+        let withdrawn = doc(&serde_json::json!({
+            "schema": FULFILMENT_SCHEMA, "tenant": "acme", "request": "r2", "right": "Access",
+            "outcome": WITHDRAWN, "deadline": "2027-01-01T00:00:00Z", "metDeadline": true,
+        })
+        .to_string());
+        let out = verify_documents(&withdrawn, Some(&keys)).unwrap();
+        assert!(
+            out.starts_with(
+                "withdrawal receipt verifies: tenant acme, outcome Withdrawn (Access request r2)"
+            ),
+            "{out}"
+        );
         // Signed, intact, but of a schema this version cannot read: refused.
         let future = doc(r#"{"schema":"herald.dev/deletion-receipt/v9","tenant":"acme"}"#);
         assert_eq!(
@@ -578,6 +624,39 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("2026-03-04T08:00:00Z (missed by 1)"), "{out}");
+    }
+
+    #[test]
+    fn urls_in_evidence_keep_no_credentials() {
+        for (given, kept) in [
+            ("https://x.example/up", "https://x.example/up"),
+            ("https://x.example:8443/a/b", "https://x.example:8443/a/b"),
+            (
+                "https://bucket.s3.example/k?X-Amz-Signature=abc&X-Amz-Credential=AKIA",
+                "https://bucket.s3.example/k",
+            ),
+            ("https://x.example/up#token=abc", "https://x.example/up"),
+            ("https://x.example/up?a=1#f", "https://x.example/up"),
+            ("https://user:pw@x.example/up", "https://x.example/up"),
+            (
+                "HTTPS://user:p@ss@x.example:99/up?q",
+                "HTTPS://x.example:99/up",
+            ),
+            ("https://user@x.example", "https://x.example"),
+            ("https://x.example?sig=1", "https://x.example"),
+            ("https://x.example/p@th", "https://x.example/p@th"),
+            ("  https://x.example/up \n", "https://x.example/up"),
+            (
+                "http://127.0.0.1:9/dsr-export",
+                "http://127.0.0.1:9/dsr-export",
+            ),
+            ("not a url?secret", "not a url"),
+            ("u:p@host/path?q", "host/path"),
+            ("", ""),
+            ("?only-a-query", ""),
+        ] {
+            assert_eq!(url_for_evidence(given), kept, "{given}");
+        }
     }
 
     #[test]

@@ -548,7 +548,7 @@ async fn argo_cd_and_kstatus_read_every_state_as_the_docs_table_says() {
     ] {
         crate::dsr::live_tenant(&client, t).await;
         let secret = format!("{t}-subject");
-        crate::dsr::subject_secret(&client, &secret, &owner, "health-e2e-subject").await;
+        crate::dsr::subject_secret(&client, &secret, &owner, t, "health-e2e-subject").await;
         requests
             .create(
                 &Default::default(),

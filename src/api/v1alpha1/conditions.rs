@@ -61,6 +61,10 @@ pub const ERASURE_STEP_FAILING: &str = "ErasureStepFailing";
 /// or the latest follow-up). `False` names the tenants not told yet and why.
 pub const TENANTS_NOTIFIED: &str = "TenantsNotified";
 
+/// DataSubjectRequest: its extension counts (judged once, when Herald first saw it).
+/// Absent while there is no extension.
+pub const EXTENSION_ACCEPTED: &str = "ExtensionAccepted";
+
 /// Every condition type above, for tests and for code that iterates over them.
 pub const TYPES: &[&str] = &[
     READY,
@@ -81,6 +85,7 @@ pub const TYPES: &[&str] = &[
     SECRETS_OWNED,
     ERASURE_STEP_FAILING,
     TENANTS_NOTIFIED,
+    EXTENSION_ACCEPTED,
 ];
 
 /// Why a condition has its status. Stable: alerts and runbooks match on these.
@@ -141,7 +146,10 @@ pub mod reason {
     pub const WITHIN_DEADLINE: &str = "WithinDeadline";
     /// Tenant: the erasure deadline passed before erasure was verified.
     pub const ERASURE_OVERDUE: &str = "ErasureOverdue";
-    /// ChannelBinding: the referenced Tenant does not exist.
+    /// ChannelBinding: the referenced Tenant does not exist. DataSubjectRequest
+    /// (`Stalled`): its Tenant does not exist and no deletion receipt signed by Herald
+    /// shows it was erased (a typo, or the request applied before the Tenant); the
+    /// subject Secret is kept and not read.
     pub const TENANT_NOT_FOUND: &str = "TenantNotFound";
     /// ChannelBinding: the referenced Subprocessor does not exist.
     pub const SUBPROCESSOR_NOT_FOUND: &str = "SubprocessorNotFound";
@@ -241,6 +249,19 @@ pub mod reason {
     /// DataSubjectRequest: answered, the receipt written; the tenant's endpoint has not
     /// acknowledged it yet (retried).
     pub const RECEIPT_DELIVERY_PENDING: &str = "ReceiptDeliveryPending";
+    /// DataSubjectRequest (`Stalled`): its subjectSecretRef names a Secret that is not
+    /// a subject Secret (label `herald.dev/data-subject-request=<request>`, key
+    /// `subject`): Herald leaves it alone, neither reads its value nor deletes it.
+    pub const NOT_A_SUBJECT_SECRET: &str = "NotASubjectSecret";
+    /// DataSubjectRequest (`ExtensionAccepted=False`): the extension first appeared
+    /// after the first month ended; the deadline stays receivedAt + 1 month.
+    pub const EXTENSION_TOO_LATE: &str = "ExtensionTooLate";
+    /// DataSubjectRequest (`ExtensionAccepted=True`): the extension appeared, and the
+    /// data subject was told of it, within the first month.
+    pub const EXTENSION_WITHIN_FIRST_MONTH: &str = "ExtensionWithinFirstMonth";
+    /// DataSubjectRequest (`Stalled`): receivedAt is more than 5 minutes in the future;
+    /// no deadline is counted from it.
+    pub const RECEIVED_AT_IN_FUTURE: &str = "ReceivedAtInFuture";
     /// Tenant (`Reconciling`): a step of its erasure failed with an error and is retried;
     /// the message names the step (`status.erasure.step`) and the error.
     pub const ERASURE_STEP_ERROR: &str = "ErasureStepError";
@@ -334,6 +355,10 @@ pub mod reason {
         DSR_JOB_FAILED,
         ANSWERED,
         RECEIPT_DELIVERY_PENDING,
+        NOT_A_SUBJECT_SECRET,
+        EXTENSION_TOO_LATE,
+        EXTENSION_WITHIN_FIRST_MONTH,
+        RECEIVED_AT_IN_FUTURE,
         ERASURE_STEP_ERROR,
         RECEIPT_CONFLICT,
         SIGNING_KEY_UNREADABLE,

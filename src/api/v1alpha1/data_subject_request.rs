@@ -16,9 +16,18 @@ use serde::{Deserialize, Serialize};
 
 use super::ObjectRef;
 
-/// Month index (year × 12 + month) and the offset within the month in seconds of a CEL
-/// timestamp, as CEL expressions: "within one month" compares them, since CEL cannot
-/// add a calendar month to a timestamp.
+/// How "one month" is counted, everywhere Herald says it (the CEL rule's message, the
+/// `ExtensionTooLate` condition, the docs): the controller's one month function is
+/// `controller::dsr::decide::add_months`, which the deadline uses too.
+pub const ONE_MONTH: &str = "a calendar month in UTC, clamped to the end of a shorter month at the same time of day (a month after 2026-01-31T12:00:00Z ends at 2026-02-28T12:00:00Z), as the deadline counts it";
+
+/// CEL for "`$at` is within the first month after `$from`", the month counted as
+/// [`ONE_MONTH`] says (and `decide::add_months` computes): `$at` is in `$from`'s month
+/// and not before it, or in the next month and not after the day of `$from` clamped to
+/// that month's length, at `$from`'s time of day. CEL cannot add a calendar month to a
+/// timestamp, so it compares month indexes (year × 12 + month) and offsets within the
+/// month in seconds. Table-tested against `decide::add_months` on the API server
+/// (tests/e2e/dsr.rs).
 macro_rules! within_first_month {
     ($at:literal, $from:literal) => {
         concat!(
@@ -26,15 +35,17 @@ macro_rules! within_first_month {
             " >= ",
             $from,
             " && (",
+            // Same month.
             "(",
             $at,
             ".getFullYear() * 12 + ",
             $at,
-            ".getMonth()) - (",
+            ".getMonth()) == (",
             $from,
             ".getFullYear() * 12 + ",
             $from,
-            ".getMonth()) == 0 || ",
+            ".getMonth()) || ",
+            // The next month, up to the clamped day at the same time of day.
             "((",
             $at,
             ".getFullYear() * 12 + ",
@@ -53,15 +64,43 @@ macro_rules! within_first_month {
             ".getMinutes() * 60 + ",
             $at,
             ".getSeconds()) <= ",
+            // min(day of $from, days in $at's month) …
             "(",
             $from,
-            ".getDate() * 86400 + ",
+            ".getDate() <= ",
+            days_in_month!($at),
+            " ? ",
+            $from,
+            ".getDate() : ",
+            days_in_month!($at),
+            ") * 86400 + ",
+            // … at $from's time of day.
             $from,
             ".getHours() * 3600 + ",
             $from,
             ".getMinutes() * 60 + ",
             $from,
-            ".getSeconds())))"
+            ".getSeconds()))"
+        )
+    };
+}
+
+/// CEL for the number of days in the month of `$t` (UTC), leap years included.
+macro_rules! days_in_month {
+    ($t:literal) => {
+        concat!(
+            "(",
+            $t,
+            ".getMonth() == 1 ? ((",
+            $t,
+            ".getFullYear() % 4 == 0 && (",
+            $t,
+            ".getFullYear() % 100 != 0 || ",
+            $t,
+            ".getFullYear() % 400 == 0)) ? 29 : 28) : ",
+            "[31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][",
+            $t,
+            ".getMonth()])"
         )
     };
 }
@@ -129,7 +168,15 @@ macro_rules! within_first_month {
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // Herald labels the request's Job, subject copy and receipt
+    // herald.dev/data-subject-request=<name>, and a label value is at most 63
+    // characters: a longer name could never be answered.
+    validation = Rule::new("self.metadata.name.size() <= 63").message(
+        "metadata.name of a DataSubjectRequest must be at most 63 characters: Herald labels \
+         its Job, subject Secret and receipt herald.dev/data-subject-request=<name>, and a \
+         label value is at most 63"
+    ),
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -138,7 +185,7 @@ macro_rules! within_first_month {
         within_first_month!("self.extension.subjectInformedAt", "self.receivedAt"),
         ")"
     ))
-    .message("extension.subjectInformedAt must be within the first month after receivedAt (and not before it): the data subject must be told of an extension within one month of receipt (Art. 12(3) GDPR), so a later extension is refused")
+    .message(format!("extension.subjectInformedAt must be within the first month after receivedAt (and not before it): the data subject must be told of an extension within one month of receipt (Art. 12(3) GDPR), so a later extension is refused; one month is {ONE_MONTH}").as_str())
     .field_path(".extension.subjectInformedAt"),
     validation = Rule::new("!has(oldSelf.extension) || (has(self.extension) && self.extension == oldSelf.extension)")
         .message("extension cannot be changed or removed once made: it records that the data subject was told")
@@ -155,7 +202,9 @@ pub struct DataSubjectRequestSpec {
     pub right: Right,
 
     /// When the request was received (RFC 3339, e.g. `2026-03-02T08:15:00Z`). The
-    /// deadline is this + 1 month. Immutable: moving it would move the deadline.
+    /// deadline is this + 1 month. Immutable: moving it would move the deadline. Not in
+    /// the future (5 minutes of clock skew allowed): until then the request is Stalled
+    /// (`ReceivedAtInFuture`) and has no deadline.
     #[x_kube(
         validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
             .message("receivedAt must be between 2000-01-01 and 2200-01-01"),
@@ -164,15 +213,20 @@ pub struct DataSubjectRequestSpec {
     )]
     pub received_at: Time,
 
-    /// A Secret in the control namespace, labelled `herald.dev/tenant=<tenantRef>`,
-    /// whose key `subject` holds the data subject's identifier (never put it in this
-    /// object). Herald deletes it once the request is answered. Immutable.
+    /// The subject Secret: a Secret in the control namespace, labelled
+    /// `herald.dev/tenant=<tenantRef>` and `herald.dev/data-subject-request=<this
+    /// request's name>`, whose key `subject` holds the data subject's identifier (never
+    /// put it in this object). Herald reads and deletes only such a Secret (any other is
+    /// left alone: `NotASubjectSecret`), and deletes it once the request is answered.
+    /// Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("subjectSecretRef is immutable"))]
     pub subject_secret_ref: ObjectRef,
 
     /// An extension of the deadline by one or two months (Art. 12(3): complex or
     /// numerous requests), with why and when the data subject was told: within the first
-    /// month. Cannot be changed or removed once made.
+    /// month. Cannot be changed or removed once made. Judged once, when Herald first
+    /// sees it: one that appears after the first month ended is refused
+    /// (`status.extensionAccepted: false`, `ExtensionTooLate`) and moves nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extension: Option<Extension>,
 }
@@ -252,10 +306,20 @@ pub struct DataSubjectRequestStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
-    /// receivedAt + 1 month (+ the extension's months): when the request must be
-    /// answered.
+    /// receivedAt + 1 month (+ the extension's months, when accepted): when the request
+    /// must be answered. Unset while receivedAt is in the future.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Time>,
+
+    /// Whether the extension counts: judged once, when Herald first saw it (true when
+    /// that was within the first month after receivedAt and the data subject was told
+    /// within it). Never changed afterwards; unset while there is no extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension_accepted: Option<bool>,
+
+    /// When Herald first saw the extension (and judged it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension_seen_at: Option<Time>,
 
     /// `Pending` (waiting for what a condition names), `Running` (its Job runs),
     /// `Answered` or `Overdue` (the deadline passed unanswered).
@@ -267,7 +331,8 @@ pub struct DataSubjectRequestStatus {
     pub job: Option<String>,
 
     /// The answer: `Fulfilled` (exit code 0), `NothingHeld` (exit code 3, or the tenant
-    /// is erased or gone), `SubjectNotIdentified` (exit code 4).
+    /// is erased: gone, with a deletion receipt signed by Herald), `SubjectNotIdentified`
+    /// (exit code 4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
 
@@ -281,7 +346,8 @@ pub struct DataSubjectRequestStatus {
     pub deletion_receipt: Option<String>,
 
     /// The fulfilment receipt: a signed, immutable ConfigMap in the control namespace,
-    /// kept as evidence (its deletion is refused).
+    /// kept as evidence (its deletion is refused). A request deleted unanswered gets one
+    /// too, with outcome `Withdrawn` (written while its finalizer holds it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
 

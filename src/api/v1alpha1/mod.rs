@@ -33,7 +33,8 @@ pub use channel_binding::{
 };
 pub use common::{DNS_LABEL, Dpa, EEA_COUNTRIES, HTTPS_URL_RULE, ObjectRef, SecretKeyRef};
 pub use data_subject_request::{
-    DataSubjectRequest, DataSubjectRequestSpec, DataSubjectRequestStatus, Extension, Right,
+    DataSubjectRequest, DataSubjectRequestSpec, DataSubjectRequestStatus, Extension, ONE_MONTH,
+    Right,
 };
 pub use retention_policy::{RecordRetention, RetentionPolicy, RetentionPolicySpec};
 pub use subprocessor::{

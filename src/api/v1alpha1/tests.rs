@@ -724,6 +724,20 @@ fn names_text_images_and_resources_are_checked_as_kubernetes_checks_them() {
         "self.metadata.name.size() <= 63",
         "label value",
     );
+    // So is a data-subject request's, on its Job, subject Secret and receipt.
+    assert_rule(
+        "DataSubjectRequest",
+        "",
+        "self.metadata.name.size() <= 63",
+        "herald.dev/data-subject-request=<name>",
+    );
+    // Its first month clamps to a shorter month's end, as the deadline counts it.
+    assert_rule(
+        "DataSubjectRequest",
+        "spec",
+        "[31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]",
+        super::ONE_MONTH,
+    );
     // Secret keys.
     for path in [
         "spec.notifications.signingSecretRef",

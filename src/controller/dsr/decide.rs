@@ -5,12 +5,17 @@
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::tz::TimeZone;
-use k8s_openapi::jiff::{Span, Timestamp};
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::{SignedDuration, Span, Timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::REQUEST_LABEL;
+#[cfg(doc)]
+use crate::api::v1alpha1::ONE_MONTH;
 use crate::api::v1alpha1::conditions::{self as types, reason};
-use crate::api::v1alpha1::{DataSubjectRequest, DataSubjectRequestStatus, Right};
+use crate::api::v1alpha1::{DataSubjectRequest, DataSubjectRequestStatus, Extension, Right};
 use crate::conditions::{Desired, merge};
 
 /// Where the Job finds the data subject's identifier: the copy of the subject Secret
@@ -33,6 +38,9 @@ pub enum Answer {
     NothingHeld,
     /// The identifier identifies no one (exit code 4).
     SubjectNotIdentified,
+    /// The request was deleted before it was answered: its Job and subject copy were
+    /// removed, and this is what its receipt records.
+    Withdrawn,
 }
 
 impl Answer {
@@ -42,6 +50,7 @@ impl Answer {
             Answer::Fulfilled => "Fulfilled",
             Answer::NothingHeld => "NothingHeld",
             Answer::SubjectNotIdentified => "SubjectNotIdentified",
+            Answer::Withdrawn => crate::evidence::WITHDRAWN,
         }
     }
 }
@@ -57,22 +66,178 @@ pub enum JobOutcome {
     Failed(String),
 }
 
-/// receivedAt + 1 month, + the extension's months (calendar months in UTC: a month
-/// after 31 January is the end of February). The latest representable time if out of range
-/// (admission keeps receivedAt before 2200, so never in practice).
-pub fn deadline(dsr: &DataSubjectRequest) -> Timestamp {
-    let months = 1 + dsr
-        .spec
-        .extension
-        .as_ref()
-        .map_or(0, |e| i64::from(e.months.clamp(0, 2)));
-    dsr.spec
-        .received_at
-        .0
-        .to_zoned(TimeZone::UTC)
+/// `t` + `months` calendar months in UTC, clamped to the end of a shorter month at the
+/// same time of day (a month after 31 January is the end of February): the one month
+/// function of requests, used by the deadline and by the first month an extension must
+/// fall in, and what the CRD's CEL rule and [`ONE_MONTH`] describe. The latest
+/// representable time if out of range (admission keeps receivedAt before 2200, so never
+/// in practice).
+pub fn add_months(t: Timestamp, months: i64) -> Timestamp {
+    t.to_zoned(TimeZone::UTC)
         .checked_add(Span::new().months(months))
         .map(|z| z.timestamp())
         .unwrap_or(Timestamp::MAX)
+}
+
+/// The end of the first month after receipt: the deadline without an extension, and the
+/// last moment an extension can be told of and made.
+pub fn first_month_end(dsr: &DataSubjectRequest) -> Timestamp {
+    add_months(dsr.spec.received_at.0, 1)
+}
+
+/// The extension that counts: the spec's, once Herald accepted it
+/// ([`judge_extension`]).
+pub fn counted_extension<'a>(
+    dsr: &'a DataSubjectRequest,
+    st: &DataSubjectRequestStatus,
+) -> Option<&'a Extension> {
+    dsr.spec
+        .extension
+        .as_ref()
+        .filter(|_| st.extension_accepted == Some(true))
+}
+
+/// receivedAt + 1 month, + the accepted extension's months ([`add_months`]).
+pub fn deadline(dsr: &DataSubjectRequest, st: &DataSubjectRequestStatus) -> Timestamp {
+    let months = 1 + counted_extension(dsr, st).map_or(0, |e| i64::from(e.months.clamp(0, 2)));
+    add_months(dsr.spec.received_at.0, months)
+}
+
+/// How far in the future receivedAt may be: clocks differ by a little.
+pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// Whether receivedAt was in the future when the request was made (its creation time,
+/// which the API server sets; `now` for an object not yet stored): a request cannot
+/// have been received after it was recorded, and receivedAt is immutable, so such a
+/// request never counts (no deadline, Stalled `ReceivedAtInFuture`).
+pub fn received_in_future(dsr: &DataSubjectRequest, now: Timestamp) -> bool {
+    let made = dsr
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    made.checked_add(CLOCK_SKEW)
+        .is_ok_and(|limit| dsr.spec.received_at.0 > limit)
+}
+
+/// When Herald first saw the extension: the request's creation when it carried the
+/// extension from the start (generation 1: its spec never changed, and both are set by
+/// the API server, so an operator down at the first month's end does not refuse it),
+/// otherwise `now`, the pass that first finds it.
+pub fn extension_seen_at(dsr: &DataSubjectRequest, now: Timestamp) -> Timestamp {
+    match (&dsr.metadata.creation_timestamp, dsr.metadata.generation) {
+        (Some(created), Some(1)) => created.0.min(now),
+        _ => now,
+    }
+}
+
+/// Whether an extension Herald sees at `seen_at` counts: the data subject was told
+/// within the first month ([`first_month_end`], the same month the deadline counts) and
+/// the extension appeared within it too. An extension added later with a back-dated
+/// subjectInformedAt would otherwise turn an overdue request into one that met its
+/// deadline.
+pub fn judge_extension(dsr: &DataSubjectRequest, seen_at: Timestamp) -> bool {
+    let Some(e) = dsr.spec.extension.as_ref() else {
+        return false;
+    };
+    let (from, end) = (dsr.spec.received_at.0, first_month_end(dsr));
+    let told = e
+        .subject_informed_at
+        .as_ref()
+        .is_some_and(|t| t.0 >= from && t.0 <= end);
+    told && seen_at <= end
+}
+
+/// Records the judgement of the extension in `st`, once: a judgement already recorded is
+/// never revisited (the extension itself cannot change, admission refuses that).
+pub fn record_extension(
+    dsr: &DataSubjectRequest,
+    st: &mut DataSubjectRequestStatus,
+    now: Timestamp,
+) {
+    if dsr.spec.extension.is_none() || st.extension_accepted.is_some() {
+        return;
+    }
+    let seen = whole(extension_seen_at(dsr, now));
+    st.extension_accepted = Some(judge_extension(dsr, seen));
+    st.extension_seen_at = Some(Time(seen));
+}
+
+/// Why `secret` (its labels) is not the request's subject Secret, if it is not: labelled
+/// for the request's tenant (`SubjectSecretNotForTenant` otherwise, as every Secret
+/// Herald reads for a tenant) and for the request itself (`NotASubjectSecret`): a
+/// tenant's other Secrets (its notification signing Secret, kept after erasure for the
+/// deletion receipt) are never read or deleted through a request naming them. Pure.
+pub fn subject_secret_problem(
+    namespace: &str,
+    secret: &str,
+    labels: Option<&BTreeMap<String, String>>,
+    tenant: &str,
+    request: &str,
+) -> Option<(&'static str, String)> {
+    if let Err(why) = crate::controller::ownership::check(namespace, secret, labels, tenant) {
+        return Some((reason::SUBJECT_SECRET_NOT_FOR_TENANT, why));
+    }
+    let label = labels.and_then(|l| l.get(REQUEST_LABEL));
+    if label.is_some_and(|r| r == request) {
+        return None;
+    }
+    Some((
+        reason::NOT_A_SUBJECT_SECRET,
+        format!(
+            "the Secret {namespace}/{secret} is not this request's subject Secret: it lacks the \
+             label {REQUEST_LABEL}={request}, so Herald leaves it alone (its value is not read, it \
+             is not deleted); if it holds this request's identifier under the key {SUBJECT_KEY}: \
+             kubectl label secret -n {namespace} {secret} {REQUEST_LABEL}={request}"
+        ),
+    ))
+}
+
+/// Why a Secret labelled as the request's subject Secret is not one after all: it has no
+/// key `subject`. Pure; names the key, never a value.
+pub fn subject_key_problem(
+    namespace: &str,
+    secret: &str,
+    data: Option<&BTreeMap<String, k8s_openapi::ByteString>>,
+) -> Option<(&'static str, String)> {
+    if data.is_some_and(|d| d.contains_key(SUBJECT_KEY)) {
+        return None;
+    }
+    Some((
+        reason::NOT_A_SUBJECT_SECRET,
+        format!(
+            "the Secret {namespace}/{secret} is not a subject Secret: it has no key \
+             {SUBJECT_KEY}; Herald leaves it alone (nothing runs, it is not deleted)"
+        ),
+    ))
+}
+
+/// Why a stored deletion receipt (its ConfigMap data) does not show that `tenant` was
+/// erased, if it does not: it must verify with Herald's own key and carry its recorded
+/// digest (`recorded`: the Tenant's `status.erasure.receiptDigest` while the Tenant
+/// exists, else the digest annotation Herald wrote with it), and be a deletion receipt
+/// of that tenant. Only then is a request for a tenant that no longer exists answered
+/// `NothingHeld`: a typo, or a request applied before its Tenant, is not. Pure.
+pub fn deletion_receipt_problem(
+    data: &BTreeMap<String, String>,
+    recorded: Option<&str>,
+    key: &crate::evidence::SigningKey,
+    tenant: &str,
+) -> Option<String> {
+    if let Err(why) = crate::controller::receipt::judge_existing(data, key, recorded) {
+        return Some(why);
+    }
+    let body: Value = data
+        .get(crate::evidence::BODY_KEY)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or_default();
+    if body["schema"] != crate::evidence::DELETION_SCHEMA {
+        return Some("it is not a deletion receipt".into());
+    }
+    if body["tenant"] != tenant {
+        return Some(format!("it is not the deletion receipt of Tenant {tenant}"));
+    }
+    None
 }
 
 /// The request's Job (and the copy of its subject Secret) in the tenant namespace:
@@ -196,18 +361,24 @@ pub struct Receipt {
     /// When the request was received, and its deadline (with the extension).
     pub received_at: Time,
     pub deadline: Time,
-    /// The extension's months and when the data subject was told of it.
+    /// The extension's months and when the data subject was told of it, when it
+    /// counts; whether it was accepted (false: it appeared after the first month and
+    /// moved nothing), when there is one.
     pub extension_months: Option<i32>,
     pub subject_informed_at: Option<Time>,
+    pub extension_accepted: Option<bool>,
     /// When the answer was established, and whether by the deadline.
     pub answered_at: Time,
     pub met_deadline: bool,
-    /// `Fulfilled`, `NothingHeld` or `SubjectNotIdentified`.
+    /// `Fulfilled`, `NothingHeld`, `SubjectNotIdentified` or `Withdrawn`.
     pub outcome: &'static str,
-    /// The Job that answered (absent when the tenant was erased or gone).
+    /// The Job that answered (absent when the tenant was erased or gone); for a
+    /// withdrawn request, the Job that was removed.
     pub job: Option<String>,
     /// Where an access or portability answer was delivered (the tenant's export
-    /// endpoint), when the Job delivered one.
+    /// endpoint), when the Job delivered one: without its query string, fragment or
+    /// userinfo ([`crate::evidence::url_for_evidence`]), so that a pre-signed URL does
+    /// not become a credential nobody may delete.
     pub delivered_to: Option<String>,
     /// The erased tenant's deletion receipt, when the answer is what remains of it.
     pub deletion_receipt: Option<String>,
@@ -223,11 +394,18 @@ pub struct Answered<'a> {
     pub job: Option<&'a str>,
     pub delivered_to: Option<&'a str>,
     pub deletion_receipt: Option<&'a str>,
+    /// Whether the extension counts (`status.extensionAccepted`).
+    pub extension_accepted: Option<bool>,
 }
 
 /// The fulfilment receipt of `dsr`.
 pub fn receipt(dsr: &DataSubjectRequest, a: &Answered<'_>) -> Receipt {
-    let deadline = deadline(dsr);
+    let judged = DataSubjectRequestStatus {
+        extension_accepted: a.extension_accepted,
+        ..Default::default()
+    };
+    let deadline = deadline(dsr, &judged);
+    let counted = counted_extension(dsr, &judged);
     Receipt {
         schema: crate::evidence::FULFILMENT_SCHEMA,
         request: dsr.metadata.name.clone().unwrap_or_default(),
@@ -237,12 +415,9 @@ pub fn receipt(dsr: &DataSubjectRequest, a: &Answered<'_>) -> Receipt {
         right: dsr.spec.right,
         received_at: dsr.spec.received_at.clone(),
         deadline: Time(deadline),
-        extension_months: dsr.spec.extension.as_ref().map(|e| e.months),
-        subject_informed_at: dsr
-            .spec
-            .extension
-            .as_ref()
-            .and_then(|e| e.subject_informed_at.clone()),
+        extension_months: counted.map(|e| e.months),
+        subject_informed_at: counted.and_then(|e| e.subject_informed_at.clone()),
+        extension_accepted: dsr.spec.extension.as_ref().and(a.extension_accepted),
         answered_at: Time(a.answered_at),
         met_deadline: a.answered_at <= deadline,
         outcome: a.answer.as_str(),
@@ -250,7 +425,7 @@ pub fn receipt(dsr: &DataSubjectRequest, a: &Answered<'_>) -> Receipt {
         delivered_to: a
             .delivered_to
             .filter(|_| a.answer == Answer::Fulfilled && dsr.spec.right.delivers_data())
-            .map(str::to_owned),
+            .map(crate::evidence::url_for_evidence),
         deletion_receipt: a.deletion_receipt.map(str::to_owned),
         operator_version: crate::VERSION,
     }
@@ -273,14 +448,16 @@ pub fn status(
     failing: Option<String>,
     now: Timestamp,
 ) -> DataSubjectRequestStatus {
-    let deadline = deadline(dsr);
+    let deadline = deadline(dsr, &st);
+    // A receivedAt in the future counts no deadline (and no Overdue).
+    let counts = !received_in_future(dsr, now);
     let answered = st.receipt.is_some();
     let done = answered
         && st.subject_secret_deleted_at.is_some()
         && (st.receipt_delivered_at.is_some() || blocked.is_some());
     let state = if answered {
         "Answered"
-    } else if now > deadline {
+    } else if counts && now > deadline {
         "Overdue"
     } else if st.job.is_some() && blocked.is_none() {
         "Running"
@@ -314,22 +491,54 @@ pub fn status(
             format!("being answered by {}", Time(deadline).0),
         ),
     };
+    let extension = extension_condition(dsr, &st);
     let reconciling = (!done && blocked.is_none()).then(|| {
         (
             reason::PROGRESSING,
             "the request is being answered".to_owned(),
         )
     });
-    let desired = vec![
+    let mut desired = vec![
         ready,
         crate::conditions::reconciling(reconciling),
         crate::conditions::stalled(blocked),
     ];
+    desired.extend(extension);
     st.conditions = merge(&st.conditions, &desired, dsr.metadata.generation, now);
     st.observed_generation = dsr.metadata.generation;
-    st.deadline = Some(Time(deadline));
+    st.deadline = counts.then_some(Time(deadline));
     st.state = Some(state.to_owned());
     st
+}
+
+/// `ExtensionAccepted`, once the extension was judged ([`record_extension`]); none
+/// without an extension.
+fn extension_condition(dsr: &DataSubjectRequest, st: &DataSubjectRequestStatus) -> Option<Desired> {
+    let e = dsr.spec.extension.as_ref()?;
+    let seen = st
+        .extension_seen_at
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .unwrap_or_default();
+    let end = first_month_end(dsr);
+    Some(match st.extension_accepted? {
+        true => Desired::yes(
+            types::EXTENSION_ACCEPTED,
+            reason::EXTENSION_WITHIN_FIRST_MONTH,
+            format!(
+                "the extension by {} month(s) was made within the first month (seen {seen}, the first month ended {end}): the deadline moves with it",
+                e.months
+            ),
+        ),
+        false => Desired::no(
+            types::EXTENSION_ACCEPTED,
+            reason::EXTENSION_TOO_LATE,
+            format!(
+                "the extension counts for nothing: Herald first saw it at {seen}, or the data subject was told of it, after the first month ended at {end} (one month is {}); the deadline stays receivedAt + 1 month",
+                crate::api::v1alpha1::ONE_MONTH
+            ),
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -379,22 +588,260 @@ mod tests {
         }
     }
 
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn accepted() -> DataSubjectRequestStatus {
+        DataSubjectRequestStatus {
+            extension_accepted: Some(true),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn the_deadline_is_one_calendar_month_after_receipt_plus_the_extension() {
-        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    fn the_deadline_is_one_calendar_month_after_receipt_plus_the_accepted_extension() {
+        let none = DataSubjectRequestStatus::default();
         assert_eq!(
-            deadline(&dsr("2026-03-02T09:30:00Z", None)),
+            deadline(&dsr("2026-03-02T09:30:00Z", None), &none),
             at("2026-04-02T09:30:00Z")
         );
         assert_eq!(
-            deadline(&dsr("2026-03-02T09:30:00Z", Some(2))),
+            deadline(&dsr("2026-03-02T09:30:00Z", Some(2)), &accepted()),
             at("2026-06-02T09:30:00Z")
+        );
+        // An extension not (yet) accepted moves nothing.
+        assert_eq!(
+            deadline(&dsr("2026-03-02T09:30:00Z", Some(2)), &none),
+            at("2026-04-02T09:30:00Z")
+        );
+        let refused = DataSubjectRequestStatus {
+            extension_accepted: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            deadline(&dsr("2026-03-02T09:30:00Z", Some(2)), &refused),
+            at("2026-04-02T09:30:00Z")
         );
         // The end of a shorter month, not a day into the next.
         assert_eq!(
-            deadline(&dsr("2026-01-31T12:00:00Z", None)),
+            deadline(&dsr("2026-01-31T12:00:00Z", None), &none),
             at("2026-02-28T12:00:00Z")
         );
+    }
+
+    #[test]
+    fn one_month_is_a_calendar_month_clamped_to_a_shorter_month() {
+        for (from, months, to) in [
+            ("2026-01-31T12:00:00Z", 1, "2026-02-28T12:00:00Z"),
+            ("2028-01-31T12:00:00Z", 1, "2028-02-29T12:00:00Z"),
+            ("2026-03-31T23:59:59Z", 1, "2026-04-30T23:59:59Z"),
+            ("2026-12-31T00:00:00Z", 1, "2027-01-31T00:00:00Z"),
+            ("2026-02-28T08:00:00Z", 1, "2026-03-28T08:00:00Z"),
+            ("2026-01-31T12:00:00Z", 3, "2026-04-30T12:00:00Z"),
+            ("2026-03-02T09:30:00Z", 0, "2026-03-02T09:30:00Z"),
+        ] {
+            assert_eq!(add_months(at(from), months), at(to), "{from} + {months}");
+        }
+        assert_eq!(
+            first_month_end(&dsr("2026-01-31T12:00:00Z", None)),
+            at("2026-02-28T12:00:00Z")
+        );
+    }
+
+    fn told(received: &str, informed: &str) -> DataSubjectRequest {
+        let mut d = dsr(received, Some(2));
+        if let Some(e) = d.spec.extension.as_mut() {
+            e.subject_informed_at = Some(Time(at(informed)));
+        }
+        d
+    }
+
+    #[test]
+    fn an_extension_counts_only_when_told_and_seen_within_the_first_month() {
+        let received = "2026-01-31T12:00:00Z";
+        for (informed, seen, counts) in [
+            // Told and seen on the month's last moment (clamped to 28 February).
+            ("2026-02-28T12:00:00Z", "2026-02-28T12:00:00Z", true),
+            ("2026-02-10T00:00:00Z", "2026-02-10T00:00:00Z", true),
+            // Told after the clamped end: the case the old CEL check admitted.
+            ("2026-02-28T23:00:00Z", "2026-02-28T23:00:00Z", false),
+            ("2026-02-28T12:00:01Z", "2026-02-20T00:00:00Z", false),
+            // Told in time by its own account, but first seen after the month ended:
+            // back-dated.
+            ("2026-02-10T00:00:00Z", "2026-03-15T00:00:00Z", false),
+            ("2026-02-10T00:00:00Z", "2026-02-28T12:00:01Z", false),
+            // Told before the request was received.
+            ("2026-01-30T00:00:00Z", "2026-02-01T00:00:00Z", false),
+        ] {
+            assert_eq!(
+                judge_extension(&told(received, informed), at(seen)),
+                counts,
+                "told {informed}, seen {seen}"
+            );
+        }
+        assert!(!judge_extension(&dsr(received, None), at(received)));
+    }
+
+    #[test]
+    fn the_extension_is_judged_once_when_first_seen() {
+        // Added later (generation 2): judged at the pass that finds it.
+        let mut d = told("2026-03-02T09:30:00Z", "2026-03-10T00:00:00Z");
+        d.metadata.generation = Some(2);
+        d.metadata.creation_timestamp = Some(Time(at("2026-03-02T09:31:00Z")));
+        let mut st = DataSubjectRequestStatus::default();
+        record_extension(&d, &mut st, at("2026-04-20T00:00:00.7Z"));
+        assert_eq!(st.extension_accepted, Some(false));
+        assert_eq!(st.extension_seen_at, Some(Time(at("2026-04-20T00:00:00Z"))));
+        // Never judged again, whenever the next pass runs.
+        record_extension(&d, &mut st, at("2026-03-11T00:00:00Z"));
+        assert_eq!(st.extension_accepted, Some(false));
+        assert_eq!(deadline(&d, &st), at("2026-04-02T09:30:00Z"));
+        // Carried from creation (generation 1): seen when the request was made, even
+        // if the operator first looks after the month ended.
+        let mut d = told("2026-03-02T09:30:00Z", "2026-03-10T00:00:00Z");
+        d.metadata.creation_timestamp = Some(Time(at("2026-03-10T08:00:00Z")));
+        let mut st = DataSubjectRequestStatus::default();
+        record_extension(&d, &mut st, at("2026-04-20T00:00:00Z"));
+        assert_eq!(st.extension_accepted, Some(true));
+        assert_eq!(st.extension_seen_at, Some(Time(at("2026-03-10T08:00:00Z"))));
+        assert_eq!(deadline(&d, &st), at("2026-06-02T09:30:00Z"));
+        // No extension: nothing recorded.
+        let mut st = DataSubjectRequestStatus::default();
+        record_extension(
+            &dsr("2026-03-02T09:30:00Z", None),
+            &mut st,
+            at("2026-03-03T00:00:00Z"),
+        );
+        assert_eq!(st, DataSubjectRequestStatus::default());
+    }
+
+    #[test]
+    fn received_at_may_be_at_most_five_minutes_after_the_request_was_made() {
+        let made = "2026-03-02T09:30:00Z";
+        for (received, future) in [
+            ("2026-03-02T09:30:00Z", false),
+            ("2026-02-01T00:00:00Z", false),
+            ("2026-03-02T09:35:00Z", false),
+            ("2026-03-02T09:35:01Z", true),
+            ("2199-01-01T00:00:00Z", true),
+        ] {
+            let mut d = dsr(received, None);
+            d.metadata.creation_timestamp = Some(Time(at(made)));
+            // Judged against its creation, not the clock of the pass.
+            assert_eq!(
+                received_in_future(&d, at("2027-01-01T00:00:00Z")),
+                future,
+                "{received}"
+            );
+        }
+        // Not stored yet: against now.
+        assert!(received_in_future(
+            &dsr("2026-03-02T09:36:00Z", None),
+            at(made)
+        ));
+    }
+
+    #[test]
+    fn only_the_requests_own_subject_secret_is_one() {
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect()
+        };
+        let t = crate::controller::TENANT_LABEL;
+        let check = |l: &BTreeMap<String, String>| {
+            subject_secret_problem("herald-system", "s", Some(l), "acme", "acme-access")
+                .map(|p| p.0)
+        };
+        assert_eq!(
+            check(&labels(&[(t, "acme"), (REQUEST_LABEL, "acme-access")])),
+            None
+        );
+        // The tenant's signing Secret, labelled for it alone: not a subject Secret.
+        assert_eq!(
+            check(&labels(&[(t, "acme")])),
+            Some(reason::NOT_A_SUBJECT_SECRET)
+        );
+        // Another request's.
+        assert_eq!(
+            check(&labels(&[(t, "acme"), (REQUEST_LABEL, "acme-other")])),
+            Some(reason::NOT_A_SUBJECT_SECRET)
+        );
+        // Another tenant's, whatever its request label.
+        assert_eq!(
+            check(&labels(&[(t, "globex"), (REQUEST_LABEL, "acme-access")])),
+            Some(reason::SUBJECT_SECRET_NOT_FOR_TENANT)
+        );
+        assert_eq!(
+            subject_secret_problem("herald-system", "s", None, "acme", "acme-access").map(|p| p.0),
+            Some(reason::SUBJECT_SECRET_NOT_FOR_TENANT)
+        );
+        let (_, msg) = subject_secret_problem(
+            "herald-system",
+            "s",
+            Some(&labels(&[(t, "acme")])),
+            "acme",
+            "acme-access",
+        )
+        .unwrap();
+        assert!(
+            msg.contains("herald.dev/data-subject-request=acme-access"),
+            "{msg}"
+        );
+        // The key.
+        let data =
+            |k: &str| BTreeMap::from([(k.to_owned(), k8s_openapi::ByteString(b"v".to_vec()))]);
+        assert_eq!(
+            subject_key_problem("herald-system", "s", Some(&data(SUBJECT_KEY))),
+            None
+        );
+        let (r, msg) = subject_key_problem("herald-system", "s", Some(&data("hmacKey"))).unwrap();
+        assert_eq!(r, reason::NOT_A_SUBJECT_SECRET);
+        assert!(msg.contains("no key subject"), "{msg}");
+        assert!(subject_key_problem("herald-system", "s", None).is_some());
+    }
+
+    #[test]
+    fn only_a_deletion_receipt_herald_signed_for_the_tenant_counts() {
+        use crate::evidence::{self, SigningKey};
+        let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let forger = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8().unwrap()).unwrap();
+        let stored = |k: &SigningKey, body: &str| {
+            BTreeMap::from([
+                (evidence::BODY_KEY.to_owned(), body.to_owned()),
+                (
+                    evidence::DIGEST_KEY.to_owned(),
+                    crate::digest::sha256_hex(body.as_bytes()),
+                ),
+                (
+                    evidence::SIGNATURE_KEY.to_owned(),
+                    k.sign_b64(body.as_bytes()),
+                ),
+                (evidence::KEY_ID_KEY.to_owned(), k.key_id().to_owned()),
+                (evidence::PUBLIC_KEY_KEY.to_owned(), k.public_key_b64()),
+            ])
+        };
+        let body = |schema: &str, tenant: &str| {
+            serde_json::json!({"schema": schema, "tenant": tenant}).to_string()
+        };
+        let ok = stored(&key, &body(evidence::DELETION_SCHEMA, "acme"));
+        let digest = ok[evidence::DIGEST_KEY].clone();
+        assert_eq!(deletion_receipt_problem(&ok, None, &key, "acme"), None);
+        assert_eq!(
+            deletion_receipt_problem(&ok, Some(&digest), &key, "acme"),
+            None
+        );
+        // Another digest than the recorded one.
+        assert!(deletion_receipt_problem(&ok, Some("00"), &key, "acme").is_some());
+        // Another tenant's, a fulfilment receipt, a forged one.
+        assert!(deletion_receipt_problem(&ok, None, &key, "acme-2").is_some());
+        let fulfilment = stored(&key, &body(evidence::FULFILMENT_SCHEMA, "acme"));
+        assert!(deletion_receipt_problem(&fulfilment, None, &key, "acme").is_some());
+        let forged = stored(&forger, &body(evidence::DELETION_SCHEMA, "acme"));
+        assert!(deletion_receipt_problem(&forged, None, &key, "acme").is_some());
+        assert!(deletion_receipt_problem(&BTreeMap::new(), None, &key, "acme").is_some());
     }
 
     #[test]
@@ -457,18 +904,63 @@ mod tests {
                 answered_at: "2026-03-05T10:00:00Z".parse().unwrap(),
                 tenant_uid: Some("t-uid".into()),
                 job: Some("herald-dsr-0123abcd4567"),
-                delivered_to: Some("https://x.example/up"),
+                delivered_to: Some("https://u:pw@x.example/up?X-Amz-Signature=abc"),
                 deletion_receipt: None,
+                extension_accepted: Some(true),
             },
         );
         assert!(r.met_deadline);
         assert_eq!(r.deadline, Time("2026-05-02T09:30:00Z".parse().unwrap()));
+        // A pre-signed URL's credential is not kept.
+        assert_eq!(r.delivered_to.as_deref(), Some("https://x.example/up"));
+        assert_eq!(
+            (r.extension_months, r.extension_accepted),
+            (Some(1), Some(true))
+        );
         let (body, digest) = seal(&r).unwrap();
         assert_eq!(digest, crate::digest::sha256_hex(body.as_bytes()));
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["outcome"], "Fulfilled");
         assert_eq!(v["right"], "Access");
         assert!(!body.contains("subject\":"), "{body}");
+        assert!(
+            !body.contains("Signature") && !body.contains("pw"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn a_refused_extension_and_a_withdrawal_are_what_the_receipt_says() {
+        let d = dsr("2026-03-02T09:30:00Z", Some(2));
+        let r = receipt(
+            &d,
+            &Answered {
+                answer: Answer::Withdrawn,
+                answered_at: at("2026-04-05T10:00:00Z"),
+                tenant_uid: None,
+                job: Some("herald-dsr-0123abcd4567"),
+                delivered_to: Some("https://x.example/up"),
+                deletion_receipt: None,
+                extension_accepted: Some(false),
+            },
+        );
+        assert_eq!(r.outcome, "Withdrawn");
+        // The refused extension moved nothing: the request was overdue when withdrawn.
+        assert_eq!(r.deadline, Time(at("2026-04-02T09:30:00Z")));
+        assert!(!r.met_deadline);
+        assert_eq!(
+            (
+                r.extension_months,
+                r.subject_informed_at.as_ref(),
+                r.extension_accepted
+            ),
+            (None, None, Some(false))
+        );
+        // Nothing was delivered.
+        assert_eq!(r.delivered_to, None);
+        let (body, _) = seal(&r).unwrap();
+        let s = crate::evidence::summarize(&body).unwrap();
+        assert_eq!(s.kind, "withdrawal receipt");
     }
 
     #[test]
@@ -500,5 +992,56 @@ mod tests {
             &blocked.conditions,
             types::STALLED
         ));
+    }
+
+    #[test]
+    fn a_request_received_in_the_future_has_no_deadline_and_is_never_overdue() {
+        let mut d = dsr("2199-01-01T00:00:00Z", None);
+        d.metadata.creation_timestamp = Some(Time(at("2026-03-02T09:30:00Z")));
+        let st = status(
+            &d,
+            DataSubjectRequestStatus::default(),
+            Some((reason::RECEIVED_AT_IN_FUTURE, "x".into())),
+            None,
+            at("2199-06-01T00:00:00Z"),
+        );
+        assert_eq!(st.deadline, None);
+        assert_eq!(st.state.as_deref(), Some("Pending"));
+        let stalled = crate::conditions::find(&st.conditions, types::STALLED).unwrap();
+        assert_eq!(stalled.reason, reason::RECEIVED_AT_IN_FUTURE);
+    }
+
+    #[test]
+    fn the_extension_condition_says_whether_it_counts() {
+        let d = dsr("2026-03-02T09:30:00Z", Some(2));
+        let now = at("2026-04-10T00:00:00Z");
+        let late = DataSubjectRequestStatus {
+            extension_accepted: Some(false),
+            extension_seen_at: Some(Time(at("2026-04-09T00:00:00Z"))),
+            ..Default::default()
+        };
+        let st = status(&d, late, None, None, now);
+        let c = crate::conditions::find(&st.conditions, types::EXTENSION_ACCEPTED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::EXTENSION_TOO_LATE)
+        );
+        assert!(c.message.contains("2026-04-02T09:30:00Z"), "{}", c.message);
+        // The deadline did not move: overdue.
+        assert_eq!(st.deadline, Some(Time(at("2026-04-02T09:30:00Z"))));
+        assert_eq!(st.state.as_deref(), Some("Overdue"));
+        let st = status(&d, accepted(), None, None, now);
+        let c = crate::conditions::find(&st.conditions, types::EXTENSION_ACCEPTED).unwrap();
+        assert_eq!(c.reason, reason::EXTENSION_WITHIN_FIRST_MONTH);
+        assert_eq!(st.state.as_deref(), Some("Pending"));
+        // No extension: no condition.
+        let st = status(
+            &dsr("2026-03-02T09:30:00Z", None),
+            DataSubjectRequestStatus::default(),
+            None,
+            None,
+            now,
+        );
+        assert!(crate::conditions::find(&st.conditions, types::EXTENSION_ACCEPTED).is_none());
     }
 }

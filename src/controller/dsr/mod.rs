@@ -5,12 +5,21 @@
 //! deletion of the Secret holding the data subject's identifier.
 //!
 //! Pipeline, each step recorded in status before the next acts on it: the subject
-//! Secret's label (a Secret not labelled for the request's tenant is never read) → its
-//! identifier copied into a Secret of the tenant namespace for the Job to mount → the
-//! Job, verified before its outcome counts ([`plan::job_runs`]) → the answer from its
-//! exit code ([`decide::job_outcome`]) → the receipt (create-if-absent, signed) → its
-//! delivery → the subject Secret and its copy deleted. A tenant erased or gone is
-//! answered from what remains: `NothingHeld`, with its deletion receipt's reference.
+//! Secret's labels (a Secret not labelled for the request's tenant and for the request
+//! itself is never read, nor deleted) → its identifier copied into a Secret of the
+//! tenant namespace for the Job to mount → the Job, verified before its outcome counts
+//! ([`plan::job_runs`]) → the answer from its exit code ([`decide::job_outcome`]) → the
+//! receipt (create-if-absent, signed) → its delivery → the subject Secret and its copy
+//! deleted. A tenant erased is answered from what remains: `NothingHeld`, with its
+//! deletion receipt's reference, once that receipt verifies with Herald's key; a Tenant
+//! that does not exist without one is `Stalled` (`TenantNotFound`) and nothing of the
+//! request is touched.
+//!
+//! The request carries a finalizer ([`FINALIZER`]): deleting one unanswered removes its
+//! Job and subject copy and leaves a signed receipt with outcome `Withdrawn`, so a
+//! request never disappears without a record. An extension is judged once, when Herald
+//! first sees it ([`decide::record_extension`]); a receivedAt in the future counts no
+//! deadline.
 
 pub mod decide;
 
@@ -23,7 +32,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::watcher::Config as WatcherConfig;
 use kube::{Resource, ResourceExt};
@@ -31,7 +40,6 @@ use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
 use self::decide::{Answer, JobOutcome};
-use super::ownership::{self, Owned};
 use super::tenant::build::{NO_REGION_ALLOWED, SENDER, namespace_name};
 use super::tenant::data_plane::{self, DataPlane};
 use super::tenant::erasure::{RECEIPT_FOR_LABEL, plan};
@@ -41,8 +49,12 @@ use crate::api::v1alpha1::{DataSubjectRequest, DataSubjectRequestStatus, Tenant}
 
 /// The controller label value in metrics.
 const CONTROLLER: &str = "dsr";
-/// Label on the request's Job and subject copy: the request's name.
+/// Label on the request's Job, subject copy and receipt, and on the subject Secret its
+/// author makes: the request's name.
 pub const REQUEST_LABEL: &str = "herald.dev/data-subject-request";
+/// The request's finalizer: a request deleted unanswered leaves a withdrawal receipt and
+/// no Job or subject copy behind.
+pub const FINALIZER: &str = "herald.dev/data-subject-request";
 const REQUEUE_ERROR: Duration = Duration::from_secs(15);
 /// How often a running Job, a failed delivery or a blocked request is looked at again.
 const REQUEUE_RUNNING: Duration = Duration::from_secs(5);
@@ -104,23 +116,6 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         return Ok(Action::await_change());
     };
     let tenant_name = dsr.spec.tenant_ref.name.clone();
-    if dsr.metadata.deletion_timestamp.is_some() {
-        ctx.metrics.set_dsr_deadline(&name, &tenant_name, None);
-        return Ok(Action::await_change());
-    }
-    if dsr
-        .annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-    {
-        return Ok(Action::await_change());
-    }
-    let now = Timestamp::now();
-    let before = dsr.status.clone().unwrap_or_default();
-    let mut st = before.clone();
-    // The deadline is in status from the first write on.
-    st.deadline = Some(Time(decide::deadline(&dsr)));
-    let mut found = Found::default();
     let tenants: Api<Tenant> = Api::all(ctx.client.clone());
     let tenant = tenants
         .get_opt(&tenant_name)
@@ -131,6 +126,47 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
     if !ctx.shard.serves(tenant.as_ref().map(|t| t.labels())) {
         return Ok(Action::requeue(super::resync(&name)));
     }
+    let now = Timestamp::now();
+    if dsr.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.set_dsr_deadline(&name, &tenant_name, None);
+        if !super::finalizer::has(&dsr, FINALIZER) {
+            return Ok(Action::await_change());
+        }
+        return withdraw(ctx, &api, &dsr, tenant.as_ref(), now).await;
+    }
+    // Before anything else: a request deleted from here on leaves its record.
+    if super::finalizer::ensure(&api, &dsr, FINALIZER, ctx, CONTROLLER).await? {
+        return Ok(Action::await_change());
+    }
+    if dsr
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v != "false")
+    {
+        return Ok(Action::await_change());
+    }
+    let before = dsr.status.clone().unwrap_or_default();
+    let mut st = before.clone();
+    // The extension is judged when first seen, before the deadline counts it.
+    decide::record_extension(&dsr, &mut st, now);
+    let mut found = Found::default();
+    if decide::received_in_future(&dsr, now) {
+        // Nothing runs and no deadline is counted from a date that has not come.
+        found.blocked = Some((
+            reason::RECEIVED_AT_IN_FUTURE,
+            format!(
+                "receivedAt {} is after the request was made (more than {} minutes of clock skew): a request cannot be received after it is recorded, and receivedAt is immutable; delete this request and create it with the time it was received",
+                dsr.spec.received_at.0,
+                decide::CLOCK_SKEW.as_mins()
+            ),
+        ));
+        let status = decide::status(&dsr, st, found.blocked, None, now);
+        ctx.metrics.set_dsr_deadline(&name, &tenant_name, None);
+        save(ctx, &api, &dsr, &before, &status).await?;
+        return Ok(Action::requeue(super::resync(&name)));
+    }
+    // The deadline is in status from the first write on.
+    st.deadline = Some(Time(decide::deadline(&dsr, &st)));
 
     if st.outcome.is_none() {
         answer(&dsr, tenant.as_ref(), &mut st, &mut found, ctx).await?;
@@ -163,13 +199,12 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
             evidence_blocked = true;
         }
         if st.subject_secret_deleted_at.is_none() && !evidence_blocked {
-            delete_subject(ctx, &dsr, &mut st).await?;
-            info!(request = %name, "answered; the subject Secret is deleted");
+            delete_subject(ctx, &dsr, &mut st, &mut found).await?;
         }
     }
 
     let status = decide::status(&dsr, st, found.blocked.clone(), found.failing.clone(), now);
-    let deadline = decide::deadline(&dsr);
+    let deadline = decide::deadline(&dsr, &status);
     ctx.metrics.set_dsr_deadline(
         &name,
         &tenant_name,
@@ -220,41 +255,72 @@ async fn answer(
     ctx: &Context,
 ) -> Result<(), Error> {
     let tenant_name = &dsr.spec.tenant_ref.name;
-    let erased = tenant.is_none_or(|t| {
-        t.status
-            .as_ref()
-            .and_then(|s| s.erasure.as_ref())
-            .is_some_and(|e| e.receipt.is_some())
-    });
-    if erased {
-        // Nothing of the tenant remains but its deletion receipt (if it was erased by
-        // Herald): that is the answer.
-        st.outcome = Some(Answer::NothingHeld.as_str().into());
-        st.answered_at = Some(Time(
-            Timestamp::from_second(Timestamp::now().as_second())
-                .unwrap_or_else(|_| Timestamp::now()),
-        ));
-        st.deletion_receipt = deletion_receipt(ctx, tenant_name).await?;
+    let erasure = tenant.and_then(|t| t.status.as_ref()?.erasure.as_ref());
+    let erased_receipt = erasure.and_then(|e| e.receipt.as_deref());
+    if tenant.is_none() || erased_receipt.is_some() {
+        // Nothing of the tenant remains but its deletion receipt: that is the answer,
+        // once the receipt shows Herald erased this tenant. Without one the Tenant may
+        // never have existed (a typo) or not exist yet (applied before its Tenant): the
+        // request waits, and its subject Secret is neither read nor deleted.
+        let known = erased_receipt.map(|r| (r, erasure.and_then(|e| e.receipt_digest.as_deref())));
+        match verified_deletion_receipt(ctx, tenant_name, known).await {
+            Ok(Ok(receipt)) => {
+                st.outcome = Some(Answer::NothingHeld.as_str().into());
+                st.answered_at = Some(Time(
+                    Timestamp::from_second(Timestamp::now().as_second())
+                        .unwrap_or_else(|_| Timestamp::now()),
+                ));
+                st.deletion_receipt = Some(receipt);
+            }
+            Ok(Err(why)) if tenant.is_none() => {
+                found.blocked = Some((
+                    reason::TENANT_NOT_FOUND,
+                    format!(
+                        "Tenant {tenant_name} does not exist, and no deletion receipt signed by Herald shows it was erased ({why}): check spec.tenantRef (this request cannot be changed: delete it and create it anew), or create the Tenant; the subject Secret is kept and not read"
+                    ),
+                ));
+            }
+            Ok(Err(why)) => {
+                found.blocked = Some((
+                    reason::RECEIPT_CONFLICT,
+                    format!(
+                        "Tenant {tenant_name} is erased, but its deletion receipt does not show it ({why}): the request is not answered with it; the subject Secret is kept and not read"
+                    ),
+                ));
+            }
+            Err(e) => found.blocked = Some(e.evidence_blocked().ok_or(e)?),
+        }
         return Ok(());
     }
-    let Some(tenant) = tenant.filter(|_| !erased) else {
+    let Some(tenant) = tenant else {
         return Ok(());
     };
     let secret_name = &dsr.spec.subject_secret_ref.name;
-    // The label first, from metadata alone: another tenant's Secret is never read.
-    match ownership::read_metadata(ctx, tenant_name, secret_name).await? {
-        Owned::Yes(_) => {}
-        Owned::Missing => {
-            found.blocked = Some((
-                reason::SUBJECT_SECRET_MISSING,
-                format!("the subject Secret {secret_name} does not exist in the control namespace"),
-            ));
-            return Ok(());
-        }
-        Owned::NotOwned(why) => {
-            found.blocked = Some((reason::SUBJECT_SECRET_NOT_FOR_TENANT, why));
-            return Ok(());
-        }
+    let control = &ctx.config.control_namespace;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), control);
+    // The labels first, from metadata alone: a Secret that is not this request's
+    // subject Secret (another tenant's, the tenant's signing Secret) is never read.
+    let Some(meta) = secrets
+        .get_metadata_opt(secret_name)
+        .await
+        .map_err(Error::kube(format!("get Secret {secret_name}")))?
+    else {
+        found.blocked = Some((
+            reason::SUBJECT_SECRET_MISSING,
+            format!("the subject Secret {secret_name} does not exist in the control namespace"),
+        ));
+        return Ok(());
+    };
+    let request = dsr.name_any();
+    if let Some(problem) = decide::subject_secret_problem(
+        control,
+        secret_name,
+        meta.metadata.labels.as_ref(),
+        tenant_name,
+        &request,
+    ) {
+        found.blocked = Some(problem);
+        return Ok(());
     }
     let destination = tenant
         .spec
@@ -306,23 +372,20 @@ async fn answer(
             }
         },
         None => {
-            let Owned::Yes(secret) = ownership::read(ctx, tenant_name, secret_name).await? else {
-                found.soon = true; // changed since the look at its label
-                return Ok(());
+            let identifier = match read_subject(ctx, dsr).await? {
+                Subject::Is(secret) => secret
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(decide::SUBJECT_KEY))
+                    .cloned(),
+                Subject::Gone => None,
+                Subject::Not(problem) => {
+                    found.blocked = Some(problem);
+                    return Ok(());
+                }
             };
-            let Some(identifier) = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(decide::SUBJECT_KEY))
-                .cloned()
-            else {
-                found.blocked = Some((
-                    reason::SUBJECT_SECRET_MISSING,
-                    format!(
-                        "the subject Secret {secret_name} has no key {}",
-                        decide::SUBJECT_KEY
-                    ),
-                ));
+            let Some(identifier) = identifier else {
+                found.soon = true; // changed since the look at its labels
                 return Ok(());
             };
             let allowed = crate::controller::tenant::decide::decide(
@@ -346,6 +409,52 @@ async fn answer(
         }
     }
     Ok(())
+}
+
+/// What the request's subject Secret turned out to be.
+enum Subject {
+    /// This request's subject Secret (labels and key checked), read.
+    Is(Box<Secret>),
+    /// No such Secret.
+    Gone,
+    /// Not a subject Secret: left alone, with why.
+    Not((&'static str, String)),
+}
+
+/// Reads the request's subject Secret, only once its labels say it is one
+/// ([`decide::subject_secret_problem`], from metadata), and checks its key.
+async fn read_subject(ctx: &Context, dsr: &DataSubjectRequest) -> Result<Subject, Error> {
+    let control = &ctx.config.control_namespace;
+    let name = &dsr.spec.subject_secret_ref.name;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), control);
+    let Some(meta) = api
+        .get_metadata_opt(name)
+        .await
+        .map_err(Error::kube(format!("get Secret {name}")))?
+    else {
+        return Ok(Subject::Gone);
+    };
+    let tenant = &dsr.spec.tenant_ref.name;
+    let request = dsr.name_any();
+    let labels = meta.metadata.labels.as_ref();
+    if let Some(p) = decide::subject_secret_problem(control, name, labels, tenant, &request) {
+        return Ok(Subject::Not(p));
+    }
+    let Some(secret) = api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("get Secret {name}")))?
+    else {
+        return Ok(Subject::Gone);
+    };
+    // Labels again on what was read: it may have been replaced in between.
+    let labels = secret.metadata.labels.as_ref();
+    if let Some(p) = decide::subject_secret_problem(control, name, labels, tenant, &request)
+        .or_else(|| decide::subject_key_problem(control, name, secret.data.as_ref()))
+    {
+        return Ok(Subject::Not(p));
+    }
+    Ok(Subject::Is(Box::new(secret)))
 }
 
 /// Creates the subject copy (the identifier, as a Secret of the tenant namespace the
@@ -433,18 +542,53 @@ async fn delete_job(ctx: &Context, ns: &str, name: &str) -> Result<(), Error> {
     }
 }
 
-/// The erased tenant's deletion receipt, by its label.
-async fn deletion_receipt(ctx: &Context, tenant: &str) -> Result<Option<String>, Error> {
+/// A deletion receipt of `tenant` that Herald signed: its name, or why there is none
+/// ([`decide::deletion_receipt_problem`]). `known`: the receipt the Tenant's status
+/// names, with the digest it recorded, while the Tenant exists; otherwise every
+/// deletion receipt labelled for the tenant is looked at, each held to the digest
+/// Herald annotated it with.
+async fn verified_deletion_receipt(
+    ctx: &Context,
+    tenant: &str,
+    known: Option<(&str, Option<&str>)>,
+) -> Result<Result<String, String>, Error> {
+    let key = super::receipt::signing_key(ctx).await?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
     let list = api
-        .list_metadata(&ListParams::default().labels(&format!(
+        .list(&ListParams::default().labels(&format!(
             "{RECEIPT_FOR_LABEL}={tenant},app.kubernetes.io/component=deletion-receipt"
         )))
         .await
         .map_err(Error::kube(format!(
             "list the deletion receipts of {tenant}"
         )))?;
-    Ok(list.items.into_iter().find_map(|m| m.metadata.name))
+    let mut problems = Vec::new();
+    for cm in list.items {
+        let name = cm.name_any();
+        if known.is_some_and(|(k, _)| k != name) {
+            continue;
+        }
+        let recorded = match known {
+            Some((_, digest)) => digest.map(str::to_owned),
+            None => cm
+                .annotations()
+                .get(super::receipt::DIGEST_ANNOTATION)
+                .cloned(),
+        };
+        let data = cm.data.clone().unwrap_or_default();
+        match decide::deletion_receipt_problem(&data, recorded.as_deref(), key, tenant) {
+            None => return Ok(Ok(name)),
+            Some(why) => problems.push(format!("{name}: {why}")),
+        }
+    }
+    Ok(Err(if problems.is_empty() {
+        match known {
+            Some((k, _)) => format!("its deletion receipt {k} was not found"),
+            None => "none was found".to_owned(),
+        }
+    } else {
+        problems.join("; ")
+    }))
 }
 
 /// Writes the fulfilment receipt as an immutable, signed ConfigMap labelled like the
@@ -458,6 +602,7 @@ async fn write_receipt(
     let answer = match st.outcome.as_deref() {
         Some("Fulfilled") => Answer::Fulfilled,
         Some("SubjectNotIdentified") => Answer::SubjectNotIdentified,
+        Some(crate::evidence::WITHDRAWN) => Answer::Withdrawn,
         _ => Answer::NothingHeld,
     };
     let destination = tenant
@@ -473,6 +618,7 @@ async fn write_receipt(
             job: st.job.as_deref(),
             delivered_to: destination,
             deletion_receipt: st.deletion_receipt.as_deref(),
+            extension_accepted: st.extension_accepted,
         },
     );
     let (body, digest) = decide::seal(&receipt).map_err(|source| Error::Build {
@@ -556,38 +702,128 @@ async fn deliver_receipt(
     Ok(())
 }
 
-/// Deletes the subject Secret (only if it is labelled for the request's tenant: one of
-/// another tenant's is never touched) and its copy in the tenant namespace.
+/// Deletes the subject Secret, only if it is this request's subject Secret (labelled
+/// for the tenant and the request, with the key `subject`; anything else is left alone
+/// and said in `found`), by its UID and resourceVersion as read (a Secret swapped in
+/// since is not deleted), and its copy in the tenant namespace.
 async fn delete_subject(
     ctx: &Context,
     dsr: &DataSubjectRequest,
     st: &mut DataSubjectRequestStatus,
+    found: &mut Found,
 ) -> Result<(), Error> {
-    let tenant_name = &dsr.spec.tenant_ref.name;
     let secret = &dsr.spec.subject_secret_ref.name;
-    if let Owned::Yes(_) = ownership::read_metadata(ctx, tenant_name, secret).await? {
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
-        match api.delete(secret, &DeleteParams::default()).await {
-            Ok(_) => ctx.metrics.wrote(CONTROLLER, "Secret"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => {
-                return Err(Error::kube(format!("delete the subject Secret {secret}"))(
-                    e,
-                ));
+    match read_subject(ctx, dsr).await? {
+        Subject::Gone => {}
+        Subject::Not(problem) => {
+            // Answered all the same; what this Secret is, a person decides.
+            found.blocked = Some(problem);
+            return Ok(());
+        }
+        Subject::Is(s) => {
+            let api: Api<Secret> =
+                Api::namespaced(ctx.client.clone(), &ctx.config.control_namespace);
+            let dp = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: s.metadata.uid.clone(),
+                    resource_version: s.metadata.resource_version.clone(),
+                }),
+                ..DeleteParams::default()
+            };
+            match api.delete(secret, &dp).await {
+                Ok(_) => ctx.metrics.wrote(CONTROLLER, "Secret"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                // Changed since it was read: looked at again.
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    found.soon = true;
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(Error::kube(format!("delete the subject Secret {secret}"))(
+                        e,
+                    ));
+                }
             }
         }
     }
     if st.job.is_some() {
-        let copy = decide::job_name(dsr);
-        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace_name(tenant_name));
-        match api.delete(&copy, &DeleteParams::default()).await {
-            Ok(_) => ctx.metrics.wrote(CONTROLLER, "Secret"),
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => {}
-            Err(e) => return Err(Error::kube(format!("delete the subject copy {copy}"))(e)),
-        }
+        delete_copy(ctx, dsr).await?;
     }
     st.subject_secret_deleted_at = Some(Time(
         Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()),
     ));
+    info!(request = %dsr.name_any(), "answered; the subject Secret is deleted");
     Ok(())
+}
+
+/// Deletes the request's copy of the subject Secret in the tenant namespace (gone, or
+/// the namespace with it, is fine).
+async fn delete_copy(ctx: &Context, dsr: &DataSubjectRequest) -> Result<(), Error> {
+    let copy = decide::job_name(dsr);
+    let ns = namespace_name(&dsr.spec.tenant_ref.name);
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.delete(&copy, &DeleteParams::default()).await {
+        Ok(_) => ctx.metrics.wrote(CONTROLLER, "Secret"),
+        // 403: the namespace (and the operator's binding in it) is gone.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => {}
+        Err(e) => return Err(Error::kube(format!("delete the subject copy {copy}"))(e)),
+    }
+    Ok(())
+}
+
+/// A request being deleted: its Job and subject copy go, and one never answered leaves
+/// a signed receipt with outcome `Withdrawn` (one answered whose receipt was not
+/// written yet gets that receipt instead), kept like every receipt and not delivered
+/// (the request is going away). Then the finalizer is released. A request whose
+/// receivedAt was in the future never counted and gets no receipt. The subject Secret
+/// in the control namespace is its author's, and stays.
+async fn withdraw(
+    ctx: &Context,
+    api: &Api<DataSubjectRequest>,
+    dsr: &DataSubjectRequest,
+    tenant: Option<&Tenant>,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    let ns = namespace_name(&dsr.spec.tenant_ref.name);
+    let job = decide::job_name(dsr);
+    match delete_job(ctx, &ns, &job).await {
+        // 403: the namespace (and the operator's binding in it) is gone.
+        Err(Error::Kube {
+            source: kube::Error::Api(s),
+            ..
+        }) if s.code == 403 => {}
+        other => other?,
+    }
+    delete_copy(ctx, dsr).await?;
+    let before = dsr.status.clone().unwrap_or_default();
+    let mut st = before.clone();
+    if st.receipt.is_none() && !decide::received_in_future(dsr, now) {
+        if st.outcome.is_none() {
+            let at = dsr
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map_or(now, |t| t.0);
+            st.outcome = Some(Answer::Withdrawn.as_str().into());
+            st.answered_at = Some(Time(Timestamp::from_second(at.as_second()).unwrap_or(at)));
+        }
+        match write_receipt(ctx, dsr, tenant, &st).await {
+            Ok((receipt, digest)) => {
+                st.receipt = Some(receipt);
+                st.receipt_digest = Some(digest);
+                save(ctx, api, dsr, &before, &st).await?;
+                info!(request = %dsr.name_any(), outcome = st.outcome.as_deref().unwrap_or_default(), "deleted; its receipt is written and its Job and subject copy removed");
+            }
+            Err(e) => {
+                // Held until the receipt can be written: a person must set the
+                // evidence right (Stalled says what), the record is not skipped.
+                let blocked = e.evidence_blocked().ok_or(e)?;
+                let status = decide::status(dsr, st, Some(blocked), None, now);
+                save(ctx, api, dsr, &before, &status).await?;
+                return Ok(Action::requeue(REQUEUE_BLOCKED));
+            }
+        }
+    }
+    super::finalizer::release(api, dsr, FINALIZER, ctx, CONTROLLER).await?;
+    Ok(Action::await_change())
 }

@@ -300,6 +300,11 @@ pub struct Receipt {
     pub failed_external_steps: Vec<FailedStep>,
     /// The export's outcome, when one was asked for.
     pub export: Option<String>,
+    /// Where the export was sent (the tenant's export URL), when one was asked for:
+    /// without its query string, fragment or userinfo
+    /// ([`crate::evidence::url_for_evidence`]): a pre-signed URL must not become a
+    /// credential kept for years in a receipt nobody may delete.
+    pub export_destination: Option<String>,
     /// Backups holding the tenant's data expire by then (backup retention).
     pub backups_expire_by: Time,
     /// What the law makes the platform keep, and until when.
@@ -372,6 +377,12 @@ pub fn receipt(
             })
             .collect(),
         export: erasure.export.as_ref().and_then(|e| e.outcome.clone()),
+        export_destination: erasure
+            .export
+            .as_ref()
+            .and(tenant.spec.contract.on_termination.as_ref())
+            .and_then(|o| o.export.as_ref())
+            .map(|e| crate::evidence::url_for_evidence(&e.url)),
         backups_expire_by: after("the backups' expiry", periods.backups_days)?,
         retained: vec![
             RetainedCategory {
@@ -519,6 +530,46 @@ mod tests {
             Time(ts("2033-11-26T00:05:00Z")),
             "billing: 2555 days"
         );
+    }
+
+    #[test]
+    fn the_receipt_keeps_the_export_destination_without_its_credentials() {
+        let mut t = terminated("2026-11-01T00:00:00Z");
+        t.spec.contract.on_termination = Some(
+            serde_json::from_value(serde_json::json!({
+                "action": "ReturnThenDelete",
+                "export": {"url": "https://u:pw@x.example/up?X-Amz-Signature=abc#f"}
+            }))
+            .unwrap(),
+        );
+        let timing = timing(&t, 30, 3).unwrap().unwrap();
+        let mut erasure = ErasureStatus {
+            verified_at: Some(Time(ts("2026-11-28T00:05:00Z"))),
+            export: Some(crate::api::v1alpha1::ExportStatus {
+                job: "herald-export".into(),
+                outcome: Some("Succeeded".into()),
+                finished_at: None,
+            }),
+            ..ErasureStatus::default()
+        };
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.export_destination.as_deref(),
+            Some("https://x.example/up")
+        );
+        let (body, _) = seal(&r).unwrap();
+        assert!(
+            !body.contains("Signature") && !body.contains("pw"),
+            "{body}"
+        );
+        // No export asked for or run: no destination either.
+        erasure.export = None;
+        let r = receipt(&t, &timing, &erasure, &Periods::default(), None, vec![])
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.export_destination, None);
     }
 
     #[test]
