@@ -20,6 +20,8 @@
 //! development only (`herald run --allow-loopback-egress`); nothing else ever passes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,69 +57,92 @@ pub fn refusal(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-fn in_v4(a: Ipv4Addr, net: [u8; 4], len: u32) -> bool {
-    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-    u32::from(a) & mask == u32::from(Ipv4Addr::from(net)) & mask
+/// An IPv4 network for the tables below (checked when compiled: a prefix over 32 fails
+/// the build).
+const fn v4(a: [u8; 4], len: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a[0], a[1], a[2], a[3]), len)
 }
+
+/// An IPv6 network for the tables below (a prefix over 128 fails the build).
+const fn v6(s: [u16; 8], len: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(
+        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        len,
+    )
+}
+
+/// The IPv4 networks that are not globally reachable, with their class: IANA's IPv4
+/// Special-Purpose Address Registry (RFC 6890 and its updates), entries whose
+/// "globally reachable" is false or N/A. The first match names the class, so a more
+/// specific network comes before one that contains it.
+pub const V4_REFUSED: &[(Ipv4Net, &str)] = &[
+    (v4([0, 0, 0, 0], 8), "unspecified"),
+    (v4([127, 0, 0, 0], 8), "loopback"),
+    (v4([10, 0, 0, 0], 8), "private"),
+    (v4([172, 16, 0, 0], 12), "private"),
+    (v4([192, 168, 0, 0], 16), "private"),
+    (v4([100, 64, 0, 0], 10), "shared (CGNAT)"),
+    (v4([169, 254, 0, 0], 16), "link-local (cloud metadata)"),
+    (v4([192, 0, 0, 0], 24), "IETF protocol assignments"),
+    (v4([192, 0, 2, 0], 24), "documentation"),
+    (v4([198, 51, 100, 0], 24), "documentation"),
+    (v4([203, 0, 113, 0], 24), "documentation"),
+    // MCAST-TEST-NET (RFC 6676), inside multicast: named for what it is.
+    (v4([233, 252, 0, 0], 24), "documentation"),
+    (v4([198, 18, 0, 0], 15), "benchmarking"),
+    (v4([192, 88, 99, 0], 24), "6to4 relay"),
+    (v4([224, 0, 0, 0], 4), "multicast"),
+    // 240.0.0.0/4 includes the limited broadcast address 255.255.255.255.
+    (v4([240, 0, 0, 0], 4), "reserved"),
+];
+
+/// The IPv6 networks that are not globally reachable, with their class: IANA's IPv6
+/// Special-Purpose Address Registry, entries whose "globally reachable" is false or
+/// N/A (first match names the class). Networks that embed or translate to an IPv4
+/// address are refused whole: what they reach is an IPv4 host the table above would
+/// have to judge, behind a translator. Outside 2000::/3 everything is refused anyway
+/// ("reserved"); these name the class, and catch the ranges inside 2000::/3.
+pub const V6_REFUSED: &[(Ipv6Net, &str)] = &[
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), "unspecified"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
+    (v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), "IPv4-mapped"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), "IPv4-compatible"),
+    (v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), "NAT64"),
+    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "NAT64 (local)"),
+    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), "6to4"),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "Teredo"),
+    (v6([0x0100, 0, 0, 0, 0, 0, 0, 0], 64), "discard"),
+    // The dummy prefix (RFC 9780): for addresses that must never be reached.
+    (v6([0x0100, 0, 0, 1, 0, 0, 0, 0], 64), "dummy"),
+    (v6([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
+    // The second documentation prefix (RFC 9637), inside global unicast 2000::/3.
+    (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
+    (v6([0x2001, 0x0002, 0, 0, 0, 0, 0, 0], 48), "benchmarking"),
+    // Overlay routable cryptographic hash identifiers (RFC 4843, deprecated, and RFC
+    // 7343): identifiers, not locators; no host answers at one.
+    (v6([0x2001, 0x0010, 0, 0, 0, 0, 0, 0], 28), "ORCHID"),
+    (v6([0x2001, 0x0020, 0, 0, 0, 0, 0, 0], 28), "ORCHIDv2"),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique local (ULA)"),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "site-local"),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
+];
+
+/// Global unicast (RFC 4291): every IPv6 address outside it is reserved.
+const V6_GLOBAL_UNICAST: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
 
 fn refusal_v4(a: Ipv4Addr) -> Option<&'static str> {
-    const RANGES: &[([u8; 4], u32, &str)] = &[
-        ([0, 0, 0, 0], 8, "unspecified"),
-        ([127, 0, 0, 0], 8, "loopback"),
-        ([10, 0, 0, 0], 8, "private"),
-        ([172, 16, 0, 0], 12, "private"),
-        ([192, 168, 0, 0], 16, "private"),
-        ([100, 64, 0, 0], 10, "shared (CGNAT)"),
-        ([169, 254, 0, 0], 16, "link-local (cloud metadata)"),
-        ([192, 0, 0, 0], 24, "IETF protocol assignments"),
-        ([192, 0, 2, 0], 24, "documentation"),
-        ([198, 51, 100, 0], 24, "documentation"),
-        ([203, 0, 113, 0], 24, "documentation"),
-        ([198, 18, 0, 0], 15, "benchmarking"),
-        ([192, 88, 99, 0], 24, "6to4 relay"),
-        ([224, 0, 0, 0], 4, "multicast"),
-        ([240, 0, 0, 0], 4, "reserved"),
-    ];
-    RANGES
+    V4_REFUSED
         .iter()
-        .find(|(net, len, _)| in_v4(a, *net, *len))
-        .map(|(_, _, class)| *class)
-}
-
-fn in_v6(a: Ipv6Addr, net: [u16; 8], len: u32) -> bool {
-    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-    u128::from(a) & mask == u128::from(Ipv6Addr::from(net)) & mask
+        .find(|(net, _)| net.contains(&a))
+        .map(|(_, class)| *class)
 }
 
 fn refusal_v6(a: Ipv6Addr) -> Option<&'static str> {
-    if a.is_unspecified() {
-        return Some("unspecified");
-    }
-    if a.is_loopback() {
-        return Some("loopback");
-    }
-    // Ranges that embed or translate to an IPv4 address are refused whole: what they
-    // reach is an IPv4 host the rule above would have to judge, behind a translator.
-    const RANGES: &[([u16; 8], u32, &str)] = &[
-        ([0, 0, 0, 0, 0, 0xffff, 0, 0], 96, "IPv4-mapped"),
-        ([0, 0, 0, 0, 0, 0, 0, 0], 96, "IPv4-compatible"),
-        ([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, "NAT64"),
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "NAT64 (local)"),
-        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, "6to4"),
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo"),
-        ([0x0100, 0, 0, 0, 0, 0, 0, 0], 64, "discard"),
-        ([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32, "documentation"),
-        ([0x2001, 0x0002, 0, 0, 0, 0, 0, 0], 48, "benchmarking"),
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (ULA)"),
-        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local"),
-        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local"),
-        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast"),
-    ];
-    if let Some((_, _, class)) = RANGES.iter().find(|(net, len, _)| in_v6(a, *net, *len)) {
+    if let Some((_, class)) = V6_REFUSED.iter().find(|(net, _)| net.contains(&a)) {
         return Some(class);
     }
-    // Global unicast is 2000::/3; everything else is reserved.
-    (!in_v6(a, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3)).then_some("reserved")
+    (!V6_GLOBAL_UNICAST.contains(&a)).then_some("reserved")
 }
 
 /// How the text of a [`Refused`] begins: a failure persisted as text (a notice's
@@ -280,6 +305,13 @@ mod tests {
             ("169.254.169.254", "link-local (cloud metadata)"),
             ("192.0.0.170", "IETF protocol assignments"),
             ("192.0.2.1", "documentation"),
+            ("198.51.100.7", "documentation"),
+            ("203.0.113.255", "documentation"),
+            ("233.252.0.1", "documentation"),
+            ("192.88.99.1", "6to4 relay"),
+            ("198.19.255.255", "benchmarking"),
+            ("0.1.2.3", "unspecified"),
+            ("240.0.0.1", "reserved"),
             ("198.18.0.1", "benchmarking"),
             ("224.0.0.1", "multicast"),
             ("255.255.255.255", "reserved"),
@@ -292,6 +324,18 @@ mod tests {
             ("2002:a00:1::", "6to4"),
             ("2001:0:4136:e378::1", "Teredo"),
             ("2001:db8::1", "documentation"),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "documentation"),
+            ("3fff::1", "documentation"),
+            ("3fff:fff:ffff::1", "documentation"),
+            ("2001:10::1", "ORCHID"),
+            ("2001:1f:ffff::1", "ORCHID"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("2001:2f:ffff::1", "ORCHIDv2"),
+            ("2001:2::1", "benchmarking"),
+            ("100::1", "discard"),
+            ("100:0:0:1::1", "dummy"),
+            ("64:ff9b:1::1", "NAT64 (local)"),
+            ("5f00::1", "reserved"),
             ("fd00::1", "unique local (ULA)"),
             ("fc12::1", "unique local (ULA)"),
             ("fe80::1", "link-local"),
@@ -313,8 +357,31 @@ mod tests {
             "192.169.0.1",
             "2a00:1450:4001:80b::200e",
             "2606:4700::1111",
+            // Just outside the refused ranges on either side.
+            "192.0.1.255",
+            "192.0.3.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "3fff:1000::1",
+            "2001:f:ffff::1",
+            "2001:30::1",
+            "2001:db9::1",
+            "2001:1::1",
         ] {
             assert_eq!(class(global), None, "{global}");
+        }
+    }
+
+    #[test]
+    fn the_tables_hold_networks_not_hosts() {
+        // A network written with host bits set would still match (contains() masks),
+        // but would read as a different range than it is: every entry is exact.
+        for (net, class) in V4_REFUSED {
+            assert_eq!(net.addr(), net.network(), "{net} ({class})");
+        }
+        for (net, class) in V6_REFUSED {
+            assert_eq!(net.addr(), net.network(), "{net} ({class})");
         }
     }
 

@@ -186,6 +186,14 @@ pub mod reason {
     pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     /// The DPA's signedAt lies in the future: not signed yet.
     pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
+    /// Tenant (`Paused=False`): the pause annotation is set, but the tenant is
+    /// terminated, deleted, suspended, without a signed DPA or with a refused region,
+    /// and a pause never holds termination, erasure or the gates that stop senders.
+    pub const PAUSE_NOT_HELD: &str = "PauseNotHeld";
+    /// Tenant (Stalled): `spec.contract.terminatedAt` lies more than the allowed clock
+    /// skew in the future. Herald does not act on it (senders keep their state, no
+    /// erasure is scheduled from it) and it may be corrected until Herald accepts a date.
+    pub const TERMINATED_AT_IN_FUTURE: &str = "TerminatedAtInFuture";
     /// ErasureStepFailing: the purge Job failed and is run again; the receipt waits.
     pub const PURGE_FAILING: &str = "PurgeFailing";
     /// ErasureStepFailing: a channel's credentials cannot be revoked at its provider
@@ -306,6 +314,8 @@ pub mod reason {
         SOURCE_NOT_OWNED_BY_TENANT,
         TIME_OUT_OF_RANGE,
         DPA_SIGNED_IN_FUTURE,
+        PAUSE_NOT_HELD,
+        TERMINATED_AT_IN_FUTURE,
         PURGE_FAILING,
         REVOCATION_FAILING,
         RECEIPT_DELIVERY_FAILING,

@@ -35,7 +35,7 @@ use super::ownership::{self, Owned};
 use super::tenant::build::{NO_REGION_ALLOWED, SENDER, namespace_name};
 use super::tenant::data_plane::{self, DataPlane};
 use super::tenant::erasure::{RECEIPT_FOR_LABEL, plan};
-use super::{Context, Error, MANAGED_BY, PAUSED_ANNOTATION, TENANT_LABEL};
+use super::{Context, Error, MANAGED_BY, TENANT_LABEL};
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{DataSubjectRequest, DataSubjectRequestStatus, Tenant};
 
@@ -108,13 +108,9 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         ctx.metrics.set_dsr_deadline(&name, &tenant_name, None);
         return Ok(Action::await_change());
     }
-    if dsr
-        .annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-    {
-        return Ok(Action::await_change());
-    }
+    // A pause holds the answer back (no Job, no receipt, no deletion), never the status
+    // and the deadline series: the one-month alert must fire whether or not Herald acts.
+    let paused = super::pause::is_paused(dsr.annotations());
     let now = Timestamp::now();
     let before = dsr.status.clone().unwrap_or_default();
     let mut st = before.clone();
@@ -132,7 +128,7 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         return Ok(Action::requeue(super::resync(&name)));
     }
 
-    if st.outcome.is_none() {
+    if st.outcome.is_none() && !paused {
         answer(&dsr, tenant.as_ref(), &mut st, &mut found, ctx).await?;
         // The answer is recorded before the receipt claims it.
         save(ctx, &api, &dsr, &before, &st).await?;
@@ -141,7 +137,7 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
     // not Herald's) is said in status (Stalled), never only in a log; nothing after the
     // receipt happens meanwhile.
     let mut evidence_blocked = false;
-    if st.outcome.is_some() && st.receipt.is_none() {
+    if !paused && st.outcome.is_some() && st.receipt.is_none() {
         match write_receipt(ctx, &dsr, tenant.as_ref(), &st).await {
             Ok((receipt, digest)) => {
                 st.receipt = Some(receipt);
@@ -154,7 +150,7 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
             }
         }
     }
-    if st.receipt.is_some() && !evidence_blocked {
+    if !paused && st.receipt.is_some() && !evidence_blocked {
         if st.receipt_delivered_at.is_none()
             && let Err(e) =
                 deliver_receipt(ctx, &dsr, tenant.as_ref(), &mut st, &mut found, now).await
@@ -168,7 +164,16 @@ async fn reconcile_inner(cached: &DataSubjectRequest, ctx: &Context) -> Result<A
         }
     }
 
-    let status = decide::status(&dsr, st, found.blocked.clone(), found.failing.clone(), now);
+    let mut status = decide::status(&dsr, st, found.blocked.clone(), found.failing.clone(), now);
+    if paused {
+        status.conditions = super::pause::with_paused(
+            status.conditions,
+            &before.conditions,
+            "the request is not answered",
+            dsr.metadata.generation,
+            now,
+        );
+    }
     let deadline = decide::deadline(&dsr);
     ctx.metrics.set_dsr_deadline(
         &name,
