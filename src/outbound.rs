@@ -257,6 +257,12 @@ impl HttpClient {
         Ok(Self { inner, policy })
     }
 
+    /// The policy this client connects under: data-plane destinations are approved
+    /// under the same one ([`approve_destination`]).
+    pub fn policy(&self) -> Egress {
+        self.policy
+    }
+
     /// A request to `url`, refused before anything is sent when its host is an IP
     /// literal the policy refuses (names are checked by the resolver at connect time).
     /// A URL that does not parse is left to reqwest, which refuses it when sent.
@@ -280,6 +286,74 @@ pub fn check_literal(policy: Egress, url: &reqwest::Url) -> Result<(), Refused> 
         Some(Err(class)) => Err(Refused { class }),
         _ => Ok(()),
     }
+}
+
+/// A destination a data-plane Job sends to, as the guard approved it: the addresses its
+/// host resolved to that the policy permits (sorted, each once), and the port. The
+/// Job's egress NetworkPolicy allows exactly these, on this port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approved {
+    /// The permitted addresses.
+    pub addrs: Vec<IpAddr>,
+    /// The URL's port (443 for https unless it names another).
+    pub port: u16,
+}
+
+/// The host and port of a destination URL, or why it has none worth resolving. Pure.
+/// An IP literal host is returned as it is written (brackets removed).
+pub fn host_and_port(url: &str) -> Result<(String, u16), Refused> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| Refused { class: "not a URL" })?;
+    let host = parsed
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        .filter(|h| !h.is_empty())
+        .ok_or(Refused { class: "not a URL" })?;
+    let port = parsed
+        .port_or_known_default()
+        .ok_or(Refused { class: "not a URL" })?;
+    Ok((host, port))
+}
+
+/// The addresses of `resolved` that `policy` permits, as an [`Approved`] on `port`, or
+/// the class of the first refused one when none is left (`unresolvable` when there was
+/// none). The same rule the operator's own client applies at connect time. Pure.
+pub fn approve(
+    policy: Egress,
+    resolved: impl Iterator<Item = IpAddr>,
+    port: u16,
+) -> Result<Approved, Refused> {
+    let (kept, refused) = keep_permitted(policy, resolved.map(|ip| SocketAddr::new(ip, port)));
+    let mut addrs: Vec<IpAddr> = kept.iter().map(SocketAddr::ip).collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(Refused {
+            class: refused.unwrap_or("unresolvable"),
+        });
+    }
+    Ok(Approved { addrs, port })
+}
+
+/// Resolves `url`'s host as the operator's client would (the system resolver; a name
+/// under a reserved top-level domain is not looked up and is `unresolvable`) and
+/// approves the addresses ([`approve`]): what a data-plane Job may connect to, decided
+/// before the Job exists.
+pub async fn approve_destination(policy: Egress, url: &str) -> Result<Approved, Refused> {
+    let (host, port) = host_and_port(url)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return approve(policy, std::iter::once(ip), port);
+    }
+    if reserved_name(&host) {
+        return Err(Refused {
+            class: "unresolvable",
+        });
+    }
+    let resolved = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| Refused {
+            class: "unresolvable",
+        })?;
+    approve(policy, resolved.map(|a| a.ip()), port)
 }
 
 #[cfg(test)]
@@ -479,6 +553,121 @@ mod tests {
         let (kept, refused) = keep_permitted(Egress::default(), addrs[..1].iter().copied());
         assert!(kept.is_empty());
         assert_eq!(refused, Some("private"));
+    }
+
+    #[test]
+    fn a_destination_is_its_host_and_port() {
+        assert_eq!(
+            host_and_port("https://upload.acme.eu/x?sig=1"),
+            Ok(("upload.acme.eu".into(), 443))
+        );
+        assert_eq!(
+            host_and_port("https://upload.acme.eu:8443/"),
+            Ok(("upload.acme.eu".into(), 8443))
+        );
+        assert_eq!(
+            host_and_port("http://127.0.0.1:9000/up"),
+            Ok(("127.0.0.1".into(), 9000))
+        );
+        assert_eq!(
+            host_and_port("https://[2a00:1450::1]/"),
+            Ok(("2a00:1450::1".into(), 443))
+        );
+        for bad in ["", "not a url", "mailto:a@b.eu", "file:///etc/passwd"] {
+            assert_eq!(
+                host_and_port(bad),
+                Err(Refused { class: "not a URL" }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_destination_is_approved_only_for_permitted_addresses() {
+        let ips = |xs: &[&str]| {
+            xs.iter()
+                .map(|s| s.parse::<IpAddr>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let p = Egress::default();
+        assert_eq!(
+            approve(p, ips(&["8.8.8.8", "1.1.1.1", "8.8.8.8"]).into_iter(), 443),
+            Ok(Approved {
+                addrs: ips(&["1.1.1.1", "8.8.8.8"]),
+                port: 443
+            })
+        );
+        // A name resolving to a private and a public address: only the public one.
+        assert_eq!(
+            approve(p, ips(&["10.0.0.7", "8.8.8.8"]).into_iter(), 443).map(|a| a.addrs),
+            Ok(ips(&["8.8.8.8"]))
+        );
+        for (refused, class) in [
+            ("10.0.0.7", "private"),
+            ("169.254.169.254", "link-local (cloud metadata)"),
+            ("3fff::1", "documentation"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("127.0.0.1", "loopback"),
+        ] {
+            assert_eq!(
+                approve(p, ips(&[refused]).into_iter(), 443),
+                Err(Refused { class }),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            approve(p, std::iter::empty(), 443),
+            Err(Refused {
+                class: "unresolvable"
+            })
+        );
+        let dev = Egress {
+            allow_loopback: true,
+        };
+        assert_eq!(
+            approve(dev, ips(&["127.0.0.1"]).into_iter(), 9000),
+            Ok(Approved {
+                addrs: ips(&["127.0.0.1"]),
+                port: 9000
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_destination_is_resolved_and_checked_without_asking_the_dns_for_reserved_names() {
+        let p = Egress::default();
+        assert_eq!(
+            approve_destination(p, "https://upload.acme.example/x").await,
+            Err(Refused {
+                class: "unresolvable"
+            })
+        );
+        assert_eq!(
+            approve_destination(p, "https://169.254.169.254/latest").await,
+            Err(Refused {
+                class: "link-local (cloud metadata)"
+            })
+        );
+        assert_eq!(
+            approve_destination(p, "http://127.0.0.1:9/").await,
+            Err(Refused { class: "loopback" })
+        );
+        // localhost resolves on the machine itself (no DNS query leaves it).
+        let dev = Egress {
+            allow_loopback: true,
+        };
+        let approved = approve_destination(dev, "http://localhost:9000/up")
+            .await
+            .unwrap();
+        assert_eq!(approved.port, 9000);
+        assert!(
+            approved.addrs.iter().all(IpAddr::is_loopback),
+            "{approved:?}"
+        );
+        assert_eq!(
+            approve_destination(p, "http://localhost:9000/up").await,
+            Err(Refused { class: "loopback" })
+        );
     }
 
     /// A loopback server counting the connections it accepted (answers 204 to each).

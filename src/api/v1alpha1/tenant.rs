@@ -496,9 +496,10 @@ pub struct ErasureStatus {
 pub struct ExportStatus {
     /// The export Job in the tenant namespace.
     pub job: String,
-    /// `Succeeded`, `Failed`, `WindowEnded` (erasure could wait no longer), or
-    /// `NamespaceNotOwned` (no Job runs in a namespace Herald did not create); unset while
-    /// it runs.
+    /// `Succeeded`, `Failed`, `WindowEnded` (erasure could wait no longer),
+    /// `NamespaceNotOwned` (no Job runs in a namespace Herald did not create), or
+    /// `DestinationRefused` (the export URL resolves to no address the outbound guard
+    /// permits: no Job ran); unset while it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// When the outcome was recorded.

@@ -11,6 +11,7 @@ pub mod bindings;
 pub mod build;
 pub mod data_plane;
 pub mod decide;
+pub mod destination;
 pub mod erasure;
 pub mod status;
 
