@@ -21,12 +21,13 @@ const GROUP: &str = "e2e-tenant-writers";
 
 /// A client acting as `user` of [`GROUP`], which may read and write Tenants (and
 /// nothing else): what a platform team member onboarding customers holds. The copy of
-/// `evidence::ordinary_user`, widened to Tenants only, because that is the attacker here.
+/// `evidence::ordinary_user`, widened to Tenants only (and their deletion, for the
+/// tests to clean up), because that is the attacker here.
 pub(crate) async fn tenant_writer(admin: &Client, user: &str) -> Client {
     let role: ClusterRole = serde_json::from_value(json!({
         "metadata": {"name": "e2e-tenant-writer", "labels": {E2E_LABEL: "guard"}},
         "rules": [{"apiGroups": ["herald.dev"], "resources": ["tenants"],
-                   "verbs": ["get", "list", "watch", "create", "update", "patch"]}]
+                   "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
     }))
     .unwrap();
     let binding: ClusterRoleBinding = serde_json::from_value(json!({
@@ -347,7 +348,7 @@ async fn a_termination_in_2199_is_not_acted_on_and_can_be_corrected() {
     assert!(status.erasure.is_none(), "erasure scheduled from 2199");
     // The senders were not stopped.
     let senders = Api::<Deployment>::namespaced(admin.clone(), &format!("tenant-{name}"))
-        .get("sender")
+        .get("herald-sender")
         .await
         .unwrap();
     assert_eq!(senders.spec.unwrap().replicas, Some(1), "senders stopped");
@@ -377,7 +378,7 @@ async fn a_termination_in_2199_is_not_acted_on_and_can_be_corrected() {
         Some(corrected + k8s_openapi::jiff::SignedDuration::from_hours(30 * 24))
     );
     let senders = Api::<Deployment>::namespaced(admin.clone(), &format!("tenant-{name}"))
-        .get("sender")
+        .get("herald-sender")
         .await
         .unwrap();
     assert_eq!(
