@@ -129,7 +129,7 @@ pub(crate) fn condition(d: &DataSubjectRequest, type_: &str) -> Option<(String, 
 }
 
 /// The value of `herald_data_subject_request_deadline_timestamp_seconds` for `request`.
-async fn deadline_metric(request: &str) -> Option<f64> {
+pub(crate) async fn deadline_metric(request: &str) -> Option<f64> {
     let text = operator().await.metrics().await;
     let needle = format!("request=\"{request}\"");
     text.lines()

@@ -599,3 +599,101 @@ async fn the_export_jobs_egress_allows_only_the_approved_address_and_port() {
     }
     tenants.delete(&name, &DeleteParams::default()).await.ok();
 }
+
+/// A client acting as `user` of the group that may write DataSubjectRequests in the
+/// control namespace (and nothing else): whoever files requests.
+async fn request_writer(admin: &Client, user: &str) -> Client {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let ns = crate::common::CONTROL_NAMESPACE;
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "e2e-request-writer", "labels": {E2E_LABEL: "guard"}},
+        "rules": [{"apiGroups": ["herald.dev"], "resources": ["datasubjectrequests"],
+                   "verbs": ["get", "list", "watch", "create", "update", "patch"]}]
+    }))
+    .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "e2e-request-writer", "labels": {E2E_LABEL: "guard"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "e2e-request-writer"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "e2e-request-writers"}]
+    }))
+    .unwrap();
+    let ssa = PatchParams::apply("e2e").force();
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .patch("e2e-request-writer", &ssa, &Patch::Apply(&role))
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .patch("e2e-request-writer", &ssa, &Patch::Apply(&binding))
+        .await
+        .unwrap();
+    let mut config = kube::Config::infer().await.unwrap();
+    config.auth_info.impersonate = Some(user.into());
+    config.auth_info.impersonate_groups = Some(vec!["e2e-request-writers".into()]);
+    Client::try_from(config).unwrap()
+}
+
+/// A request paused when it is filed used to write no status and no deadline series, so
+/// no alert could fire. Now it is not answered while paused, but its deadline is in
+/// status and in the metrics, beside `Paused=True`; unpaused, it is answered.
+#[tokio::test]
+async fn a_paused_request_keeps_its_deadline_and_status() {
+    use crate::dsr::{
+        condition, deadline_metric, live_tenant, request, subject_secret, wait_dsr, whole_now,
+    };
+    let admin = client().await;
+    operator().await;
+    let tenant_name = unique("e2e-dsr-paused");
+    live_tenant(&admin, &tenant_name).await;
+    let secret_name = format!("{tenant_name}-subject");
+    subject_secret(
+        &admin,
+        &secret_name,
+        &tenant_name,
+        &format!("+31 6 {}", unique("id")),
+    )
+    .await;
+    let writer = request_writer(&admin, "e2e-dsr-pauser").await;
+    let name = format!("{tenant_name}-access");
+    let mut r = request(&name, &tenant_name, "Access", whole_now(), &secret_name);
+    r.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("herald.dev/paused".into(), "true".into());
+    Api::<herald::api::v1alpha1::DataSubjectRequest>::namespaced(
+        writer.clone(),
+        crate::common::CONTROL_NAMESPACE,
+    )
+    .create(&PostParams::default(), &r)
+    .await
+    .unwrap();
+    let d = wait_dsr(&admin, &name, "Paused=True with a deadline", |d| {
+        condition(d, types::PAUSED) == Some(("True".into(), reason::PAUSED.into()))
+            && d.status.as_ref().is_some_and(|s| s.deadline.is_some())
+    })
+    .await;
+    let st = d.status.unwrap();
+    assert!(
+        st.job.is_none() && st.outcome.is_none(),
+        "answered while paused: {st:?}"
+    );
+    let deadline = st.deadline.unwrap().0.as_second() as f64;
+    assert_eq!(deadline_metric(&name).await, Some(deadline));
+    // Unpaused: answered as usual.
+    Api::<herald::api::v1alpha1::DataSubjectRequest>::namespaced(
+        writer,
+        crate::common::CONTROL_NAMESPACE,
+    )
+    .patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"herald.dev/paused": "false"}}})),
+    )
+    .await
+    .unwrap();
+    wait_dsr(&admin, &name, "a Job once unpaused", |d| {
+        d.status
+            .as_ref()
+            .is_some_and(|s| s.job.is_some() || s.receipt.is_some())
+    })
+    .await;
+}
