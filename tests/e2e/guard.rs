@@ -697,3 +697,105 @@ async fn a_paused_request_keeps_its_deadline_and_status() {
     })
     .await;
 }
+
+/// A breach paused when it is recorded used to write no status and no deadline series:
+/// the 48-hour alert could not fire. Now no notice goes out while paused, but status
+/// and the series are there, beside `Paused=True`; unpaused, the tenant is told.
+#[tokio::test]
+async fn a_paused_breach_keeps_its_deadline_series_and_status() {
+    use herald::api::v1alpha1::BreachNotice;
+    let admin = client().await;
+    let op = operator().await;
+    let tenant_name = unique("e2e-breach-paused");
+    let (hook, _) = crate::dsr::live_tenant(&admin, &tenant_name).await;
+    let name = unique("e2e-breach-paused");
+    let aware =
+        k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second())
+            .unwrap();
+    let bn: BreachNotice = serde_json::from_value(json!({
+        "apiVersion": "herald.dev/v1alpha1", "kind": "BreachNotice",
+        "metadata": {"name": name, "namespace": crate::common::CONTROL_NAMESPACE,
+                     "labels": {E2E_LABEL: "guard"}, "annotations": {"herald.dev/paused": "true"}},
+        "spec": {
+            "awareAt": aware.to_string(),
+            "affectedTenants": {"names": [tenant_name]},
+            "nature": "e2e: an access policy made an export bucket readable",
+            "dataCategories": ["message content"],
+            "approximateRecords": 10,
+            "approximateDataSubjects": 3,
+            "likelyConsequences": "message content may have been read",
+            "measures": "the access policy was corrected",
+            "contact": {"name": "Data Protection Office", "email": "dpo@platform.example"},
+            "platformDataInvolved": false,
+        }
+    }))
+    .unwrap();
+    let api: Api<BreachNotice> = Api::namespaced(admin.clone(), crate::common::CONTROL_NAMESPACE);
+    api.create(&PostParams::default(), &bn).await.unwrap();
+    let paused = |b: Option<&BreachNotice>| {
+        b.and_then(|b| b.status.as_ref()).is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == types::PAUSED && c.status == "True")
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == types::TENANTS_NOTIFIED)
+        })
+    };
+    tokio::time::timeout(
+        WAIT,
+        kube::runtime::wait::await_condition(api.clone(), &name, paused),
+    )
+    .await
+    .expect("no status with Paused=True and TenantsNotified while paused")
+    .unwrap();
+    let series = |metric: &'static str| {
+        let label = format!(r#"breach="{name}""#);
+        async move {
+            op.metrics()
+                .await
+                .lines()
+                .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(&label))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        }
+    };
+    assert_eq!(
+        series("herald_breach_notice_deadline_timestamp_seconds").await,
+        Some((aware.as_second() + 48 * 3600) as f64)
+    );
+    assert_eq!(series("herald_breach_tenants_unnotified").await, Some(1.0));
+    let notices = |hook: &crate::subprocessor::Hook| {
+        hook.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|v| v["type"] == "breach.notice")
+            })
+            .count()
+    };
+    assert_eq!(notices(&hook), 0, "a notice went out while paused");
+    // Unpaused: the tenant is told.
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"herald.dev/paused": "false"}}})),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while notices(&hook) == 0 {
+        assert!(Instant::now() < deadline, "no notice once unpaused");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A BreachNotice is evidence: only the break-glass group may delete it.
+    Api::<BreachNotice>::namespaced(
+        crate::erasure::break_glass_client().await,
+        crate::common::CONTROL_NAMESPACE,
+    )
+    .delete(&name, &DeleteParams::default())
+    .await
+    .unwrap();
+}
