@@ -799,3 +799,77 @@ async fn a_paused_breach_keeps_its_deadline_series_and_status() {
     .await
     .unwrap();
 }
+
+/// A data-subject request whose data would go to a destination the outbound guard
+/// refuses gets no Job: Stalled, reason DestinationRefused, the URL never named. The
+/// destination's name is under a reserved top-level domain (never looked up).
+#[tokio::test]
+async fn a_request_whose_destination_the_guard_refuses_runs_no_job() {
+    use crate::dsr::{condition, request, subject_secret, wait_dsr, whole_now};
+    let admin = client().await;
+    operator().await;
+    apply_examples();
+    let tenant_name = unique("e2e-dsr-dest");
+    Api::<Tenant>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &exporting(&tenant_name, "https://upload.acme.example/x?sig=s3cr3t"),
+        )
+        .await
+        .unwrap();
+    wait_ready_active(&Api::all(admin.clone()), &tenant_name).await;
+    let secret_name = format!("{tenant_name}-subject");
+    subject_secret(
+        &admin,
+        &secret_name,
+        &tenant_name,
+        &format!("+31 6 {}", unique("id")),
+    )
+    .await;
+    let writer = request_writer(&admin, "e2e-dsr-dest").await;
+    let name = format!("{tenant_name}-portability");
+    Api::<herald::api::v1alpha1::DataSubjectRequest>::namespaced(
+        writer,
+        crate::common::CONTROL_NAMESPACE,
+    )
+    .create(
+        &PostParams::default(),
+        &request(
+            &name,
+            &tenant_name,
+            "Portability",
+            whole_now(),
+            &secret_name,
+        ),
+    )
+    .await
+    .unwrap();
+    let d = wait_dsr(&admin, &name, "Stalled=True, DestinationRefused", |d| {
+        condition(d, types::STALLED) == Some(("True".into(), reason::DESTINATION_REFUSED.into()))
+    })
+    .await;
+    let st = d.status.unwrap();
+    assert!(st.job.is_none(), "a Job was recorded: {st:?}");
+    let text = serde_json::to_string(&st.conditions).unwrap();
+    assert!(
+        text.contains("unresolvable") && !text.contains("s3cr3t") && !text.contains("upload.acme"),
+        "{text}"
+    );
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(
+        admin.clone(),
+        &format!("tenant-{tenant_name}"),
+    )
+    .list(&Default::default())
+    .await
+    .unwrap();
+    assert!(
+        jobs.items
+            .iter()
+            .all(|j| j.labels().get("herald.dev/data-subject-request") != Some(&name)),
+        "a Job runs for the request"
+    );
+    Api::<Tenant>::all(admin)
+        .delete(&tenant_name, &DeleteParams::default())
+        .await
+        .ok();
+}
