@@ -16,6 +16,11 @@
 //! - No proxy (an environment's proxy would connect on our behalf, unchecked) and no
 //!   redirects (a redirect could lead to another host, and carry a bearer token).
 //!
+//! - A data-plane Job that sends data out (an export, a data-subject answer) connects
+//!   itself, not through this client: [`approve_destination`] resolves and checks its
+//!   destination by the same rule before the Job exists, and the Job's egress policy
+//!   allows only the approved addresses (src/controller/tenant/destination.rs).
+//!
 //! [`Egress::allow_loopback`] lets loopback through, for the e2e tests and local
 //! development only (`herald run --allow-loopback-egress`); nothing else ever passes.
 
