@@ -873,3 +873,116 @@ async fn a_request_whose_destination_the_guard_refuses_runs_no_job() {
         .await
         .ok();
 }
+
+/// A pause never holds residency: a paused tenant's sender pod on a node relabelled out
+/// of the EU is evicted all the same, and `ResidencyCompliant` says so beside
+/// `Paused=True`. The only test on eu-south-1 (its own kwok node, removed at the end).
+#[tokio::test]
+async fn a_paused_tenants_pod_outside_its_regions_is_still_evicted() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    const REGION: &str = "topology.kubernetes.io/region";
+    let admin = client().await;
+    operator().await;
+    apply_examples();
+    let nodes: Api<Node> = Api::all(admin.clone());
+    // Leftovers of an earlier, failed run would take the pod.
+    crate::common::kubectl(&[
+        "delete",
+        "nodes",
+        "-l",
+        &format!("{E2E_LABEL}=guard-residency"),
+        "--wait=false",
+    ]);
+    let name = unique("e2e-paused-res");
+    let node_name = format!("{name}-n");
+    let node: Node = serde_json::from_value(json!({
+        "metadata": {
+            "name": node_name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"type": "kwok", E2E_LABEL: "guard-residency", "kubernetes.io/hostname": node_name,
+                       "kubernetes.io/os": "linux", REGION: "eu-south-1", "topology.kubernetes.io/zone": "eu-south-1a"}
+        },
+        "status": {"allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
+                   "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"}}
+    }))
+    .unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let writer = tenant_writer(&admin, "e2e-paused-res").await;
+    let tenants: Api<Tenant> = Api::all(writer);
+    tenants
+        .create(
+            &PostParams::default(),
+            &tenant(
+                &name,
+                None,
+                json!({"spec": {"residency": {"regions": ["eu-south-1"]}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_ready_active(&tenants, &name).await;
+    tenants
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"herald.dev/paused": "true"}}})),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &tenants,
+        &name,
+        condition_is(types::PAUSED, "True", reason::PAUSED),
+        "Paused",
+        WAIT,
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), &format!("tenant-{name}"));
+    let pod = pods
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=herald-sender"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node_name.as_str())
+        })
+        .expect("no sender pod on the eu-south-1 node");
+    nodes
+        .patch(
+            &node_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {REGION: "us-east-1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        WAIT,
+        kube::runtime::wait::await_condition(
+            pods.clone(),
+            &pod.name_any(),
+            kube::runtime::wait::conditions::is_deleted(&pod.uid().unwrap()),
+        ),
+    )
+    .await
+    .expect("the paused tenant's pod outside its regions was not evicted")
+    .unwrap();
+    let t = wait_for(
+        &tenants,
+        &name,
+        condition_is(types::RESIDENCY_COMPLIANT, "False", reason::POD_EVICTED),
+        "ResidencyCompliant=False PodEvicted while paused",
+        WAIT,
+    )
+    .await;
+    assert!(
+        herald::conditions::is_true(&t.status.unwrap().conditions, types::PAUSED),
+        "no longer paused"
+    );
+    tenants.delete(&name, &DeleteParams::default()).await.ok();
+    nodes
+        .delete(&node_name, &DeleteParams::default())
+        .await
+        .ok();
+}
