@@ -16,10 +16,17 @@
 //! - No proxy (an environment's proxy would connect on our behalf, unchecked) and no
 //!   redirects (a redirect could lead to another host, and carry a bearer token).
 //!
+//! - A data-plane Job that sends data out (an export, a data-subject answer) connects
+//!   itself, not through this client: [`approve_destination`] resolves and checks its
+//!   destination by the same rule before the Job exists, and the Job's egress policy
+//!   allows only the approved addresses (src/controller/tenant/destination.rs).
+//!
 //! [`Egress::allow_loopback`] lets loopback through, for the e2e tests and local
 //! development only (`herald run --allow-loopback-egress`); nothing else ever passes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,69 +62,92 @@ pub fn refusal(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
-fn in_v4(a: Ipv4Addr, net: [u8; 4], len: u32) -> bool {
-    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-    u32::from(a) & mask == u32::from(Ipv4Addr::from(net)) & mask
+/// An IPv4 network for the tables below (checked when compiled: a prefix over 32 fails
+/// the build).
+const fn v4(a: [u8; 4], len: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a[0], a[1], a[2], a[3]), len)
 }
+
+/// An IPv6 network for the tables below (a prefix over 128 fails the build).
+const fn v6(s: [u16; 8], len: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(
+        Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]),
+        len,
+    )
+}
+
+/// The IPv4 networks that are not globally reachable, with their class: IANA's IPv4
+/// Special-Purpose Address Registry (RFC 6890 and its updates), entries whose
+/// "globally reachable" is false or N/A. The first match names the class, so a more
+/// specific network comes before one that contains it.
+pub const V4_REFUSED: &[(Ipv4Net, &str)] = &[
+    (v4([0, 0, 0, 0], 8), "unspecified"),
+    (v4([127, 0, 0, 0], 8), "loopback"),
+    (v4([10, 0, 0, 0], 8), "private"),
+    (v4([172, 16, 0, 0], 12), "private"),
+    (v4([192, 168, 0, 0], 16), "private"),
+    (v4([100, 64, 0, 0], 10), "shared (CGNAT)"),
+    (v4([169, 254, 0, 0], 16), "link-local (cloud metadata)"),
+    (v4([192, 0, 0, 0], 24), "IETF protocol assignments"),
+    (v4([192, 0, 2, 0], 24), "documentation"),
+    (v4([198, 51, 100, 0], 24), "documentation"),
+    (v4([203, 0, 113, 0], 24), "documentation"),
+    // MCAST-TEST-NET (RFC 6676), inside multicast: named for what it is.
+    (v4([233, 252, 0, 0], 24), "documentation"),
+    (v4([198, 18, 0, 0], 15), "benchmarking"),
+    (v4([192, 88, 99, 0], 24), "6to4 relay"),
+    (v4([224, 0, 0, 0], 4), "multicast"),
+    // 240.0.0.0/4 includes the limited broadcast address 255.255.255.255.
+    (v4([240, 0, 0, 0], 4), "reserved"),
+];
+
+/// The IPv6 networks that are not globally reachable, with their class: IANA's IPv6
+/// Special-Purpose Address Registry, entries whose "globally reachable" is false or
+/// N/A (first match names the class). Networks that embed or translate to an IPv4
+/// address are refused whole: what they reach is an IPv4 host the table above would
+/// have to judge, behind a translator. Outside 2000::/3 everything is refused anyway
+/// ("reserved"); these name the class, and catch the ranges inside 2000::/3.
+pub const V6_REFUSED: &[(Ipv6Net, &str)] = &[
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), "unspecified"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
+    (v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), "IPv4-mapped"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), "IPv4-compatible"),
+    (v6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), "NAT64"),
+    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "NAT64 (local)"),
+    (v6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), "6to4"),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "Teredo"),
+    (v6([0x0100, 0, 0, 0, 0, 0, 0, 0], 64), "discard"),
+    // The dummy prefix (RFC 9780): for addresses that must never be reached.
+    (v6([0x0100, 0, 0, 1, 0, 0, 0, 0], 64), "dummy"),
+    (v6([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
+    // The second documentation prefix (RFC 9637), inside global unicast 2000::/3.
+    (v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
+    (v6([0x2001, 0x0002, 0, 0, 0, 0, 0, 0], 48), "benchmarking"),
+    // Overlay routable cryptographic hash identifiers (RFC 4843, deprecated, and RFC
+    // 7343): identifiers, not locators; no host answers at one.
+    (v6([0x2001, 0x0010, 0, 0, 0, 0, 0, 0], 28), "ORCHID"),
+    (v6([0x2001, 0x0020, 0, 0, 0, 0, 0, 0], 28), "ORCHIDv2"),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique local (ULA)"),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "site-local"),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
+];
+
+/// Global unicast (RFC 4291): every IPv6 address outside it is reserved.
+const V6_GLOBAL_UNICAST: Ipv6Net = v6([0x2000, 0, 0, 0, 0, 0, 0, 0], 3);
 
 fn refusal_v4(a: Ipv4Addr) -> Option<&'static str> {
-    const RANGES: &[([u8; 4], u32, &str)] = &[
-        ([0, 0, 0, 0], 8, "unspecified"),
-        ([127, 0, 0, 0], 8, "loopback"),
-        ([10, 0, 0, 0], 8, "private"),
-        ([172, 16, 0, 0], 12, "private"),
-        ([192, 168, 0, 0], 16, "private"),
-        ([100, 64, 0, 0], 10, "shared (CGNAT)"),
-        ([169, 254, 0, 0], 16, "link-local (cloud metadata)"),
-        ([192, 0, 0, 0], 24, "IETF protocol assignments"),
-        ([192, 0, 2, 0], 24, "documentation"),
-        ([198, 51, 100, 0], 24, "documentation"),
-        ([203, 0, 113, 0], 24, "documentation"),
-        ([198, 18, 0, 0], 15, "benchmarking"),
-        ([192, 88, 99, 0], 24, "6to4 relay"),
-        ([224, 0, 0, 0], 4, "multicast"),
-        ([240, 0, 0, 0], 4, "reserved"),
-    ];
-    RANGES
+    V4_REFUSED
         .iter()
-        .find(|(net, len, _)| in_v4(a, *net, *len))
-        .map(|(_, _, class)| *class)
-}
-
-fn in_v6(a: Ipv6Addr, net: [u16; 8], len: u32) -> bool {
-    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-    u128::from(a) & mask == u128::from(Ipv6Addr::from(net)) & mask
+        .find(|(net, _)| net.contains(&a))
+        .map(|(_, class)| *class)
 }
 
 fn refusal_v6(a: Ipv6Addr) -> Option<&'static str> {
-    if a.is_unspecified() {
-        return Some("unspecified");
-    }
-    if a.is_loopback() {
-        return Some("loopback");
-    }
-    // Ranges that embed or translate to an IPv4 address are refused whole: what they
-    // reach is an IPv4 host the rule above would have to judge, behind a translator.
-    const RANGES: &[([u16; 8], u32, &str)] = &[
-        ([0, 0, 0, 0, 0, 0xffff, 0, 0], 96, "IPv4-mapped"),
-        ([0, 0, 0, 0, 0, 0, 0, 0], 96, "IPv4-compatible"),
-        ([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96, "NAT64"),
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "NAT64 (local)"),
-        ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16, "6to4"),
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo"),
-        ([0x0100, 0, 0, 0, 0, 0, 0, 0], 64, "discard"),
-        ([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32, "documentation"),
-        ([0x2001, 0x0002, 0, 0, 0, 0, 0, 0], 48, "benchmarking"),
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique local (ULA)"),
-        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local"),
-        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "site-local"),
-        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast"),
-    ];
-    if let Some((_, _, class)) = RANGES.iter().find(|(net, len, _)| in_v6(a, *net, *len)) {
+    if let Some((_, class)) = V6_REFUSED.iter().find(|(net, _)| net.contains(&a)) {
         return Some(class);
     }
-    // Global unicast is 2000::/3; everything else is reserved.
-    (!in_v6(a, [0x2000, 0, 0, 0, 0, 0, 0, 0], 3)).then_some("reserved")
+    (!V6_GLOBAL_UNICAST.contains(&a)).then_some("reserved")
 }
 
 /// How the text of a [`Refused`] begins: a failure persisted as text (a notice's
@@ -232,6 +262,12 @@ impl HttpClient {
         Ok(Self { inner, policy })
     }
 
+    /// The policy this client connects under: data-plane destinations are approved
+    /// under the same one ([`approve_destination`]).
+    pub fn policy(&self) -> Egress {
+        self.policy
+    }
+
     /// A request to `url`, refused before anything is sent when its host is an IP
     /// literal the policy refuses (names are checked by the resolver at connect time).
     /// A URL that does not parse is left to reqwest, which refuses it when sent.
@@ -257,6 +293,74 @@ pub fn check_literal(policy: Egress, url: &reqwest::Url) -> Result<(), Refused> 
     }
 }
 
+/// A destination a data-plane Job sends to, as the guard approved it: the addresses its
+/// host resolved to that the policy permits (sorted, each once), and the port. The
+/// Job's egress NetworkPolicy allows exactly these, on this port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approved {
+    /// The permitted addresses.
+    pub addrs: Vec<IpAddr>,
+    /// The URL's port (443 for https unless it names another).
+    pub port: u16,
+}
+
+/// The host and port of a destination URL, or why it has none worth resolving. Pure.
+/// An IP literal host is returned as it is written (brackets removed).
+pub fn host_and_port(url: &str) -> Result<(String, u16), Refused> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| Refused { class: "not a URL" })?;
+    let host = parsed
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned())
+        .filter(|h| !h.is_empty())
+        .ok_or(Refused { class: "not a URL" })?;
+    let port = parsed
+        .port_or_known_default()
+        .ok_or(Refused { class: "not a URL" })?;
+    Ok((host, port))
+}
+
+/// The addresses of `resolved` that `policy` permits, as an [`Approved`] on `port`, or
+/// the class of the first refused one when none is left (`unresolvable` when there was
+/// none). The same rule the operator's own client applies at connect time. Pure.
+pub fn approve(
+    policy: Egress,
+    resolved: impl Iterator<Item = IpAddr>,
+    port: u16,
+) -> Result<Approved, Refused> {
+    let (kept, refused) = keep_permitted(policy, resolved.map(|ip| SocketAddr::new(ip, port)));
+    let mut addrs: Vec<IpAddr> = kept.iter().map(SocketAddr::ip).collect();
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return Err(Refused {
+            class: refused.unwrap_or("unresolvable"),
+        });
+    }
+    Ok(Approved { addrs, port })
+}
+
+/// Resolves `url`'s host as the operator's client would (the system resolver; a name
+/// under a reserved top-level domain is not looked up and is `unresolvable`) and
+/// approves the addresses ([`approve`]): what a data-plane Job may connect to, decided
+/// before the Job exists.
+pub async fn approve_destination(policy: Egress, url: &str) -> Result<Approved, Refused> {
+    let (host, port) = host_and_port(url)?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return approve(policy, std::iter::once(ip), port);
+    }
+    if reserved_name(&host) {
+        return Err(Refused {
+            class: "unresolvable",
+        });
+    }
+    let resolved = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| Refused {
+            class: "unresolvable",
+        })?;
+    approve(policy, resolved.map(|a| a.ip()), port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +384,13 @@ mod tests {
             ("169.254.169.254", "link-local (cloud metadata)"),
             ("192.0.0.170", "IETF protocol assignments"),
             ("192.0.2.1", "documentation"),
+            ("198.51.100.7", "documentation"),
+            ("203.0.113.255", "documentation"),
+            ("233.252.0.1", "documentation"),
+            ("192.88.99.1", "6to4 relay"),
+            ("198.19.255.255", "benchmarking"),
+            ("0.1.2.3", "unspecified"),
+            ("240.0.0.1", "reserved"),
             ("198.18.0.1", "benchmarking"),
             ("224.0.0.1", "multicast"),
             ("255.255.255.255", "reserved"),
@@ -292,6 +403,18 @@ mod tests {
             ("2002:a00:1::", "6to4"),
             ("2001:0:4136:e378::1", "Teredo"),
             ("2001:db8::1", "documentation"),
+            ("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "documentation"),
+            ("3fff::1", "documentation"),
+            ("3fff:fff:ffff::1", "documentation"),
+            ("2001:10::1", "ORCHID"),
+            ("2001:1f:ffff::1", "ORCHID"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("2001:2f:ffff::1", "ORCHIDv2"),
+            ("2001:2::1", "benchmarking"),
+            ("100::1", "discard"),
+            ("100:0:0:1::1", "dummy"),
+            ("64:ff9b:1::1", "NAT64 (local)"),
+            ("5f00::1", "reserved"),
             ("fd00::1", "unique local (ULA)"),
             ("fc12::1", "unique local (ULA)"),
             ("fe80::1", "link-local"),
@@ -313,8 +436,31 @@ mod tests {
             "192.169.0.1",
             "2a00:1450:4001:80b::200e",
             "2606:4700::1111",
+            // Just outside the refused ranges on either side.
+            "192.0.1.255",
+            "192.0.3.0",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "3fff:1000::1",
+            "2001:f:ffff::1",
+            "2001:30::1",
+            "2001:db9::1",
+            "2001:1::1",
         ] {
             assert_eq!(class(global), None, "{global}");
+        }
+    }
+
+    #[test]
+    fn the_tables_hold_networks_not_hosts() {
+        // A network written with host bits set would still match (contains() masks),
+        // but would read as a different range than it is: every entry is exact.
+        for (net, class) in V4_REFUSED {
+            assert_eq!(net.addr(), net.network(), "{net} ({class})");
+        }
+        for (net, class) in V6_REFUSED {
+            assert_eq!(net.addr(), net.network(), "{net} ({class})");
         }
     }
 
@@ -412,6 +558,121 @@ mod tests {
         let (kept, refused) = keep_permitted(Egress::default(), addrs[..1].iter().copied());
         assert!(kept.is_empty());
         assert_eq!(refused, Some("private"));
+    }
+
+    #[test]
+    fn a_destination_is_its_host_and_port() {
+        assert_eq!(
+            host_and_port("https://upload.acme.eu/x?sig=1"),
+            Ok(("upload.acme.eu".into(), 443))
+        );
+        assert_eq!(
+            host_and_port("https://upload.acme.eu:8443/"),
+            Ok(("upload.acme.eu".into(), 8443))
+        );
+        assert_eq!(
+            host_and_port("http://127.0.0.1:9000/up"),
+            Ok(("127.0.0.1".into(), 9000))
+        );
+        assert_eq!(
+            host_and_port("https://[2a00:1450::1]/"),
+            Ok(("2a00:1450::1".into(), 443))
+        );
+        for bad in ["", "not a url", "mailto:a@b.eu", "file:///etc/passwd"] {
+            assert_eq!(
+                host_and_port(bad),
+                Err(Refused { class: "not a URL" }),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_destination_is_approved_only_for_permitted_addresses() {
+        let ips = |xs: &[&str]| {
+            xs.iter()
+                .map(|s| s.parse::<IpAddr>().unwrap())
+                .collect::<Vec<_>>()
+        };
+        let p = Egress::default();
+        assert_eq!(
+            approve(p, ips(&["8.8.8.8", "1.1.1.1", "8.8.8.8"]).into_iter(), 443),
+            Ok(Approved {
+                addrs: ips(&["1.1.1.1", "8.8.8.8"]),
+                port: 443
+            })
+        );
+        // A name resolving to a private and a public address: only the public one.
+        assert_eq!(
+            approve(p, ips(&["10.0.0.7", "8.8.8.8"]).into_iter(), 443).map(|a| a.addrs),
+            Ok(ips(&["8.8.8.8"]))
+        );
+        for (refused, class) in [
+            ("10.0.0.7", "private"),
+            ("169.254.169.254", "link-local (cloud metadata)"),
+            ("3fff::1", "documentation"),
+            ("2001:20::1", "ORCHIDv2"),
+            ("127.0.0.1", "loopback"),
+        ] {
+            assert_eq!(
+                approve(p, ips(&[refused]).into_iter(), 443),
+                Err(Refused { class }),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            approve(p, std::iter::empty(), 443),
+            Err(Refused {
+                class: "unresolvable"
+            })
+        );
+        let dev = Egress {
+            allow_loopback: true,
+        };
+        assert_eq!(
+            approve(dev, ips(&["127.0.0.1"]).into_iter(), 9000),
+            Ok(Approved {
+                addrs: ips(&["127.0.0.1"]),
+                port: 9000
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_destination_is_resolved_and_checked_without_asking_the_dns_for_reserved_names() {
+        let p = Egress::default();
+        assert_eq!(
+            approve_destination(p, "https://upload.acme.example/x").await,
+            Err(Refused {
+                class: "unresolvable"
+            })
+        );
+        assert_eq!(
+            approve_destination(p, "https://169.254.169.254/latest").await,
+            Err(Refused {
+                class: "link-local (cloud metadata)"
+            })
+        );
+        assert_eq!(
+            approve_destination(p, "http://127.0.0.1:9/").await,
+            Err(Refused { class: "loopback" })
+        );
+        // localhost resolves on the machine itself (no DNS query leaves it).
+        let dev = Egress {
+            allow_loopback: true,
+        };
+        let approved = approve_destination(dev, "http://localhost:9000/up")
+            .await
+            .unwrap();
+        assert_eq!(approved.port, 9000);
+        assert!(
+            approved.addrs.iter().all(IpAddr::is_loopback),
+            "{approved:?}"
+        );
+        assert_eq!(
+            approve_destination(p, "http://localhost:9000/up").await,
+            Err(Refused { class: "loopback" })
+        );
     }
 
     /// A loopback server counting the connections it accepted (answers 204 to each).

@@ -21,7 +21,7 @@ pub enum PreflightError {
     )]
     CrdsMissing { missing: Vec<String> },
     #[error(
-        "Herald's admission policies are not in force ({}): they keep evidence unforgeable, erasure and the operator in scope, and other tenants' objects out of reach. Install them (chart admissionPolicies.enabled=true, or kubectl apply -f deploy/admission/), or start with --allow-missing-admission-policies to run without them knowingly (a warning, herald_admission_policies_missing and an alert say so)",
+        "Herald's admission policies are not in force ({}): they keep evidence unforgeable, erasure and the operator in scope, other tenants' objects out of reach, pauses unambiguous and an accepted termination date fixed. Install them (chart admissionPolicies.enabled=true, or kubectl apply -f deploy/admission/), or start with --allow-missing-admission-policies to run without them knowingly (a warning, herald_admission_policies_missing and an alert say so)",
         missing.join("; ")
     )]
     AdmissionPoliciesMissing { missing: Vec<String> },
@@ -106,7 +106,9 @@ pub const ADMISSION_POLICIES: &[&str] = &[
     "herald-datasubjectrequest-namespace",
     "herald-evidence-protection",
     "herald-operator-scope",
+    "herald-paused-annotation",
     "herald-tenant-deletion-protection",
+    "herald-tenant-termination",
 ];
 
 /// What is wrong with each policy of [`ADMISSION_POLICIES`] given what the API server

@@ -40,6 +40,10 @@ const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// The largest mint answer read (an id and a credential are a few hundred bytes): a
+/// provider that answers more is not read further, so a broken or hostile endpoint
+/// cannot make the operator hold an unbounded body in memory.
+pub const MAX_MINT_BODY: usize = 64 * 1024;
 
 /// The delay before attempt `n` (1-based; attempt 1 has none): capped exponential.
 pub fn backoff(attempt: u32) -> Duration {
@@ -101,6 +105,16 @@ pub enum ProviderError {
         /// `mint` or `revoke`.
         op: &'static str,
     },
+    /// The answer's body is larger than the contract's answer can be: not read further.
+    #[error(
+        "provider {op} answered with a body over {limit} bytes (the limit of an answer); not read further"
+    )]
+    TooLarge {
+        /// `mint`.
+        op: &'static str,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl ProviderError {
@@ -112,6 +126,7 @@ impl ProviderError {
             ProviderError::Status { .. } => "refused",
             ProviderError::Transport { class, .. } => class,
             ProviderError::Decode { .. } => "decode",
+            ProviderError::TooLarge { .. } => "too_large",
             ProviderError::Refused { .. } => "egress_refused",
         }
     }
@@ -120,7 +135,9 @@ impl ProviderError {
         match self {
             ProviderError::Status { code, .. } => *code == 429 || *code >= 500,
             ProviderError::Transport { .. } => true,
-            ProviderError::Decode { .. } | ProviderError::Refused { .. } => false,
+            ProviderError::Decode { .. }
+            | ProviderError::TooLarge { .. }
+            | ProviderError::Refused { .. } => false,
         }
     }
 }
@@ -202,13 +219,7 @@ impl ProviderClient {
                     code: status.as_u16(),
                 });
             }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| ProviderError::Transport {
-                    op: OP,
-                    class: transport_class(&e),
-                })?;
+            let bytes = read_bounded(OP, response, MAX_MINT_BODY).await?;
             let answer: MintAnswer =
                 serde_json::from_slice(&bytes).map_err(|_| ProviderError::Decode { op: OP })?;
             if answer.id.is_empty() || answer.secret.is_empty() {
@@ -261,6 +272,35 @@ impl ProviderClient {
     }
 }
 
+/// The body of `response`, or [`ProviderError::TooLarge`] as soon as it is known to be
+/// over `limit` bytes: from its Content-Length before anything is read, else while
+/// reading, chunk by chunk (a chunked answer announces no length).
+async fn read_bounded(
+    op: &'static str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ProviderError> {
+    let too_large = ProviderError::TooLarge { op, limit };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::Transport {
+            op,
+            class: transport_class(&e),
+        })?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
@@ -282,6 +322,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn backoff_doubles_and_is_capped() {
@@ -321,5 +363,107 @@ mod tests {
             }
             .retryable()
         );
+    }
+
+    /// A loopback provider answering every request with `body`, announced with a
+    /// Content-Length or chunked; counts the requests it answered.
+    async fn answering(body: Vec<u8>, chunked: bool) -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = body.clone();
+                tokio::spawn(async move {
+                    // The request (headers and the small JSON body fit one read).
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let _ = stream.read(&mut buf).await;
+                    let mut answer = Vec::new();
+                    if chunked {
+                        answer.extend_from_slice(
+                            b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+                        );
+                        for part in body.chunks(8 * 1024) {
+                            answer.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                            answer.extend_from_slice(part);
+                            answer.extend_from_slice(b"\r\n");
+                        }
+                        answer.extend_from_slice(b"0\r\n\r\n");
+                    } else {
+                        answer.extend_from_slice(
+                            format!(
+                                "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                        answer.extend_from_slice(&body);
+                    }
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn client() -> ProviderClient {
+        ProviderClient::new(
+            crate::outbound::HttpClient::new(crate::outbound::Egress {
+                allow_loopback: true,
+            })
+            .unwrap(),
+        )
+    }
+
+    /// A JSON answer of exactly `size` bytes, with the credential padded to fit.
+    fn answer_of(size: usize) -> Vec<u8> {
+        let frame = r#"{"id":"cred-1","secret":""}"#.len();
+        let secret = "s".repeat(size - frame);
+        let body = format!(r#"{{"id":"cred-1","secret":"{secret}"}}"#).into_bytes();
+        assert_eq!(body.len(), size);
+        body
+    }
+
+    #[tokio::test]
+    async fn a_mint_answer_over_64_kib_is_an_error_whether_announced_or_chunked() {
+        for chunked in [false, true] {
+            let (url, seen) = answering(answer_of(MAX_MINT_BODY + 1), chunked).await;
+            let e = client()
+                .mint(&url, "token", "acme", "sms", "key-1")
+                .await
+                .unwrap_err();
+            assert_eq!(
+                e,
+                ProviderError::TooLarge {
+                    op: "mint",
+                    limit: MAX_MINT_BODY
+                },
+                "chunked: {chunked}"
+            );
+            assert_eq!(e.category(), "too_large");
+            assert_eq!(
+                e.to_string(),
+                "provider mint answered with a body over 65536 bytes (the limit of an answer); not read further"
+            );
+            // Final, not retried: the provider answered once.
+            assert_eq!(seen.load(Ordering::SeqCst), 1, "chunked: {chunked}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mint_answer_of_exactly_64_kib_is_read() {
+        for chunked in [false, true] {
+            let (url, _) = answering(answer_of(MAX_MINT_BODY), chunked).await;
+            let minted = client()
+                .mint(&url, "token", "acme", "sms", "key-1")
+                .await
+                .unwrap_or_else(|e| panic!("chunked {chunked}: {e}"));
+            assert_eq!(minted.id, "cred-1");
+            assert_eq!(minted.secret.len(), MAX_MINT_BODY - 27);
+        }
     }
 }

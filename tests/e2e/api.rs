@@ -517,10 +517,22 @@ async fn a_terminated_contract_is_final() {
             "back to {state}: {message}"
         );
     }
+    // Until Herald accepts the termination the date can be corrected (a date in the
+    // future is refused by the operator, not by admission, which cannot know "now").
+    let corrected = json!({"spec": {"contract": {"terminatedAt": "2026-05-30T00:00:00Z"}}});
+    api.patch(&name, &pp, &Patch::Merge(&corrected))
+        .await
+        .expect("a termination Herald has not accepted can be corrected");
+    // Herald's acceptance (status.terminationAcceptedAt, written here as the operator
+    // would): from then on the date is fixed (herald-tenant-termination).
+    let accepted = json!({"status": {"terminationAcceptedAt": "2026-06-01T00:00:00Z"}});
+    api.patch_status(&name, &pp, &Patch::Merge(&accepted))
+        .await
+        .unwrap();
     let moved = json!({"spec": {"contract": {"terminatedAt": "2026-06-30T00:00:00Z"}}});
     let message = refusal(api.patch(&name, &pp, &Patch::Merge(&moved)).await);
     assert!(
-        message.contains("terminatedAt cannot change once the contract is Terminated"),
+        message.contains("cannot change: Herald accepted the termination"),
         "{message}"
     );
 

@@ -216,7 +216,7 @@ pub(crate) fn condition(d: &DataSubjectRequest, type_: &str) -> Option<(String, 
 }
 
 /// The value of `herald_data_subject_request_deadline_timestamp_seconds` for `request`.
-async fn deadline_metric(request: &str) -> Option<f64> {
+pub(crate) async fn deadline_metric(request: &str) -> Option<f64> {
     let text = operator().await.metrics().await;
     let needle = format!("request=\"{request}\"");
     text.lines()
@@ -295,9 +295,9 @@ async fn an_access_request_runs_its_job_and_is_answered_with_a_signed_receipt_an
         Some(deadline)
     );
 
-    // The Job: the platform's image (the one its purges run), the tenant's region, the
-    // data-plane label the egress policy selects, the subject mounted as a file, the
-    // tenant's export endpoint as its destination.
+    // The Job: the platform's image (the one its purges run), the tenant's region, its
+    // own egress policy, the subject mounted as a file, the tenant's export endpoint as
+    // its destination.
     let job_name = d.status.as_ref().and_then(|s| s.job.clone()).unwrap();
     let job = Api::<Job>::namespaced(client.clone(), &ns)
         .get(&job_name)
@@ -334,9 +334,24 @@ async fn an_access_request_runs_its_job_and_is_answered_with_a_signed_receipt_an
             [0]["matchExpressions"][0]["values"],
         json!(["eu-central-1"])
     );
+    // Its data leaves the cluster: its pods are under a policy of their own (the
+    // address the outbound guard approved, on the URL's port), not the data-plane one.
+    let labels = &job_json["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(labels["herald.dev/destination-of"], job_name.as_str());
+    assert!(labels.get("herald.dev/data-plane").is_none(), "{labels}");
+    let egress =
+        Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &ns)
+            .get(&format!("{job_name}-egress"))
+            .await
+            .unwrap();
+    let port: u16 = export
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
     assert_eq!(
-        job_json["spec"]["template"]["metadata"]["labels"]["herald.dev/data-plane"],
-        "true"
+        serde_json::to_value(&egress.spec.unwrap().egress.unwrap()[0]).unwrap(),
+        json!({"to": [{"ipBlock": {"cidr": "127.0.0.1/32"}}], "ports": [{"protocol": "TCP", "port": port}]})
     );
     assert!(
         pod["volumes"]

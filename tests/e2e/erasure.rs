@@ -465,7 +465,10 @@ async fn return_then_delete_exports_before_erasing() {
     apply_examples();
     let name = unique("e2e-export");
     let api: Api<Tenant> = Api::all(client.clone());
-    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "https://export.example/upload"}}}}});
+    // A loopback destination (the shared operator allows loopback egress): the outbound
+    // guard approves it before the export Job exists, where a name that never resolves
+    // (export.example) would be refused and no Job would run.
+    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "http://127.0.0.1:9/upload"}}}}});
     api.create(&PostParams::default(), &tenant(&name, None, extra))
         .await
         .unwrap();

@@ -15,6 +15,7 @@ mod dsr;
 mod erasure;
 mod erasure_held;
 mod evidence;
+mod guard;
 mod health;
 mod identity;
 mod leader;

@@ -27,7 +27,7 @@ fn netpol_check() -> std::path::PathBuf {
 }
 
 /// Runs the evaluator on `policies` and `cases`: case name → allowed.
-fn evaluate(policies: &[NetworkPolicy], cases: &[Value]) -> BTreeMap<String, bool> {
+pub(crate) fn evaluate(policies: &[NetworkPolicy], cases: &[Value]) -> BTreeMap<String, bool> {
     use std::io::Write;
     let mut child = std::process::Command::new(netpol_check())
         .stdin(std::process::Stdio::piped())
@@ -51,7 +51,7 @@ fn evaluate(policies: &[NetworkPolicy], cases: &[Value]) -> BTreeMap<String, boo
 }
 
 /// A pod peer of the evaluator.
-fn pod(ns: &Namespace, labels: &BTreeMap<String, String>, ip: &str) -> Value {
+pub(crate) fn pod(ns: &Namespace, labels: &BTreeMap<String, String>, ip: &str) -> Value {
     json!({
         "namespace": ns.metadata.name,
         "namespaceLabels": ns.metadata.labels,
@@ -61,7 +61,7 @@ fn pod(ns: &Namespace, labels: &BTreeMap<String, String>, ip: &str) -> Value {
 }
 
 /// A case: `from` → `to` on TCP `port` (or UDP when `udp`).
-fn case(name: &str, from: &Value, to: &Value, port: u16, udp: bool) -> Value {
+pub(crate) fn case(name: &str, from: &Value, to: &Value, port: u16, udp: bool) -> Value {
     json!({"name": name, "source": from, "destination": to, "port": port,
            "protocol": if udp { "UDP" } else { "TCP" }})
 }

@@ -19,11 +19,16 @@ pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// endpoint is a name. So this is stricter than "global unicast only": no IP literal at
 /// all. Names are checked when the operator connects (src/outbound.rs: only global
 /// unicast addresses; loopback only with `--allow-loopback-egress`).
+///
+/// The one rule every URL field uses. A scheme is case-insensitive and `url()` lower-cases
+/// it, so `HTTPS://user:pw@host/` is an https URL: every pattern below is anchored on a
+/// scheme of either case (`(?i)`), or such a URL would pass the scheme test and skip the
+/// userinfo, address and port tests.
 pub const HTTPS_URL_RULE: &str = "isURL(self) && (url(self).getScheme() == 'https' || \
      (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost'])) && \
-     !self.matches('^[a-z]+://[^/?#@]*@') && \
-     (!self.matches('^[a-z]+://(\\\\[|[0-9.]+([:/?#]|$))') || url(self).getHostname() in ['127.0.0.1', '::1']) && \
-     !self.matches('^[a-z]+://[^/?#\\\\[\\\\]]*:(0*|0[0-9]*|[0-9]{6,}|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}|[7-9][0-9]{4})([/?#]|$)')";
+     !self.matches('(?i)^[a-z][a-z0-9+.-]*://[^/?#@]*@') && \
+     (!self.matches('(?i)^[a-z][a-z0-9+.-]*://(\\\\[|[0-9.]+([:/?#]|$))') || url(self).getHostname() in ['127.0.0.1', '::1']) && \
+     !self.matches('(?i)^[a-z][a-z0-9+.-]*://[^/?#\\\\[\\\\]]*:(0*|0[0-9]*|[0-9]{6,}|6553[6-9]|655[4-9][0-9]|65[6-9][0-9]{2}|6[6-9][0-9]{3}|[7-9][0-9]{4})([/?#]|$)')";
 
 /// The EEA by ISO 3166-1 alpha-2 code: the 27 EU member states plus Iceland, Liechtenstein
 /// and Norway. Greece is `GR` here (ISO), not `EL` (the EU's own abbreviation).

@@ -194,6 +194,19 @@ pub mod reason {
     pub const TIME_OUT_OF_RANGE: &str = "TimeOutOfRange";
     /// The DPA's signedAt lies in the future: not signed yet.
     pub const DPA_SIGNED_IN_FUTURE: &str = "DPASignedInFuture";
+    /// Tenant (`Paused=False`): the pause annotation is set, but the tenant is
+    /// terminated, deleted, suspended, without a signed DPA or with a refused region,
+    /// and a pause never holds termination, erasure or the gates that stop senders.
+    pub const PAUSE_NOT_HELD: &str = "PauseNotHeld";
+    /// Tenant (the export's outcome, an event), DataSubjectRequest (Stalled): the
+    /// destination a data-plane Job would send the data to (the tenant's export URL)
+    /// resolves to no address the outbound guard permits (private, link-local, loopback,
+    /// documentation, …, or nothing): no Job is created.
+    pub const DESTINATION_REFUSED: &str = "DestinationRefused";
+    /// Tenant (Stalled): `spec.contract.terminatedAt` lies more than the allowed clock
+    /// skew in the future. Herald does not act on it (senders keep their state, no
+    /// erasure is scheduled from it) and it may be corrected until Herald accepts a date.
+    pub const TERMINATED_AT_IN_FUTURE: &str = "TerminatedAtInFuture";
     /// ErasureStepFailing: the purge Job failed and is run again; the receipt waits.
     pub const PURGE_FAILING: &str = "PurgeFailing";
     /// ErasureStepFailing: a channel's credentials cannot be revoked at its provider
@@ -336,6 +349,9 @@ pub mod reason {
         SOURCE_NOT_OWNED_BY_TENANT,
         TIME_OUT_OF_RANGE,
         DPA_SIGNED_IN_FUTURE,
+        PAUSE_NOT_HELD,
+        TERMINATED_AT_IN_FUTURE,
+        DESTINATION_REFUSED,
         PURGE_FAILING,
         REVOCATION_FAILING,
         RECEIPT_DELIVERY_FAILING,

@@ -117,9 +117,11 @@ pub struct TenantSpec {
         .message("contract.terminatedAt may only be set when contract.state is Terminated"),
     validation = Rule::new("oldSelf.state != 'Terminated' || self.state == 'Terminated'")
         .message("a Terminated contract is final: contract.state cannot go back to Active or Suspended (a new contract needs a new Tenant)"),
-    validation = Rule::new("oldSelf.state != 'Terminated' || !has(oldSelf.terminatedAt) || (has(self.terminatedAt) && self.terminatedAt == oldSelf.terminatedAt)")
-        .message("contract.terminatedAt cannot change once the contract is Terminated: the erasure deadline is counted from it"),
 )]
+// terminatedAt is immutable once Herald accepted the termination (status
+// terminationAcceptedAt): the ValidatingAdmissionPolicy herald-tenant-termination, since
+// a transition rule sees no status. Until then a date Herald refused (in the future) can
+// be corrected.
 pub struct Contract {
     /// `Active`: the stack runs and sends. `Suspended`: the stack and data are kept but no
     /// sender runs. `Terminated`: senders stop at once, credentials are revoked, the data
@@ -128,7 +130,10 @@ pub struct Contract {
 
     /// When the contract ended (RFC 3339). Required when, and only when, the state is
     /// Terminated; erasure must be complete by terminatedAt + the retention policy's
-    /// deleteWithinDays. Cannot change afterwards.
+    /// deleteWithinDays. Not in the future: a date more than 5 minutes ahead of the
+    /// operator's clock is not acted on (Stalled, reason TerminatedAtInFuture; senders
+    /// keep their state) and may be corrected. Cannot change once Herald has accepted
+    /// the termination (status.terminationAcceptedAt).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= timestamp('2000-01-01T00:00:00Z') && self < timestamp('2200-01-01T00:00:00Z')")
         .message("contract.terminatedAt must be between 2000-01-01 and 2200-01-01"))]
@@ -370,6 +375,12 @@ pub struct TenantStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub senders_ready: Option<String>,
 
+    /// When Herald accepted the termination (terminatedAt not in the future) and began
+    /// acting on it: from then on terminatedAt cannot change (the ValidatingAdmissionPolicy
+    /// herald-tenant-termination), because the erasure deadline is counted from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_accepted_at: Option<Time>,
+
     /// After termination: terminatedAt + deleteWithinDays, the time by which erasure must be
     /// complete. Persisted so that a restarted operator resumes against the same deadline.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -487,9 +498,10 @@ pub struct ErasureStatus {
 pub struct ExportStatus {
     /// The export Job in the tenant namespace.
     pub job: String,
-    /// `Succeeded`, `Failed`, `WindowEnded` (erasure could wait no longer), or
-    /// `NamespaceNotOwned` (no Job runs in a namespace Herald did not create); unset while
-    /// it runs.
+    /// `Succeeded`, `Failed`, `WindowEnded` (erasure could wait no longer),
+    /// `NamespaceNotOwned` (no Job runs in a namespace Herald did not create), or
+    /// `DestinationRefused` (the export URL resolves to no address the outbound guard
+    /// permits: no Job ran); unset while it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// When the outcome was recorded.

@@ -39,7 +39,7 @@ use kube::runtime::watcher::Config as WatcherConfig;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Changed, Context, Error, PAUSED_ANNOTATION};
+use super::{Changed, Context, Error};
 use crate::api::v1alpha1::conditions::reason;
 use crate::api::v1alpha1::{
     BreachNotice, BreachNoticeStatus, BreachReceipts, BreachTenantNotice, Tenant,
@@ -180,13 +180,9 @@ async fn reconcile_inner(
         ctx.metrics.clear_breach(&name);
         return Ok(Action::await_change()); // deleted (by the break-glass group)
     };
-    if fresh
-        .annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-    {
-        return Ok(Action::await_change());
-    }
+    // A pause holds the notices back, never the status and the deadline series: the
+    // 48-hour alert must fire whether or not Herald may send.
+    let paused = super::pause::is_paused(fresh.annotations());
     let now = Timestamp::now();
     let generation = fresh.metadata.generation.unwrap_or_default();
     let api_tenants: Api<Tenant> = Api::all(ctx.client.clone());
@@ -232,7 +228,7 @@ async fn reconcile_inner(
     let mut due: Vec<(Tenant, BreachTenantNotice)> = Vec::new();
     let mut next_retry: Option<Timestamp> = None;
     let mut deferred = false;
-    for tenant in affected.iter().copied() {
+    for tenant in affected.iter().copied().filter(|_| !paused) {
         let tenant_name = tenant.name_any();
         if tenant.spec.notifications.is_none()
             || ours.as_ref().is_some_and(|o| !o.contains(&tenant_name))
@@ -363,7 +359,19 @@ async fn reconcile_inner(
     // an error, without holding the notices.
     let evidence_waits = outcome.evidence_blocked.is_some();
     let unnotified = decide::unnotified(&outcome);
-    let status = decide::status(&outcome, now);
+    let mut status = decide::status(&outcome, now);
+    if paused {
+        status.conditions = super::pause::with_paused(
+            status.conditions,
+            &bn.status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default(),
+            "no notice is sent",
+            bn.metadata.generation,
+            now,
+        );
+    }
     let deadline = decide::deadline(bn);
     ctx.metrics.set_breach(
         &name,

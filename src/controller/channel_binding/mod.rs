@@ -44,15 +44,10 @@ use self::decide::{
 use super::subprocessor::effective;
 use super::tenant::bindings::{channel_name, rolled_out_versions};
 use super::tenant::build::{SENDER, namespace_name};
-use super::{
-    Changed, Context, Error, FIELD_MANAGER, PAUSED_ANNOTATION, TENANT_LABEL, finalizer, ownership,
-    until,
-};
+use super::{Changed, Context, Error, FIELD_MANAGER, TENANT_LABEL, finalizer, ownership, until};
 use crate::api::v1alpha1::UnstoredCredential;
 use crate::api::v1alpha1::conditions::reason;
-use crate::api::v1alpha1::{
-    ChannelBinding, ChannelBindingStatus, ContractState, Subprocessor, Tenant,
-};
+use crate::api::v1alpha1::{ChannelBinding, ChannelBindingStatus, Subprocessor, Tenant};
 use crate::provider::ProviderClient;
 
 /// The controller label value in metrics.
@@ -324,10 +319,7 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         // Its Tenant's labels changing is what brings it back (see `run`).
         return Ok(Action::await_change());
     }
-    if b.annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-    {
+    if super::pause::is_paused(b.annotations()) {
         return paused(b, ctx).await;
     }
     let now = Timestamp::now();
@@ -369,8 +361,10 @@ async fn reconcile_inner(b: &ChannelBinding, ctx: &Context) -> Result<Action, Er
         return Ok(Action::requeue(super::resync(&name)));
     };
     // A terminated tenant (or one being deleted, which erases it the same way): revoke
-    // and stop, whatever the Subprocessor or the rotation state says.
-    if tenant.spec.contract.state == ContractState::Terminated
+    // and stop, whatever the Subprocessor or the rotation state says. A terminatedAt in
+    // the future is not a termination yet (the Tenant says TerminatedAtInFuture).
+    if crate::controller::tenant::decide::termination(&tenant, now)
+        == crate::controller::tenant::decide::Termination::Accepted
         || tenant.metadata.deletion_timestamp.is_some()
     {
         return terminate(b, ctx, state, now).await;

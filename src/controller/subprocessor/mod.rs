@@ -27,7 +27,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::Config as WatcherConfig;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Changed, Context, Error, PAUSED_ANNOTATION};
+use super::{Changed, Context, Error};
 use crate::api::v1alpha1::{
     ChannelBinding, Subprocessor, SubprocessorNotice, SubprocessorStatus, Tenant,
 };
@@ -165,11 +165,7 @@ async fn reconcile_inner(
     selector: Option<&str>,
 ) -> Result<Action, Error> {
     let name = sp.name_any();
-    if sp
-        .annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-    {
+    if super::pause::is_paused(sp.annotations()) {
         return paused(sp, ctx).await;
     }
     // Who is affected comes from the bindings and Tenant caches: right after a start

@@ -5,7 +5,8 @@
 //! tenant's data), as restricted as the senders, and under an egress policy of its own
 //! (providers on 443 like the senders, plus the platform's stores from the operator
 //! configuration), without which a CNI that enforces NetworkPolicy would leave it only
-//! DNS and erasure could never finish.
+//! DNS and erasure could never finish. A Job that sends the data out (the export) is
+//! under a narrower policy instead: see [`super::destination`].
 
 use std::collections::BTreeMap;
 

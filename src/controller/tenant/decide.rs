@@ -1,11 +1,11 @@
 //! The pure part of a Tenant reconcile: from the spec, the region catalog and the
 //! resolved retention policy, decide where and whether the senders may run.
 
-use crate::api::v1alpha1::{ContractState, Tenant};
+use crate::api::v1alpha1::{ContractState, Tenant, TenantPhase};
 use crate::config::OperatorConfig;
 use crate::regions::Refusal;
 use crate::retention::{self, Longer, Periods};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 /// Why no sender runs, when none does. Ordered by precedence: the first that applies
 /// is the one reported as the reason.
@@ -107,6 +107,87 @@ pub fn decide(
     }
 }
 
+/// How far ahead of the operator's clock `terminatedAt` may lie and still be acted on:
+/// the clock skew between whoever wrote the manifest and the operator.
+pub const TERMINATION_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// Where a tenant's termination stands for Herald.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// The contract is not terminated.
+    NotTerminated,
+    /// Terminated, and Herald acts on it: accepted before (status
+    /// terminationAcceptedAt), or terminatedAt is not in the future now.
+    Accepted,
+    /// Terminated with terminatedAt (this) more than [`TERMINATION_SKEW`] ahead of
+    /// `now`, never accepted: admission cannot know "now", so the reconcile refuses it.
+    /// Nothing happens on it (senders keep their state, no erasure is scheduled from
+    /// it) and the date may still be corrected.
+    InFuture(Timestamp),
+}
+
+/// Where `tenant`'s termination stands at `now`. Pure.
+pub fn termination(tenant: &Tenant, now: Timestamp) -> Termination {
+    let contract = &tenant.spec.contract;
+    if contract.state != ContractState::Terminated {
+        return Termination::NotTerminated;
+    }
+    let accepted = tenant
+        .status
+        .as_ref()
+        .is_some_and(|s| s.termination_accepted_at.is_some());
+    let ahead = now.checked_add(TERMINATION_SKEW).unwrap_or(Timestamp::MAX);
+    match &contract.terminated_at {
+        Some(at) if !accepted && at.0 > ahead => Termination::InFuture(at.0),
+        _ => Termination::Accepted,
+    }
+}
+
+/// `tenant` as Herald acts on it while its termination is [`Termination::InFuture`]:
+/// not terminated. Its contract state is the one Herald last ran it in (its phase was
+/// Active or Pending: Active; else Suspended, so a tenant created terminated with a
+/// future date starts no sender), and it has no terminatedAt, so no erasure is
+/// scheduled from the date. Deleting it still erases it (from the deletion).
+pub fn before_termination(tenant: &Tenant) -> Tenant {
+    let mut view = tenant.clone();
+    let ran = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| matches!(p, TenantPhase::Active | TenantPhase::Pending));
+    view.spec.contract.state = if ran {
+        ContractState::Active
+    } else {
+        ContractState::Suspended
+    };
+    view.spec.contract.terminated_at = None;
+    view
+}
+
+/// Whether the pause annotation holds `tenant` back (given that it is set): only for an
+/// active contract whose senders may run (a signed DPA, every region allowed) and a
+/// Tenant not being deleted. Whatever stops processing or erases data (termination,
+/// deletion, suspension, the DPA gate, a refused region) goes ahead whatever the
+/// annotation says: a pause is for holding changes back, never compliance.
+pub fn pause_holds(tenant: &Tenant, decision: &Decision) -> bool {
+    tenant.metadata.deletion_timestamp.is_none() && decision.hold.is_none()
+}
+
+/// What a pause does not hold for `tenant`, for the `Paused=False` message (when
+/// [`pause_holds`] is false).
+pub fn pause_overridden_by(tenant: &Tenant, decision: &Decision) -> &'static str {
+    if tenant.metadata.deletion_timestamp.is_some() {
+        return "the erasure of a deleted Tenant";
+    }
+    match decision.hold {
+        Some(Hold::Terminated) => "termination and erasure",
+        Some(Hold::Suspended) => "a suspension (senders stop)",
+        Some(Hold::NoDpa) => "the DPA gate (no sender runs without a signed DPA)",
+        Some(Hold::Residency) => "residency (no sender runs in a region not allowed)",
+        None => "compliance",
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -152,6 +233,115 @@ spec:
         assert_eq!(d.hold, None);
         assert_eq!(d.replicas, 2);
         assert_eq!(d.allowed_regions, vec!["eu-central-1", "eu-west-1"]);
+    }
+
+    fn terminated_at(at: &str) -> Tenant {
+        tenant(&ACTIVE.replace(
+            "    state: Active\n",
+            &format!("    state: Terminated\n    terminatedAt: \"{at}\"\n"),
+        ))
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_termination_more_than_five_minutes_ahead_is_not_acted_on_until_accepted() {
+        let now = ts("2026-12-08T12:00:00Z");
+        assert_eq!(
+            termination(&tenant(ACTIVE), now),
+            Termination::NotTerminated
+        );
+        for (at, want) in [
+            ("2026-12-01T00:00:00Z", Termination::Accepted),
+            ("2026-12-08T12:00:00Z", Termination::Accepted),
+            ("2026-12-08T12:05:00Z", Termination::Accepted),
+            (
+                "2026-12-08T12:05:01Z",
+                Termination::InFuture(ts("2026-12-08T12:05:01Z")),
+            ),
+            (
+                "2199-06-01T00:00:00Z",
+                Termination::InFuture(ts("2199-06-01T00:00:00Z")),
+            ),
+        ] {
+            assert_eq!(termination(&terminated_at(at), now), want, "{at}");
+        }
+        // Once accepted, accepted: the date can no longer change (admission).
+        let mut t = terminated_at("2199-06-01T00:00:00Z");
+        t.status = Some(crate::api::v1alpha1::TenantStatus {
+            termination_accepted_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                now,
+            )),
+            ..Default::default()
+        });
+        assert_eq!(termination(&t, now), Termination::Accepted);
+        // A clock at the end of time does not panic.
+        assert_eq!(
+            termination(&terminated_at("2199-06-01T00:00:00Z"), Timestamp::MAX),
+            Termination::Accepted
+        );
+    }
+
+    #[test]
+    fn a_refused_termination_keeps_the_tenant_as_herald_last_ran_it() {
+        let mut t = terminated_at("2199-06-01T00:00:00Z");
+        // Never reconciled: nothing starts.
+        let view = before_termination(&t);
+        assert_eq!(view.spec.contract.state, ContractState::Suspended);
+        assert_eq!(view.spec.contract.terminated_at, None);
+        let d = decide(&view, &config(), Periods::default(), true, Timestamp::now());
+        assert_eq!(d.hold, Some(Hold::Suspended));
+        // Running before: senders are not stopped.
+        t.status = Some(crate::api::v1alpha1::TenantStatus {
+            phase: Some(TenantPhase::Active),
+            ..Default::default()
+        });
+        let view = before_termination(&t);
+        assert_eq!(view.spec.contract.state, ContractState::Active);
+        let d = decide(&view, &config(), Periods::default(), true, Timestamp::now());
+        assert_eq!((d.hold, d.replicas), (None, 2));
+        // No erasure is scheduled from the date.
+        assert_eq!(
+            crate::controller::tenant::erasure::plan::timing(&view, 30, 7),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn a_pause_holds_only_an_active_tenant_whose_senders_may_run() {
+        let active = tenant(ACTIVE);
+        assert!(pause_holds(&active, &run(ACTIVE)));
+        let terminated = terminated_at("2026-01-31T00:00:00Z");
+        let d = decide(
+            &terminated,
+            &config(),
+            Periods::default(),
+            true,
+            Timestamp::now(),
+        );
+        assert!(!pause_holds(&terminated, &d));
+        assert_eq!(
+            pause_overridden_by(&terminated, &d),
+            "termination and erasure"
+        );
+        let no_dpa = ACTIVE.replace(
+            "    dpa: {reference: DPA-1, signedAt: \"2026-01-01T00:00:00Z\"}\n",
+            "",
+        );
+        assert!(!pause_holds(&tenant(&no_dpa), &run(&no_dpa)));
+        let suspended = ACTIVE.replace("state: Active", "state: Suspended");
+        assert!(!pause_holds(&tenant(&suspended), &run(&suspended)));
+        let mut deleted = tenant(ACTIVE);
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        assert!(!pause_holds(&deleted, &run(ACTIVE)));
+        assert_eq!(
+            pause_overridden_by(&deleted, &run(ACTIVE)),
+            "the erasure of a deleted Tenant"
+        );
     }
 
     #[test]

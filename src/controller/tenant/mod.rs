@@ -11,6 +11,7 @@ pub mod bindings;
 pub mod build;
 pub mod data_plane;
 pub mod decide;
+pub mod destination;
 pub mod erasure;
 pub mod status;
 
@@ -343,14 +344,6 @@ fn without_status<K: Serialize>(obj: &K) -> String {
     v.to_string()
 }
 
-/// The annotation says pause (present, and not "false").
-fn is_paused(tenant: &Tenant) -> bool {
-    tenant
-        .annotations()
-        .get(PAUSED_ANNOTATION)
-        .is_some_and(|v| v != "false")
-}
-
 async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let name = tenant.name_any();
     let span = info_span!("reconcile", controller = CONTROLLER, tenant = %name);
@@ -370,9 +363,16 @@ fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action
 
 async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let name = tenant.name_any();
-    if is_paused(tenant) {
-        return paused(tenant, ctx).await;
-    }
+    // A terminatedAt in the future is not acted on (admission cannot know "now"): the
+    // whole reconcile sees the tenant as it was before, and says why below.
+    let termination = decide::termination(tenant, Timestamp::now());
+    let before_termination;
+    let tenant = if let decide::Termination::InFuture(_) = termination {
+        before_termination = decide::before_termination(tenant);
+        &before_termination
+    } else {
+        tenant
+    };
     // The deadline gauge first, before any step that can fail (the cache wait, the
     // finalizer write, the reads below): a tenant whose reconcile keeps failing still
     // trips the deadline alerts. Only a terminated or deleted tenant has a deadline, so
@@ -453,6 +453,14 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         policy.is_some(),
         Timestamp::now(),
     );
+    // A pause holds only the building of an active tenant's stack: termination,
+    // erasure, deletion, suspension and the DPA gate go ahead whatever it says (the
+    // finalizer above is in place for the same reason: a paused tenant deleted is still
+    // erased), and residency is still enforced on the paused path.
+    let pause_requested = super::pause::is_paused(tenant.annotations());
+    if pause_requested && decide::pause_holds(tenant, &decision) {
+        return paused(tenant, &decision, foreign.is_none(), ctx).await;
+    }
     let cached = ctx.bindings.state();
     let mut senders_from = bindings::SendersFrom::of(
         &name,
@@ -651,6 +659,70 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
         override_conditions(&mut status, &current, &desired, tenant, now);
         warn!(tenant = %name, error = %e, "a time is out of range; stalled until the spec changes");
     }
+    match termination {
+        decide::Termination::InFuture(at) => {
+            let current = tenant
+                .status
+                .as_ref()
+                .map(|s| s.conditions.clone())
+                .unwrap_or_default();
+            let message = format!(
+                "spec.contract.terminatedAt {at} is in the future (more than {} min ahead of the operator's clock): Herald does not act on a termination before it happens (senders keep their state, no erasure is scheduled); correct the date, which may change until Herald accepts it",
+                decide::TERMINATION_SKEW.as_mins()
+            );
+            let desired = [
+                Desired::no(
+                    types::READY,
+                    reason::TERMINATED_AT_IN_FUTURE,
+                    message.clone(),
+                ),
+                Desired::yes(types::STALLED, reason::TERMINATED_AT_IN_FUTURE, message),
+                Desired::no(
+                    types::RECONCILING,
+                    reason::TERMINATED_AT_IN_FUTURE,
+                    "waiting for the date or a correction",
+                ),
+            ];
+            override_conditions(&mut status, &current, &desired, tenant, now);
+            if !crate::conditions::find(&current, types::STALLED)
+                .is_some_and(|c| c.status == "True" && c.reason == reason::TERMINATED_AT_IN_FUTURE)
+            {
+                warn!(terminated_at = %at, "terminatedAt is in the future: not acted on");
+                event(
+                    ctx,
+                    tenant,
+                    EventType::Warning,
+                    reason::TERMINATED_AT_IN_FUTURE,
+                    "Terminate",
+                    format!("spec.contract.terminatedAt {at} is in the future: not acted on until it is reached or corrected"),
+                )
+                .await;
+            }
+        }
+        decide::Termination::Accepted => {
+            // From here on the date is fixed (herald-tenant-termination refuses a change).
+            status.termination_accepted_at = status.termination_accepted_at.take().or(Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            ));
+        }
+        decide::Termination::NotTerminated => {}
+    }
+    if pause_requested {
+        let current = tenant
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let desired = [Desired::no(
+            types::PAUSED,
+            reason::PAUSE_NOT_HELD,
+            format!(
+                "the annotation {PAUSED_ANNOTATION} is set, but a pause never holds {}: Herald acts on this tenant as if it were not paused",
+                decide::pause_overridden_by(tenant, &decision)
+            ),
+        )];
+        override_conditions(&mut status, &current, &desired, tenant, now);
+    }
     record_purges(ctx, &name, &status, &observed, now);
     publish_status(tenant, status.clone(), ctx).await?;
     if let Some(p) = &progress {
@@ -683,6 +755,13 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action, Error
             ctx.metrics.set_erasure_objects_held(&name, 0);
         }
         return Ok(Action::requeue(p.requeue));
+    }
+    if let decide::Termination::InFuture(at) = termination {
+        // Back when the date comes (then accepted), or on a correction (an event).
+        let due = at.checked_sub(decide::TERMINATION_SKEW).unwrap_or(at);
+        return Ok(Action::requeue(
+            super::resync(&name).min(super::until(now, due)),
+        ));
     }
     let ready = crate::conditions::is_true(&status.conditions, types::READY);
     Ok(Action::requeue(if ready {
@@ -1174,17 +1253,31 @@ async fn publish_status(
     .await
 }
 
-/// A paused tenant: nothing is touched; status says so, once per generation.
-async fn paused(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
-    let current = tenant.status.clone().unwrap_or_default();
-    // A paused terminated tenant still has a deadline: the gauge keeps it, so the
-    // deadline alerts fire whether or not Herald may act.
-    paused_deadline(tenant, ctx, &current).await;
-    if let Some(status) = status::paused(tenant, Timestamp::now()) {
+/// A paused active tenant: its stack is not built or changed, but its sender pods are
+/// still checked where they run and evicted outside the allowed regions (in a
+/// namespace Herald created, `herald_namespace`); status says so when it changes.
+async fn paused(
+    tenant: &Tenant,
+    decision: &Decision,
+    herald_namespace: bool,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let violations = if herald_namespace {
+        enforce_residency(tenant, decision, ctx).await?
+    } else {
+        Vec::new()
+    };
+    let residency = status::residency(decision, &violations);
+    if let Some(status) = status::paused(tenant, residency, Timestamp::now()) {
         publish_status(tenant, status, ctx).await?;
-        info!("paused; not reconciling");
+        info!("paused; not building the stack");
     }
-    Ok(Action::await_change())
+    // Looked at again on the resync (and on node changes): residency is kept checking.
+    Ok(Action::requeue(if violations.is_empty() {
+        super::resync(&tenant.name_any())
+    } else {
+        REQUEUE_CONVERGING
+    }))
 }
 
 /// One Warning when erasure first records objects it found and will not delete (the
@@ -1264,20 +1357,9 @@ async fn erased_again_event(
     .await;
 }
 
-/// Exports the deletion-deadline gauge of a paused tenant, or of any terminated one before
-/// its reconcile does anything that can fail: from its spec and policy when
-/// they can be read, else the deadline its status last recorded.
-async fn paused_deadline(tenant: &Tenant, ctx: &Context, current: &TenantStatus) {
-    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
-    let policy = policies
-        .get_opt(&tenant.spec.retention_policy_ref.name)
-        .await
-        .ok()
-        .flatten();
-    deadline_gauge(tenant, ctx, current, policy.as_ref());
-}
-
-/// [`paused_deadline`] with the policy read (`None`: missing or unreadable).
+/// Exports the deletion-deadline gauge of a terminated or deleted tenant before its
+/// reconcile does anything that can fail: from its spec and `policy` (`None`: missing or
+/// unreadable) when they give one, else the deadline its status last recorded.
 fn deadline_gauge(
     tenant: &Tenant,
     ctx: &Context,

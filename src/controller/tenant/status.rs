@@ -141,6 +141,52 @@ pub fn overdue(records: &[CategoryPurge], observed: &Observed, now: Timestamp) -
         .collect()
 }
 
+/// `ResidencyCompliant` from the decision's refused regions and the pods found (and
+/// evicted) outside the allowed ones: the same for a paused tenant, whose pods are
+/// still checked and evicted (a pause never holds residency).
+pub fn residency(decision: &Decision, violations: &[Violation]) -> Desired {
+    if !decision.refusals.is_empty() {
+        let why: Vec<String> = decision.refusals.iter().map(ToString::to_string).collect();
+        Desired::no(
+            types::RESIDENCY_COMPLIANT,
+            reason::REGION_NOT_ALLOWED,
+            format!(
+                "{}; no sender runs until every region is allowed",
+                why.join("; ")
+            ),
+        )
+    } else if !violations.is_empty() {
+        let pods: Vec<String> = violations
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} on {} ({})",
+                    v.pod,
+                    v.node,
+                    v.region.as_deref().unwrap_or("no region label")
+                )
+            })
+            .collect();
+        Desired::no(
+            types::RESIDENCY_COMPLIANT,
+            reason::POD_EVICTED,
+            format!(
+                "evicted sender pods running outside the allowed regions: {}",
+                pods.join(", ")
+            ),
+        )
+    } else {
+        Desired::yes(
+            types::RESIDENCY_COMPLIANT,
+            reason::RECONCILED,
+            format!(
+                "senders may run only in {}",
+                decision.allowed_regions.join(", ")
+            ),
+        )
+    }
+}
+
 /// The status of `tenant` given `decision` and `observed`, at `now`.
 pub fn compute(
     tenant: &Tenant,
@@ -174,47 +220,7 @@ pub fn compute(
         ),
     };
 
-    let residency = if !decision.refusals.is_empty() {
-        let why: Vec<String> = decision.refusals.iter().map(ToString::to_string).collect();
-        Desired::no(
-            types::RESIDENCY_COMPLIANT,
-            reason::REGION_NOT_ALLOWED,
-            format!(
-                "{}; no sender runs until every region is allowed",
-                why.join("; ")
-            ),
-        )
-    } else if !observed.violations.is_empty() {
-        let pods: Vec<String> = observed
-            .violations
-            .iter()
-            .map(|v| {
-                format!(
-                    "{} on {} ({})",
-                    v.pod,
-                    v.node,
-                    v.region.as_deref().unwrap_or("no region label")
-                )
-            })
-            .collect();
-        Desired::no(
-            types::RESIDENCY_COMPLIANT,
-            reason::POD_EVICTED,
-            format!(
-                "evicted sender pods running outside the allowed regions: {}",
-                pods.join(", ")
-            ),
-        )
-    } else {
-        Desired::yes(
-            types::RESIDENCY_COMPLIANT,
-            reason::RECONCILED,
-            format!(
-                "senders may run only in {}",
-                decision.allowed_regions.join(", ")
-            ),
-        )
-    };
+    let residency = residency(decision, &observed.violations);
 
     let policy = &tenant.spec.retention_policy_ref.name;
     let retention = if !decision.retention_longer.is_empty() && decision.retention_found {
@@ -462,6 +468,7 @@ pub fn compute(
             senders.ready.min(senders.updated),
             decision.replicas
         )),
+        termination_accepted_at: current.termination_accepted_at,
         deletion_deadline: current.deletion_deadline,
         erasure: current.erasure,
         purges: purge_records,
@@ -487,15 +494,15 @@ pub fn compute(
 /// Paused condition says the spec is applied when the pause is lifted). A tenant
 /// paused before its first reconcile was never built: Reconciling=True says it is
 /// not Current, where an empty status would read as done.
-pub fn paused(tenant: &Tenant, now: Timestamp) -> Option<TenantStatus> {
+///
+/// A pause holds only the building of an active tenant's stack: its sender pods are
+/// still checked where they run and evicted outside the allowed regions, so
+/// `ResidencyCompliant` is computed from `residency` (see [`residency`]) as for any
+/// tenant, not kept as last observed.
+pub fn paused(tenant: &Tenant, residency: Desired, now: Timestamp) -> Option<TenantStatus> {
     use crate::controller::PAUSED_ANNOTATION;
     let current = tenant.status.clone().unwrap_or_default();
     let generation = tenant.metadata.generation;
-    if crate::conditions::is_true(&current.conditions, types::PAUSED)
-        && current.observed_generation == generation
-    {
-        return None;
-    }
     // Only compute() writes a phase: without one, nothing was ever built.
     let never_built = current.phase.is_none();
     let spec_changed = !never_built && current.observed_generation != generation;
@@ -535,10 +542,16 @@ pub fn paused(tenant: &Tenant, now: Timestamp) -> Option<TenantStatus> {
         // Keep every other condition as last observed.
         crate::controller::pause::kept_as_observed(&current.conditions)
     };
+    desired.retain(|d| d.type_ != types::RESIDENCY_COMPLIANT);
+    desired.push(residency);
     desired.push(Desired::yes(types::PAUSED, reason::PAUSED, message));
+    let conditions = merge(&current.conditions, &desired, generation, now);
+    if conditions == current.conditions && current.observed_generation == generation {
+        return None;
+    }
     Some(TenantStatus {
         observed_generation: generation,
-        conditions: merge(&current.conditions, &desired, generation, now),
+        conditions,
         ..current
     })
 }
@@ -910,6 +923,43 @@ mod tests {
         assert_eq!(compute(&tenant, &decision, &rolled(2), t(5000)), first);
     }
 
+    fn compliant() -> Desired {
+        Desired::yes(
+            types::RESIDENCY_COMPLIANT,
+            reason::RECONCILED,
+            "senders may run only in eu-central-1, eu-west-1",
+        )
+    }
+
+    #[test]
+    fn a_paused_tenant_still_says_which_pods_were_evicted() {
+        let mut tn = paused_yaml(fixtures::ACTIVE);
+        tn.metadata.generation = Some(1);
+        let config = OperatorConfig::load(None).unwrap();
+        let d = decide(&tn, &config, Periods::default(), true, Timestamp::now());
+        tn.status = Some(compute(&tn, &d, &rolled(2), t(100)));
+        let evicted = vec![Violation {
+            pod: "sender-1".into(),
+            node: "node-us".into(),
+            region: Some("us-east-1".into()),
+        }];
+        let s = paused(&tn, residency(&d, &evicted), t(200)).unwrap();
+        assert_eq!(
+            cond(&s, types::RESIDENCY_COMPLIANT),
+            ("False", reason::POD_EVICTED)
+        );
+        assert_eq!(cond(&s, types::PAUSED), ("True", reason::PAUSED));
+        tn.status = Some(s);
+        // Once the pod is gone, compliant again, still paused.
+        let s = paused(&tn, residency(&d, &[]), t(300)).unwrap();
+        assert_eq!(
+            cond(&s, types::RESIDENCY_COMPLIANT),
+            ("True", reason::RECONCILED)
+        );
+        tn.status = Some(s);
+        assert_eq!(paused(&tn, residency(&d, &[]), t(400)), None);
+    }
+
     fn paused_yaml(yaml: &str) -> Tenant {
         let mut t = fixtures::tenant(yaml);
         t.metadata
@@ -923,7 +973,7 @@ mod tests {
     fn a_tenant_paused_before_its_first_reconcile_reads_as_not_built() {
         let mut tn = paused_yaml(fixtures::ACTIVE);
         tn.metadata.generation = Some(1);
-        let s = paused(&tn, t(100)).expect("a first paused status");
+        let s = paused(&tn, compliant(), t(100)).expect("a first paused status");
         assert_eq!(s.observed_generation, Some(1));
         assert_eq!(cond(&s, types::PAUSED), ("True", reason::PAUSED));
         // Not Current for kstatus: nothing was built.
@@ -931,7 +981,7 @@ mod tests {
         assert_eq!(cond(&s, types::READY), ("False", reason::PAUSED));
         assert_eq!(s.phase, None);
         tn.status = Some(s);
-        assert_eq!(paused(&tn, t(200)), None, "written once");
+        assert_eq!(paused(&tn, compliant(), t(200)), None, "written once");
     }
 
     #[test]
@@ -943,14 +993,14 @@ mod tests {
         let built = compute(&tn, &d, &rolled(2), t(100));
         assert_eq!(cond(&built, types::READY).0, "True");
         tn.status = Some(built);
-        let s = paused(&tn, t(200)).unwrap();
+        let s = paused(&tn, compliant(), t(200)).unwrap();
         assert_eq!(cond(&s, types::READY).0, "True", "kept as last observed");
         assert_eq!(cond(&s, types::RECONCILING).0, "False");
         tn.status = Some(s);
-        assert_eq!(paused(&tn, t(250)), None);
+        assert_eq!(paused(&tn, compliant(), t(250)), None);
         // The spec changes: observedGeneration follows, the message says it waits.
         tn.metadata.generation = Some(2);
-        let s = paused(&tn, t(300)).unwrap();
+        let s = paused(&tn, compliant(), t(300)).unwrap();
         assert_eq!(s.observed_generation, Some(2));
         let p = crate::conditions::find(&s.conditions, types::PAUSED).unwrap();
         assert!(p.message.contains("generation 2"), "{}", p.message);

@@ -13,9 +13,12 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::super::super::data_plane::DataPlane;
+use super::super::super::destination;
 use super::super::{JobHome, plan};
 use crate::api::v1alpha1::Tenant;
+use crate::api::v1alpha1::conditions::reason;
 use crate::controller::{Context, Error, TENANT_LABEL};
+use crate::outbound::Approved;
 
 /// Where one of erasure's Jobs stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,11 +50,35 @@ pub(super) async fn run_export(
         .and_then(|o| o.export.as_ref())
         .map(|e| e.url.clone())
         .unwrap_or_default();
+    // The destination is approved by the outbound guard before the Job exists; a
+    // refused one is an outcome like a failed export (erasure goes ahead: a bad URL
+    // never holds it), said in an event without the URL (it may be pre-signed).
+    let approved = match crate::outbound::approve_destination(ctx.http.policy(), &url).await {
+        Ok(a) => a,
+        Err(refused) => {
+            let message = destination::refusal_message("the export destination", refused);
+            warn!(
+                class = refused.class,
+                "export destination refused; no export Job"
+            );
+            crate::controller::status::event(
+                ctx,
+                "tenant",
+                tenant,
+                kube::runtime::events::EventType::Warning,
+                reason::DESTINATION_REFUSED,
+                "Export",
+                message,
+            )
+            .await;
+            return Ok(Some(reason::DESTINATION_REFUSED.into()));
+        }
+    };
     let args = vec!["export".into(), "--destination".into(), url];
     // A failed export is an outcome (erasure goes ahead without it); one waiting for
     // its namespace is not yet, until the export window ends.
     Ok(
-        match run_job(ctx, tenant, home, "herald-export", args).await? {
+        match run_job(ctx, tenant, home, "herald-export", args, Some(&approved)).await? {
             JobState::Succeeded => Some("Succeeded".into()),
             JobState::Failed => Some("Failed".into()),
             JobState::Running | JobState::NamespaceTerminating | JobState::Replaced => None,
@@ -96,6 +123,7 @@ pub(super) async fn run_job(
     home: &JobHome<'_>,
     name: &str,
     args: Vec<String>,
+    destination: Option<&Approved>,
 ) -> Result<JobState, Error> {
     let ns = home.namespace.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
@@ -155,7 +183,10 @@ pub(super) async fn run_job(
             "herald".to_owned(),
         ),
     ]);
-    let pod_labels = DataPlane::pod_labels(&labels, "erasure");
+    let pod_labels = match destination {
+        Some(_) => destination::pod_labels(&labels, "erasure", name),
+        None => DataPlane::pod_labels(&labels, "erasure"),
+    };
     let pod = home.data_plane.pod_spec(
         "job",
         &args,
@@ -171,9 +202,15 @@ pub(super) async fn run_job(
         }
     }))
     .map_err(|source| Error::Build { what: "job", source })?;
-    match jobs.create(&PostParams::default(), &job).await {
-        Ok(_) => ctx.metrics.wrote("tenant", "Job"),
-        Err(kube::Error::Api(s)) if s.code == 409 => {}
+    let created = match jobs.create(&PostParams::default(), &job).await {
+        Ok(created) => {
+            ctx.metrics.wrote("tenant", "Job");
+            Some(created)
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => jobs
+            .get_opt(name)
+            .await
+            .map_err(Error::kube(format!("get Job {name}")))?,
         // The namespace started terminating between the look and the create.
         Err(kube::Error::Api(s))
             if s.code == 403
@@ -183,6 +220,9 @@ pub(super) async fn run_job(
             return Ok(JobState::NamespaceTerminating);
         }
         Err(e) => return Err(Error::kube(format!("create Job {name}"))(e)),
+    };
+    if let (Some(approved), Some(created)) = (destination, &created) {
+        destination::apply_policy(ctx, "tenant", &ns, created, approved).await?;
     }
     Ok(JobState::Running)
 }

@@ -49,6 +49,7 @@ pub(super) async fn purge(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<Nex
         pass.home,
         ERASE_JOB,
         plan::purge_args(&targets),
+        None,
     )
     .await?;
     match job {
