@@ -1044,4 +1044,41 @@ mod tests {
         );
         assert!(crate::conditions::find(&st.conditions, types::EXTENSION_ACCEPTED).is_none());
     }
+
+    mod properties {
+        //! Any receipt time (and beyond what admission admits), any extension, any time
+        //! it is seen: the month function, the deadline and the judgement never panic,
+        //! the deadline is never before receipt, and an extension is only ever accepted
+        //! within the first month.
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn months_and_extensions_never_panic_and_stay_in_the_first_month(
+                received in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                informed in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                seen in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                months in -3i32..5,
+            ) {
+                let ts = |s: i64| Timestamp::from_second(s).unwrap();
+                let mut d = dsr("2026-03-02T09:30:00Z", Some(months));
+                d.spec.received_at = Time(ts(received));
+                if let Some(e) = d.spec.extension.as_mut() {
+                    e.subject_informed_at = Some(Time(ts(informed)));
+                }
+                let end = first_month_end(&d);
+                prop_assert!(end >= ts(received));
+                let accepted = judge_extension(&d, ts(seen));
+                if accepted {
+                    prop_assert!(ts(seen) <= end && ts(informed) <= end && ts(informed) >= ts(received));
+                }
+                let mut st = DataSubjectRequestStatus::default();
+                record_extension(&d, &mut st, ts(seen));
+                prop_assert!(deadline(&d, &st) >= ts(received));
+                let _ = received_in_future(&d, ts(seen));
+                let _ = status(&d, st, None, None, ts(seen));
+            }
+        }
+    }
 }
