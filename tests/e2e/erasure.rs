@@ -465,7 +465,8 @@ async fn return_then_delete_exports_before_erasing() {
     apply_examples();
     let name = unique("e2e-export");
     let api: Api<Tenant> = Api::all(client.clone());
-    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "https://export.example/upload"}}}}});
+    // A pre-signed upload URL: the Job needs its query, the receipt keeps none of it.
+    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "https://export.example/upload?X-Amz-Signature=e2e-presigned"}}}}});
     api.create(&PostParams::default(), &tenant(&name, None, extra))
         .await
         .unwrap();
@@ -490,6 +491,11 @@ async fn return_then_delete_exports_before_erasing() {
     )
     .unwrap();
     assert_eq!(r["export"], "Succeeded");
+    assert_eq!(r["exportDestination"], "https://export.example/upload");
+    assert!(
+        !r.to_string().contains("e2e-presigned"),
+        "the pre-signed URL's credential is in the receipt"
+    );
 }
 
 #[tokio::test]
