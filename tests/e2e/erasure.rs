@@ -465,10 +465,11 @@ async fn return_then_delete_exports_before_erasing() {
     apply_examples();
     let name = unique("e2e-export");
     let api: Api<Tenant> = Api::all(client.clone());
-    // A loopback destination (the shared operator allows loopback egress): the outbound
-    // guard approves it before the export Job exists, where a name that never resolves
-    // (export.example) would be refused and no Job would run.
-    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "http://127.0.0.1:9/upload"}}}}});
+    // A pre-signed upload URL on loopback (the shared operator allows loopback egress):
+    // the outbound guard approves it before the export Job exists (a name that never
+    // resolves, like export.example, would be refused and no Job would run); the Job
+    // needs its query, the receipt keeps none of it.
+    let extra = json!({"spec": {"contract": {"onTermination": {"action": "ReturnThenDelete", "export": {"url": "http://127.0.0.1:9/upload?X-Amz-Signature=e2e-presigned"}}}}});
     api.create(&PostParams::default(), &tenant(&name, None, extra))
         .await
         .unwrap();
@@ -493,6 +494,11 @@ async fn return_then_delete_exports_before_erasing() {
     )
     .unwrap();
     assert_eq!(r["export"], "Succeeded");
+    assert_eq!(r["exportDestination"], "http://127.0.0.1:9/upload");
+    assert!(
+        !r.to_string().contains("e2e-presigned"),
+        "the pre-signed URL's credential is in the receipt"
+    );
 }
 
 #[tokio::test]

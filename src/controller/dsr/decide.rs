@@ -155,7 +155,19 @@ pub fn record_extension(
     st: &mut DataSubjectRequestStatus,
     now: Timestamp,
 ) {
-    if dsr.spec.extension.is_none() || st.extension_accepted.is_some() {
+    let Some(e) = dsr.spec.extension.as_ref() else {
+        return;
+    };
+    if st.extension_accepted.is_some() {
+        return;
+    }
+    // A deadline Herald already recorded with the extension counted (a request from
+    // before extensions were judged): that was Herald's judgement, and it stands. A new
+    // extension never matches: until judged, the recorded deadline is receivedAt + 1
+    // month, and an extension adds at least one.
+    let with_it = add_months(dsr.spec.received_at.0, 1 + i64::from(e.months.clamp(0, 2)));
+    if e.months > 0 && st.deadline.as_ref().is_some_and(|d| d.0 == with_it) {
+        st.extension_accepted = Some(true);
         return;
     }
     let seen = whole(extension_seen_at(dsr, now));
@@ -515,11 +527,11 @@ pub fn status(
 /// without an extension.
 fn extension_condition(dsr: &DataSubjectRequest, st: &DataSubjectRequestStatus) -> Option<Desired> {
     let e = dsr.spec.extension.as_ref()?;
-    let seen = st
-        .extension_seen_at
-        .as_ref()
-        .map(|t| t.0.to_string())
-        .unwrap_or_default();
+    // Unset for an extension counted before extensions were judged.
+    let seen = st.extension_seen_at.as_ref().map_or_else(
+        || "before extensions were judged".to_owned(),
+        |t| t.0.to_string(),
+    );
     let end = first_month_end(dsr);
     Some(match st.extension_accepted? {
         true => Desired::yes(
@@ -706,6 +718,23 @@ mod tests {
         assert_eq!(st.extension_accepted, Some(true));
         assert_eq!(st.extension_seen_at, Some(Time(at("2026-03-10T08:00:00Z"))));
         assert_eq!(deadline(&d, &st), at("2026-06-02T09:30:00Z"));
+        // A request from before extensions were judged, whose recorded deadline already
+        // counts it: kept.
+        let mut d = told("2026-03-02T09:30:00Z", "2026-03-10T00:00:00Z");
+        d.metadata.generation = Some(2);
+        let mut st = DataSubjectRequestStatus {
+            deadline: Some(Time(at("2026-06-02T09:30:00Z"))),
+            ..Default::default()
+        };
+        record_extension(&d, &mut st, at("2026-04-20T00:00:00Z"));
+        assert_eq!(st.extension_accepted, Some(true));
+        // One whose recorded deadline is the first month's (not counted yet): judged.
+        let mut st = DataSubjectRequestStatus {
+            deadline: Some(Time(at("2026-04-02T09:30:00Z"))),
+            ..Default::default()
+        };
+        record_extension(&d, &mut st, at("2026-04-20T00:00:00Z"));
+        assert_eq!(st.extension_accepted, Some(false));
         // No extension: nothing recorded.
         let mut st = DataSubjectRequestStatus::default();
         record_extension(
@@ -1043,5 +1072,42 @@ mod tests {
             now,
         );
         assert!(crate::conditions::find(&st.conditions, types::EXTENSION_ACCEPTED).is_none());
+    }
+
+    mod properties {
+        //! Any receipt time (and beyond what admission admits), any extension, any time
+        //! it is seen: the month function, the deadline and the judgement never panic,
+        //! the deadline is never before receipt, and an extension is only ever accepted
+        //! within the first month.
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn months_and_extensions_never_panic_and_stay_in_the_first_month(
+                received in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                informed in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                seen in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+                months in -3i32..5,
+            ) {
+                let ts = |s: i64| Timestamp::from_second(s).unwrap();
+                let mut d = dsr("2026-03-02T09:30:00Z", Some(months));
+                d.spec.received_at = Time(ts(received));
+                if let Some(e) = d.spec.extension.as_mut() {
+                    e.subject_informed_at = Some(Time(ts(informed)));
+                }
+                let end = first_month_end(&d);
+                prop_assert!(end >= ts(received));
+                let accepted = judge_extension(&d, ts(seen));
+                if accepted {
+                    prop_assert!(ts(seen) <= end && ts(informed) <= end && ts(informed) >= ts(received));
+                }
+                let mut st = DataSubjectRequestStatus::default();
+                record_extension(&d, &mut st, ts(seen));
+                prop_assert!(deadline(&d, &st) >= ts(received));
+                let _ = received_in_future(&d, ts(seen));
+                let _ = status(&d, st, None, None, ts(seen));
+            }
+        }
     }
 }
