@@ -261,3 +261,171 @@ async fn tenant_policies_mean_what_herald_promises_and_data_plane_jobs_run_the_p
     );
     tenants.delete(&b, &Default::default()).await.unwrap();
 }
+
+/// The operator's own NetworkPolicy (the chart's `networkPolicy`, on by default), through
+/// the same evaluator: DNS, the API server on the configured CIDRs and ports, HTTPS only
+/// outside private ranges, ingress only on the metrics port. With `apiServer.cidrs`
+/// narrowed, another private address is refused even on the API server's port.
+#[test]
+fn the_operators_network_policy_allows_only_what_the_operator_needs() {
+    use crate::identity::{objects, render};
+    let policy_of = |extra: &[&str]| -> NetworkPolicy {
+        let mut args = vec!["--show-only", "templates/networkpolicy.yaml"];
+        args.extend_from_slice(extra);
+        let rendered = objects(&render(&args));
+        assert_eq!(rendered.len(), 1, "one NetworkPolicy: {rendered:?}");
+        serde_json::from_value(rendered[0].clone()).unwrap()
+    };
+    let policy = policy_of(&[]);
+    let ns = policy.metadata.namespace.clone().unwrap();
+    let labels = policy
+        .spec
+        .as_ref()
+        .unwrap()
+        .pod_selector
+        .as_ref()
+        .unwrap()
+        .match_labels
+        .clone();
+    let operator = json!({"namespace": ns, "namespaceLabels": {"kubernetes.io/metadata.name": ns},
+        "podLabels": labels, "ip": "10.244.0.5"});
+    let other_pod = json!({"namespace": ns, "namespaceLabels": {"kubernetes.io/metadata.name": ns},
+        "podLabels": {"app": "other"}, "ip": "10.244.0.6"});
+    let dns = json!({"namespace": "kube-system",
+        "namespaceLabels": {"kubernetes.io/metadata.name": "kube-system"},
+        "podLabels": {"k8s-app": "kube-dns"}, "ip": "10.96.0.10"});
+    let not_dns = json!({"namespace": "default",
+        "namespaceLabels": {"kubernetes.io/metadata.name": "default"}, "podLabels": {"app": "x"},
+        "ip": "10.244.3.3"});
+    let api_server = json!({"ip": "10.0.0.1"});
+    let provider = json!({"ip": "203.0.113.10"});
+    let provider6 = json!({"ip": "2001:db8::10"});
+    let private = json!({"ip": "192.168.1.20"});
+    let cgnat = json!({"ip": "100.64.0.9"});
+    let metadata = json!({"ip": "169.254.169.254"});
+    let loopback6 = json!({"ip": "::1"});
+    let scraper = json!({"namespace": "monitoring",
+        "namespaceLabels": {"kubernetes.io/metadata.name": "monitoring"}, "podLabels": {"app": "prometheus"},
+        "ip": "10.244.9.9"});
+    let table: Vec<(Value, bool)> = vec![
+        (case("→ DNS udp", &operator, &dns, 53, true), true),
+        (case("→ DNS tcp", &operator, &dns, 53, false), true),
+        (
+            case(
+                "→ a pod outside kube-system on 53",
+                &operator,
+                &not_dns,
+                53,
+                true,
+            ),
+            false,
+        ),
+        (
+            case("→ API server 6443", &operator, &api_server, 6443, false),
+            true,
+        ),
+        (
+            case("→ API server 443", &operator, &api_server, 443, false),
+            true,
+        ),
+        (
+            case(
+                "→ private address on 8443",
+                &operator,
+                &api_server,
+                8443,
+                false,
+            ),
+            false,
+        ),
+        (
+            case("→ provider 443", &operator, &provider, 443, false),
+            true,
+        ),
+        (
+            case(
+                "→ provider over IPv6 443",
+                &operator,
+                &provider6,
+                443,
+                false,
+            ),
+            true,
+        ),
+        (
+            case("→ provider 80", &operator, &provider, 80, false),
+            false,
+        ),
+        (
+            case("→ CGNAT range 443", &operator, &cgnat, 443, false),
+            false,
+        ),
+        (
+            case("→ cloud metadata 80", &operator, &metadata, 80, false),
+            false,
+        ),
+        (
+            case("→ cloud metadata 443", &operator, &metadata, 443, false),
+            false,
+        ),
+        (
+            case("→ IPv6 loopback 443", &operator, &loopback6, 443, false),
+            false,
+        ),
+        (
+            case("scraper → metrics", &scraper, &operator, 8080, false),
+            true,
+        ),
+        (
+            case("scraper → another port", &scraper, &operator, 9090, false),
+            false,
+        ),
+        (
+            case(
+                "the policy selects only the operator",
+                &other_pod,
+                &provider,
+                80,
+                false,
+            ),
+            true,
+        ),
+    ];
+    let cases: Vec<Value> = table.iter().map(|(c, _)| c.clone()).collect();
+    let verdicts = evaluate(std::slice::from_ref(&policy), &cases);
+    for (c, want) in &table {
+        let name = c["name"].as_str().unwrap();
+        assert_eq!(verdicts[name], *want, "{name}");
+    }
+
+    // Narrowed to the control plane's address: other private addresses are refused even
+    // on the API server's ports.
+    let narrow = policy_of(&["--set", "networkPolicy.apiServer.cidrs={10.0.0.1/32}"]);
+    let table: Vec<(Value, bool)> = vec![
+        (
+            case("→ API server", &operator, &api_server, 6443, false),
+            true,
+        ),
+        (
+            case("→ private 6443", &operator, &private, 6443, false),
+            false,
+        ),
+        (
+            case("→ private 443", &operator, &private, 443, false),
+            false,
+        ),
+    ];
+    let cases: Vec<Value> = table.iter().map(|(c, _)| c.clone()).collect();
+    let verdicts = evaluate(&[narrow], &cases);
+    for (c, want) in &table {
+        let name = c["name"].as_str().unwrap();
+        assert_eq!(verdicts[name], *want, "narrowed: {name}");
+    }
+    // Off when asked.
+    let rendered = render(&["--set", "networkPolicy.enabled=false"]);
+    assert!(
+        !objects(&rendered)
+            .iter()
+            .any(|o| o["kind"] == "NetworkPolicy")
+    );
+}
