@@ -292,9 +292,9 @@ async fn reconcile_inner(
     }
 
     // The proof of each acknowledgement, kept beyond the Tenant; a receipt that cannot
-    // be written never holds a notice, it is said (Stalled) instead.
-    // Still in flight: tenants left for the next reconcile, or failed ones on their
-    // backoff; when neither, everything acknowledged so far is written at once.
+    // be written never holds a notice, it is said (Stalled) instead. Still in flight:
+    // tenants left for the next reconcile, or failed ones on their backoff; when neither,
+    // everything acknowledged so far is written at once.
     let in_flight = deferred || next_retry.is_some();
     let (receipts, evidence_blocked) =
         match write_receipts(ctx, bn, &tenants, &records, ours.as_ref(), in_flight, now).await {
