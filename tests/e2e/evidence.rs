@@ -113,6 +113,20 @@ async fn an_ordinary_user_can_plant_no_receipt_no_key_and_no_published_key() {
         .await,
         "a ConfigMap named like a fulfilment receipt",
     );
+    // The name a data-subject request's receipt really has (dsr/decide.rs): planting one
+    // unlabelled would make Herald's own create conflict.
+    refused(
+        cms.create(
+            &pp,
+            &config_map(
+                &format!("dsr-receipt-{victim}-access-12345678"),
+                json!({}),
+                forged.clone(),
+            ),
+        )
+        .await,
+        "a ConfigMap named like a data-subject request's receipt",
+    );
     refused(
         cms.create(
             &pp,

@@ -105,7 +105,8 @@ async fn out_of_range_numbers_and_times_are_refused_and_the_operator_stays_up() 
         "contract.terminatedAt must be between 2000-01-01 and 2200-01-01",
     );
 
-    // The latest terminatedAt admission allows is handled: a status with a reason.
+    // The latest terminatedAt admission allows is handled: a status with a reason (a
+    // date in the future is not acted upon, tests/e2e/guard.rs), and no overflow.
     let name = unique("e2e-late-end");
     let late = tenant(
         &name,
@@ -116,8 +117,8 @@ async fn out_of_range_numbers_and_times_are_refused_and_the_operator_stays_up() 
     wait_for(
         &tenants,
         &name,
-        crate::erasure::condition_is(types::ERASED, "False", reason::ERASURE_SCHEDULED),
-        "Erased=False ErasureScheduled",
+        crate::erasure::condition_is(types::STALLED, "True", reason::TERMINATED_AT_IN_FUTURE),
+        "Stalled TerminatedAtInFuture",
     )
     .await;
 
