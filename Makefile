@@ -16,24 +16,36 @@ DEMO_PROVIDER_ADDR := 127.0.0.1:28081
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
-.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
+.PHONY: build test fmt-check clippy unit dataplane-test dataplane-bench crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
 	cluster-down cluster-status demo demo-stop bench bench-cluster-down
 
 build:
 	cargo build
 
 ## test: everything CI checks.
-test: fmt-check clippy unit crds-check chart-check rules-check e2e chaos-short
+test: fmt-check clippy unit dataplane-test crds-check chart-check rules-check e2e chaos-short
 	@echo "make test: all checks passed"
 
 fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 unit:
 	cargo test --lib
+
+## dataplane-test: the reference data plane (dataplane/, docs/data-plane.md) against a
+## PostgreSQL from Debian's packages that the test starts on 127.0.0.1 in a temporary
+## directory (never a system service), exports to an HTTP server on 127.0.0.1.
+dataplane-test:
+	cargo test -p herald-dataplane
+
+## dataplane-bench: erasure of one tenant with ROWS rows (default 100,000) against such a
+## PostgreSQL (durable settings), in seconds and rows per second.
+ROWS ?= 100000
+dataplane-bench:
+	cargo run -q -p herald-dataplane --example erase-bench -- $(ROWS)
 
 ## crds: regenerate crds/ (and the chart's copy) from the Rust types.
 crds:

@@ -47,7 +47,7 @@ pub(super) async fn run_export(
         .and_then(|o| o.export.as_ref())
         .map(|e| e.url.clone())
         .unwrap_or_default();
-    let args = vec!["export".into(), "--destination".into(), url];
+    let args = plan::export_args(&tenant.name_any(), &url);
     // A failed export is an outcome (erasure goes ahead without it); one waiting for
     // its namespace is not yet, until the export window ends.
     Ok(
@@ -156,12 +156,7 @@ pub(super) async fn run_job(
         ),
     ]);
     let pod_labels = DataPlane::pod_labels(&labels, "erasure");
-    let pod = home.data_plane.pod_spec(
-        "job",
-        &args,
-        json!([{"name": "tmp", "mountPath": "/tmp"}]),
-        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]),
-    );
+    let pod = home.data_plane.erasure_pod(&args);
     let job: Job = serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": ns, "labels": pod_labels, "ownerReferences": [owner]},
