@@ -46,6 +46,10 @@ pub const MIGRATIONS: [(i32, &str); 1] = [(
     CREATE INDEX tenant_data_tenant_subject ON tenant_data (tenant, subject) WHERE subject IS NOT NULL;",
 )];
 
+/// How often erasure looks again for rows another run had locked (200 ms apart) before
+/// it reports them as remaining.
+const ROUNDS: usize = 50;
+
 /// Rows per category (every category named, zeros included).
 pub type Counts = BTreeMap<String, i64>;
 
@@ -169,7 +173,7 @@ pub async fn purge(
             "DELETE FROM tenant_data WHERE id IN (
                 SELECT id FROM tenant_data
                 WHERE tenant = $1 AND category = $2 AND created_at < $3::text::timestamptz
-                LIMIT $4)",
+                LIMIT $4 FOR UPDATE SKIP LOCKED)",
         )
         .await
         .map_err(db("prepare purge"))?;
@@ -192,22 +196,41 @@ pub async fn erase(client: &Client, tenant: &str, batch: i64) -> Result<Counts, 
     let statement = client
         .prepare(
             "DELETE FROM tenant_data WHERE id IN (
-                SELECT id FROM tenant_data WHERE tenant = $1 AND category = $2 LIMIT $3)",
+                SELECT id FROM tenant_data WHERE tenant = $1 AND category = $2
+                LIMIT $3 FOR UPDATE SKIP LOCKED)",
         )
+        .await
+        .map_err(db("prepare erase"))?;
+    let left = client
+        .prepare("SELECT count(*) FROM tenant_data WHERE tenant = $1 AND category = $2")
         .await
         .map_err(db("prepare erase"))?;
     let mut counts = zeros();
     for category in CATEGORIES {
         let mut total = 0i64;
-        loop {
-            let n = client
-                .execute(&statement, &[&tenant, &category, &batch])
+        // Batches skip rows another run has locked (a pod thought dead, still going):
+        // the runs share the work instead of waiting on each other. Rows still there
+        // once none is left unlocked are the other run's batch in flight: look again.
+        for _round in 0..ROUNDS {
+            loop {
+                let n = client
+                    .execute(&statement, &[&tenant, &category, &batch])
+                    .await
+                    .map_err(db("erase"))?;
+                total += n as i64;
+                if n == 0 {
+                    break;
+                }
+            }
+            let remaining: i64 = client
+                .query_one(&left, &[&tenant, &category])
                 .await
-                .map_err(db("erase"))?;
-            total += n as i64;
-            if n == 0 {
+                .map_err(db("erase"))?
+                .get(0);
+            if remaining == 0 {
                 break;
             }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         counts.insert(category.to_owned(), total);
     }
@@ -247,7 +270,8 @@ pub async fn erase_subject(
     let statement = client
         .prepare(
             "WITH gone AS (DELETE FROM tenant_data WHERE id IN (
-                SELECT id FROM tenant_data WHERE tenant = $1 AND subject = $2 LIMIT $3)
+                SELECT id FROM tenant_data WHERE tenant = $1 AND subject = $2
+                LIMIT $3 FOR UPDATE SKIP LOCKED)
               RETURNING category)
              SELECT category, count(*) FROM gone GROUP BY category",
         )

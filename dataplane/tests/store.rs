@@ -428,6 +428,51 @@ async fn an_erasure_killed_mid_run_converges_when_the_job_retries(pg: &Postgres)
     );
 }
 
+async fn two_erasures_at_once_share_the_rows_and_both_succeed(pg: &Postgres) {
+    let dsn = pg.database("erase_twice").await;
+    let mut db = connect(&dsn).await;
+    store::migrate(&mut db).await.unwrap();
+    let total = 20_000;
+    insert(&db, "acme", "logs", None, "1 day", total).await;
+    insert(&db, "acme", "consents", None, "1 day", 500).await;
+    insert(&db, "globex", "logs", None, "1 day", 10).await;
+    // A Job's pod thought lost and its replacement, both running.
+    let args = [
+        "erase",
+        "--tenant",
+        "acme",
+        "--target",
+        "platform",
+        "--batch-size",
+        "100",
+    ];
+    let (a, b) = tokio::join!(run(&dsn, &args), run(&dsn, &args));
+    assert_eq!((a.code, b.code), (0, 0), "{} {}", a.stderr, b.stderr);
+    let sum = |c: &str| {
+        a.report["deleted"][c].as_i64().unwrap() + b.report["deleted"][c].as_i64().unwrap()
+    };
+    assert_eq!(sum("logs"), total, "{} {}", a.report, b.report);
+    assert_eq!(sum("consents"), 500);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM tenant_data WHERE tenant = 'acme'",
+            &[]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM tenant_data WHERE tenant = 'globex'",
+            &[]
+        )
+        .await,
+        10
+    );
+}
+
 async fn an_export_uploads_exactly_the_tenants_rows_with_their_digest(pg: &Postgres) {
     let (dsn, db) = seeded(pg, "export").await;
     let (url, received) = destination(None).await;
@@ -778,6 +823,7 @@ fn main() {
         erasure_deletes_every_row_of_the_tenant_and_none_of_the_others,
         erasure_never_confirms_a_provider_it_cannot_reach,
         an_erasure_killed_mid_run_converges_when_the_job_retries,
+        two_erasures_at_once_share_the_rows_and_both_succeed,
         an_export_uploads_exactly_the_tenants_rows_with_their_digest,
         a_failed_export_exits_non_zero_with_its_reason,
         an_access_request_exports_exactly_the_subjects_rows,
