@@ -29,8 +29,12 @@ test: fmt-check clippy unit dataplane-test crds-check chart-check rules-check e2
 fmt-check:
 	cargo fmt --all -- --check
 
+## clippy: both crates of the workspace, one at a time: built together, cargo would
+## unify their dependencies' features (the data plane's tokio and reqwest features into
+## the operator's build) and compile every shared dependency a second time.
 clippy:
-	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy -p herald-dataplane --all-targets --all-features -- -D warnings
 
 unit:
 	cargo test --lib
@@ -116,8 +120,8 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 ## static binary, no shell, no other file). Needs the Rust target (`rustup target add
 ## $(MUSL_TARGET)`) and musl-gcc for ring's C parts (Debian: musl-tools).
 image:
-	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked \
-	  --target $(MUSL_TARGET) -p herald --bin herald -p herald-dataplane --bin herald-dataplane
+	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) --bin herald
+	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) -p herald-dataplane
 	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald
 	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald-dataplane herald-dataplane
 	@check=$$(e2e/cluster/build.sh image-check) && "$$check" target/image && \
