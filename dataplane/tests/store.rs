@@ -119,8 +119,15 @@ struct Run {
     stderr: String,
 }
 
+/// This run's scratch directory (removed when the scenarios are done).
+fn scratch() -> PathBuf {
+    std::env::temp_dir().join(format!("herald-dp-{}", std::process::id()))
+}
+
 fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("herald-dp-{}-{name}", std::process::id()))
+    let dir = scratch();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
 }
 
 /// Runs the binary with `args`, the store at `dsn`; its exit code and report (read
@@ -862,6 +869,7 @@ fn main() {
     }
     drop(runtime);
     drop(pg);
+    let _ = std::fs::remove_dir_all(scratch());
     let status = if failed.is_empty() { "ok" } else { "FAILED" };
     println!(
         "\ntest result: {status}. {passed} passed; {} failed; 0 ignored; 0 measured; 0 filtered out",

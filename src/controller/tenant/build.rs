@@ -726,7 +726,10 @@ mod tests {
                 "RuntimeDefault"
             );
             let container = &pod["containers"][0];
-            assert_eq!(container["image"], "ghcr.io/herald-dev/herald-dataplane:0.1.0");
+            assert_eq!(
+                container["image"],
+                "ghcr.io/herald-dev/herald-dataplane:0.1.0"
+            );
             assert_eq!(
                 container["args"],
                 json!([
