@@ -37,7 +37,7 @@ clippy:
 	cargo clippy -p herald-dataplane --all-targets --all-features -- -D warnings
 
 unit:
-	cargo test --lib
+	cargo test --lib --bins
 
 ## dataplane-test: the reference data plane (dataplane/, docs/data-plane.md) against a
 ## PostgreSQL from Debian's packages that the test starts on 127.0.0.1 in a temporary
@@ -52,16 +52,17 @@ dataplane-bench:
 	cargo build -q -p herald-dataplane --bins --examples
 	target/debug/examples/erase-bench $(ROWS)
 
-## crds: regenerate crds/ (and the chart's copy) from the Rust types.
+## crds: regenerate crds/ (and the chart's copy) and docs/api.md from the Rust types.
 crds:
-	rm -rf crds && cargo run -q -- crds --out crds >/dev/null
+	rm -rf crds && cargo run -q -- crds --out crds --reference docs/api.md >/dev/null
 	$(MAKE) --no-print-directory chart-sync
 
-## crds-check: fail when crds/ is not what the types generate.
+## crds-check: fail when crds/ or docs/api.md is not what the types generate.
 crds-check:
-	tmp=$$(mktemp -d) && cargo run -q -- crds --out "$$tmp" >/dev/null && \
-	  if ! diff -r "$$tmp" crds; then echo "crds/ is stale: run 'make crds' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
-	  rm -rf "$$tmp"; echo "crds/ matches the types"
+	tmp=$$(mktemp -d) && cargo run -q -- crds --out "$$tmp/crds" --reference "$$tmp/api.md" >/dev/null && \
+	  if ! diff -r "$$tmp/crds" crds; then echo "crds/ is stale: run 'make crds' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
+	  if ! diff "$$tmp/api.md" docs/api.md; then echo "docs/api.md is stale: run 'make crds' and commit" >&2; rm -rf "$$tmp"; exit 1; fi; \
+	  rm -rf "$$tmp"; echo "crds/ and docs/api.md match the types"
 
 CHART := charts/herald
 ## chart-sync: refresh the chart's generated copies: crds/ (from the types) and the
@@ -209,7 +210,7 @@ demo: cluster-up build
 	  echo "herald running (pid $$(cat $(DEMO_DIR)/herald.pid), log $(DEMO_DIR)/herald.log, metrics http://$(DEMO_ADDR)/metrics)"
 	@$(WITH_CLUSTER) files=$$(grep -lE '^kind: (Tenant|ChannelBinding|Subprocessor)$$' examples/*.yaml | sed 's/^/-f /'); \
 	  if ! kubectl wait --for=condition=Ready $$files --timeout=180s >/dev/null || \
-	     ! kubectl wait tenant/nordlicht-travel --for=jsonpath='{.status.phase}'=Erased --timeout=60s >/dev/null; then \
+	     ! kubectl wait tenants.herald.dev/nordlicht-travel --for=jsonpath='{.status.phase}'=Erased --timeout=60s >/dev/null; then \
 	    kubectl get herald -A; echo "make demo: some examples are not Ready (see their conditions)" >&2; exit 1; fi; \
 	  echo; echo "\$$ kubectl get herald -A"; kubectl get herald -A; \
 	  echo; echo "\$$ kubectl -n herald-system get cm -l herald.dev/receipt-for   # nordlicht-travel's deletion receipt"; \

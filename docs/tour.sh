@@ -16,7 +16,7 @@ kubectl -n tenant-acme-retail get secrets -l herald.dev/channel=sms
 
 # 2. Object to a sub-processor. acme-retail objects to Parcelmail (email delivered from
 #    the US): its email channel stops reaching the senders, and the binding says why.
-kubectl patch tenant acme-retail --type=merge -p '{"spec":{"subprocessorObjections":[{"name":"parcelmail-email","reason":"No email delivery from outside the EEA."}]}}'
+kubectl patch tenants.herald.dev acme-retail --type=merge -p '{"spec":{"subprocessorObjections":[{"name":"parcelmail-email","reason":"No email delivery from outside the EEA."}]}}'
 kubectl -n herald-system wait cb/acme-retail-email --for=jsonpath='{.status.conditions[?(@.type=="SubprocessorEffective")].reason}'=Objected --timeout=90s
 
 # 3. Terminate a tenant, here one whose contract ended 27 days ago: its senders go to 0,
@@ -25,9 +25,9 @@ kubectl -n herald-system wait cb/acme-retail-email --for=jsonpath='{.status.cond
 #    ends with a signed deletion receipt. (Delivering the receipt to the customer's
 #    webhook keeps failing in the demo, as for nordlicht-travel: the examples' hosts are
 #    fictional. ErasureStepFailing says so, and erasure does not wait for it.)
-kubectl patch tenant acme-retail --type=merge -p '{"spec":{"contract":{"state":"Terminated","terminatedAt":"'"$(date -u -d '27 days ago' +%FT%TZ)"'"}}}'
-kubectl wait tenant/acme-retail --for=jsonpath='{.status.phase}'=Erased --timeout=180s
-kubectl get tenant acme-retail -o jsonpath='{.status.deletionDeadline}{"  "}{.status.conditions[?(@.type=="Erased")].message}{"\n"}'
+kubectl patch tenants.herald.dev acme-retail --type=merge -p '{"spec":{"contract":{"state":"Terminated","terminatedAt":"'"$(date -u -d '27 days ago' +%FT%TZ)"'"}}}'
+kubectl wait tenants.herald.dev/acme-retail --for=jsonpath='{.status.phase}'=Erased --timeout=180s
+kubectl get tenants.herald.dev acme-retail -o jsonpath='{.status.deletionDeadline}{"  "}{.status.conditions[?(@.type=="Erased")].message}{"\n"}'
 
 # 4. Verify its deletion receipt offline, against the platform's published keys (what an
 #    auditor keeps): exit 0 and a summary when it verifies, exit 1 and why when not.

@@ -5,7 +5,7 @@
 //!
 //! Module map:
 //! - [`api`]: the CRD types (`herald.dev/v1alpha1`), the single source of `crds/`.
-//! - [`crdgen`]: renders the CRDs as YAML (`herald crds`).
+//! - [`crdgen`]: renders the CRDs as YAML (`herald crds`); [`apiref`] the API reference.
 //! - [`conditions`]: merging status conditions the way kstatus readers expect.
 //! - [`config`]: the operator's configuration file.
 //! - [`regions`]: the region catalog and the residency decision.
@@ -22,6 +22,7 @@
 //! - [`run`]: `herald run`, the operator process.
 
 pub mod api;
+pub mod apiref;
 pub mod conditions;
 pub mod config;
 pub mod controller;

@@ -42,7 +42,9 @@ enum Command {
         /// them (see docs/operations.md). Default: every Tenant.
         #[arg(long, env = "HERALD_TENANT_SELECTOR")]
         tenant_selector: Option<String>,
-        /// The controllers to run, comma-separated: tenant, channelbinding, subprocessor.
+        /// The controllers to run, comma-separated: tenant (with it the
+        /// DataSubjectRequests, which run Jobs in tenant namespaces), channelbinding,
+        /// subprocessor (with it the BreachNotices, which notify tenants like notices do).
         #[arg(long, env = "HERALD_CONTROLLERS", default_value = "tenant,channelbinding,subprocessor",
               value_parser = herald::run::Controllers::parse)]
         controllers: herald::run::Controllers,
@@ -79,7 +81,7 @@ enum Command {
         #[arg(long, env = "HERALD_ALLOW_MISSING_ADMISSION_POLICIES")]
         allow_missing_admission_policies: bool,
     },
-    /// Deletion receipts: verify one offline.
+    /// Receipts (deletion, fulfilment): verify one offline.
     Receipt {
         #[command(subcommand)]
         command: ReceiptCommand,
@@ -89,6 +91,9 @@ enum Command {
         /// Directory to write into (created if missing).
         #[arg(long, default_value = "crds")]
         out: PathBuf,
+        /// Also write the API reference (Markdown, docs/api.md) rendered from them.
+        #[arg(long)]
+        reference: Option<PathBuf>,
     },
 }
 
@@ -111,15 +116,25 @@ enum ReceiptCommand {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Crds { out } => match herald::crdgen::write_all(&herald::api::crds(), &out) {
-            Ok(paths) => {
-                for p in paths {
-                    println!("{}", p.display());
+        Command::Crds { out, reference } => {
+            match herald::crdgen::write_all(&herald::api::crds(), &out) {
+                Ok(paths) => {
+                    if let Some(path) = reference {
+                        let page = herald::apiref::render(&herald::api::crds());
+                        if let Err(e) = std::fs::write(&path, page) {
+                            eprintln!("error: cannot write {}: {e}", path.display());
+                            return ExitCode::FAILURE;
+                        }
+                        println!("{}", path.display());
+                    }
+                    for p in paths {
+                        println!("{}", p.display());
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Err(e) => fail(&e),
             }
-            Err(e) => fail(&e),
-        },
+        }
         Command::Receipt {
             command: ReceiptCommand::Verify { file, public_key },
         } => {
@@ -197,4 +212,120 @@ fn main() -> ExitCode {
 fn fail(e: &dyn std::error::Error) -> ExitCode {
     eprintln!("error: {}", herald::error_chain(e));
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The backticked words of the README's `- <label>:` line under "At a glance"
+    /// (the line and its indented continuation lines), up to the first parenthesis.
+    fn readme_list(readme: &str, label: &str) -> BTreeSet<String> {
+        let start = readme
+            .find("## At a glance")
+            .expect("README has an At a glance section");
+        let section = &readme[start..];
+        let line = format!("- {label}:");
+        let from = section
+            .find(&line)
+            .unwrap_or_else(|| panic!("README lacks {line:?}"));
+        let item: String = section[from + line.len()..]
+            .lines()
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || l.starts_with("  "))
+            .map(|(_, l)| l)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let item = item.split(" (").next().unwrap_or_default();
+        item.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `herald a b` for every leaf subcommand.
+    fn commands(cmd: &clap::Command, prefix: &str, out: &mut BTreeSet<String>) {
+        let name = format!("{prefix} {}", cmd.get_name()).trim().to_owned();
+        let subs: Vec<_> = cmd
+            .get_subcommands()
+            .filter(|c| c.get_name() != "help")
+            .collect();
+        for sub in &subs {
+            commands(sub, &name, out);
+        }
+        if subs.is_empty() {
+            out.insert(name);
+        }
+    }
+
+    #[test]
+    fn readme_lists_match_the_code() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+        let readme = read("README.md");
+
+        let kinds: BTreeSet<String> = herald::api::crds()
+            .into_iter()
+            .map(|c| c.spec.names.kind)
+            .collect();
+        assert_eq!(readme_list(&readme, "Kinds"), kinds, "README kinds");
+
+        let policies: BTreeSet<String> = herald::preflight::ADMISSION_POLICIES
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        assert_eq!(
+            readme_list(&readme, "Admission policies"),
+            policies,
+            "README admission policies"
+        );
+
+        let alerts: BTreeSet<String> = read("charts/herald/templates/prometheusrule.yaml")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- alert: "))
+            .map(|a| a.trim().to_owned())
+            .collect();
+        assert!(
+            alerts.len() > 10,
+            "alerts not found in the PrometheusRule: {alerts:?}"
+        );
+        assert_eq!(readme_list(&readme, "Alerts"), alerts, "README alerts");
+
+        let mut cli = BTreeSet::new();
+        commands(&Cli::command(), "", &mut cli);
+        assert_eq!(readme_list(&readme, "Commands"), cli, "README commands");
+    }
+
+    /// Every alert links to its runbook, and the runbook has a section of that name.
+    #[test]
+    fn every_alert_has_a_runbook_section() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+        let rules = read("charts/herald/templates/prometheusrule.yaml");
+        let page = read("docs/troubleshooting.md");
+        let mut alert = None;
+        let mut seen = 0;
+        for line in rules.lines() {
+            if let Some(a) = line.trim().strip_prefix("- alert: ") {
+                assert!(alert.is_none(), "alert {alert:?} has no runbook_url");
+                alert = Some(a.trim().to_owned());
+            } else if line.trim().starts_with("runbook_url:") {
+                let a = alert.take().expect("runbook_url outside an alert");
+                let anchor = a.to_lowercase();
+                assert!(line.contains(&format!("#{anchor}")), "{a}: {line}");
+                assert!(
+                    page.lines().any(|l| l == format!("### {anchor}")),
+                    "docs/troubleshooting.md has no section ### {anchor}"
+                );
+                seen += 1;
+            }
+        }
+        assert!(alert.is_none(), "alert {alert:?} has no runbook_url");
+        assert!(seen > 10, "too few alerts: {seen}");
+    }
 }

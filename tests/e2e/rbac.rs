@@ -17,7 +17,7 @@ use crate::common::{
     CONTROL_NAMESPACE, E2E_LABEL, WAIT, apply_examples, client, ensure_namespace, kubectl,
     operator, scope_namespace, unique,
 };
-use crate::identity::{CHART_SA, apply};
+use crate::identity::{CHART_SA, apply, objects, render};
 
 /// The operator's user name, as `--as` and the audit log spell it.
 fn operator_user() -> String {
@@ -26,8 +26,14 @@ fn operator_user() -> String {
 
 /// The authorizer's answer for the operator: `kubectl auth can-i` prints yes or no.
 fn can_i(verb: &str, resource: &str, namespace: Option<&str>) -> bool {
-    let user = operator_user();
-    let mut args = vec!["auth", "can-i", verb, resource, "--as", &user];
+    can_user(&operator_user(), verb, resource, namespace)
+}
+
+/// The authorizer's answer for `user` (`resource` may end in `--subresource=status`).
+fn can_user(user: &str, verb: &str, resource: &str, namespace: Option<&str>) -> bool {
+    let mut args = vec!["auth", "can-i", verb];
+    args.extend(resource.split(' '));
+    args.extend(["--as", user]);
     match namespace {
         Some(ns) => args.extend(["--namespace", ns]),
         None => args.push("--all-namespaces"),
@@ -412,4 +418,111 @@ async fn outside_its_namespaces_the_operator_deletes_only_labelled_objects_in_th
         labelled_ok,
         "a labelled ConfigMap in a scope namespace was refused: {labelled_err}"
     );
+}
+
+/// App teams and GitOps service accounts get Herald's kinds through Kubernetes' default
+/// roles (the chart's `<release>-view`/`-edit`, aggregated by the controller-manager into
+/// `view`, `edit`, `admin`): `view` reads everything and writes nothing, `edit` in the
+/// control namespace writes the namespaced kinds there and nothing cluster-wide, and
+/// neither may write any status (the operator's alone).
+#[tokio::test]
+async fn the_default_view_and_edit_roles_carry_heralds_kinds_but_never_their_status() {
+    let client = client().await;
+    ensure_namespace(&client, CONTROL_NAMESPACE).await;
+    apply(&objects(&render(&[
+        "--show-only",
+        "templates/rbac-aggregate.yaml",
+    ])));
+    let viewer = unique("e2e-viewer");
+    let editor = unique("e2e-editor");
+    apply(&[
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": viewer, "labels": {E2E_LABEL: "rbac"}},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": viewer}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": editor, "namespace": CONTROL_NAMESPACE, "labels": {E2E_LABEL: "rbac"}},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": editor}]}),
+    ]);
+    // The controller-manager aggregates the rules into view/edit asynchronously.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(can_user(&viewer, "list", "tenants.herald.dev", None)
+        && can_user(
+            &editor,
+            "create",
+            "channelbindings.herald.dev",
+            Some(CONTROL_NAMESPACE),
+        ))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the default roles never gained Herald's kinds"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for kind in [
+        "tenants",
+        "channelbindings",
+        "subprocessors",
+        "retentionpolicies",
+        "breachnotices",
+        "datasubjectrequests",
+    ] {
+        let r = format!("{kind}.herald.dev");
+        assert!(can_user(&viewer, "get", &r, None), "view cannot get {r}");
+        assert!(
+            can_user(&viewer, "watch", &r, None),
+            "view cannot watch {r}"
+        );
+        assert!(
+            !can_user(&viewer, "create", &r, None),
+            "view may create {r}"
+        );
+        assert!(
+            !can_user(&viewer, "delete", &r, None),
+            "view may delete {r}"
+        );
+        let status = format!("{r} --subresource=status");
+        assert!(
+            !can_user(&viewer, "patch", &status, None),
+            "view may patch {r}/status"
+        );
+        assert!(
+            !can_user(&editor, "patch", &status, Some(CONTROL_NAMESPACE)),
+            "edit may patch {r}/status"
+        );
+    }
+    for kind in ["channelbindings", "breachnotices", "datasubjectrequests"] {
+        let r = format!("{kind}.herald.dev");
+        assert!(
+            can_user(&editor, "create", &r, Some(CONTROL_NAMESPACE)),
+            "edit cannot create {r}"
+        );
+        assert!(
+            can_user(&editor, "patch", &r, Some(CONTROL_NAMESPACE)),
+            "edit cannot patch {r}"
+        );
+    }
+    // Bound in one namespace, `edit` reaches no cluster-scoped kind and no other namespace.
+    for kind in ["tenants", "subprocessors", "retentionpolicies"] {
+        let r = format!("{kind}.herald.dev");
+        assert!(
+            !can_user(&editor, "create", &r, None),
+            "a namespaced edit may create {r}"
+        );
+    }
+    assert!(!can_user(
+        &editor,
+        "create",
+        "channelbindings.herald.dev",
+        Some("default")
+    ));
+    // Evidence stays out of reach: the default roles name no receipt or key.
+    assert!(!can_user(
+        &viewer,
+        "get",
+        "secrets",
+        Some(CONTROL_NAMESPACE)
+    ));
 }

@@ -45,6 +45,13 @@ use super::common::{DNS_LABEL, ObjectRef};
         description = "The Ready condition."
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1,
+        description = "Why Ready is what it is (docs/conditions.md)."
+    ),
+    printcolumn(
         name = "Credential",
         type_ = "integer",
         json_path = ".status.credentialVersion",

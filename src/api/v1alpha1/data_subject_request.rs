@@ -119,6 +119,13 @@ macro_rules! within_first_month {
         description = "The Ready condition."
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1,
+        description = "Why Ready is what it is (docs/conditions.md)."
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -34,9 +34,7 @@ pub use common::{DNS_LABEL, Dpa, EEA_COUNTRIES, HTTPS_URL_RULE, ObjectRef, Secre
 pub use data_subject_request::{
     DataSubjectRequest, DataSubjectRequestSpec, DataSubjectRequestStatus, Extension, Right,
 };
-pub use retention_policy::{
-    RecordRetention, RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus,
-};
+pub use retention_policy::{RecordRetention, RetentionPolicy, RetentionPolicySpec};
 pub use subprocessor::{
     Safeguard, Subprocessor, SubprocessorCategory, SubprocessorNotice, SubprocessorSpec,
     SubprocessorStatus,

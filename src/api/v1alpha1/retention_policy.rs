@@ -5,7 +5,6 @@
 //! generic "at least one day" is the schema's `minimum`. Unset periods take the operator's
 //! default, written in each field's doc, so a policy only needs to say what differs.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +22,6 @@ use serde::{Deserialize, Serialize};
            the platform must keep after erasure (without end-user data). Tenants reference a \
            policy by name; admission enforces the platform's bounds (backups at most 7 days, logs \
            at most 90, erasure within 30 days of termination, billing records at least 7 years).",
-    status = "RetentionPolicyStatus",
     derive = "PartialEq",
     shortname = "rp",
     category = "herald",
@@ -46,12 +44,6 @@ use serde::{Deserialize, Serialize};
         json_path = ".spec.logsDays",
         priority = 1,
         description = "Days system and access logs are kept."
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
-        description = "The Ready condition."
     ),
     printcolumn(
         name = "Age",
@@ -156,18 +148,4 @@ pub struct RecordRetention {
     #[x_kube(validation = Rule::new("self >= 1825")
         .message("records.deletionReceiptsDays must be at least 1825 (5 years): proof that erasure was done is kept 5 years"))]
     pub deletion_receipts_days: Option<i32>,
-}
-
-/// What Herald observed for the policy. Written only by the operator.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RetentionPolicyStatus {
-    /// The metadata.generation of the spec this status describes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-
-    /// The latest observations, one per type: Ready (the summary).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
-    pub conditions: Vec<Condition>,
 }

@@ -68,6 +68,13 @@ use super::common::{Dpa, PRINTABLE_MESSAGE, PRINTABLE_RULE, eea_cel_list, iso_co
         description = "The Ready condition."
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1,
+        description = "Why Ready is what it is (docs/conditions.md)."
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -37,6 +37,8 @@ use super::common::{
         description = "Where the tenant is in its life: Pending, Active, Suspended, Terminating, Erased."),
     printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
         description = "The Ready condition."),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1, description = "Why Ready is what it is (docs/conditions.md)."),
     printcolumn(name = "Regions", type_ = "string", json_path = ".status.regions",
         description = "Regions the senders may run in now."),
     printcolumn(name = "Senders", type_ = "string", json_path = ".status.sendersReady",

@@ -123,11 +123,14 @@ fn names_scope_short_names_and_category() {
         assert_eq!(v["name"], "v1alpha1");
         assert_eq!(v["served"], true);
         assert_eq!(v["storage"], true);
-        assert_eq!(
-            v["subresources"]["status"],
-            serde_json::json!({}),
-            "{kind}: /status"
-        );
+        // RetentionPolicy has no status: nothing reconciles it (what applies to a tenant
+        // is the Tenant's RetentionApplied condition).
+        let status = if kind == "RetentionPolicy" {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({})
+        };
+        assert_eq!(v["subresources"]["status"], status, "{kind}: /status");
     }
 }
 
@@ -139,6 +142,7 @@ fn printer_columns() {
             &[
                 "Phase",
                 "Ready",
+                "Reason",
                 "Regions",
                 "Senders",
                 "Deletion Deadline",
@@ -151,6 +155,7 @@ fn printer_columns() {
                 "Tenant",
                 "Channel",
                 "Ready",
+                "Reason",
                 "Credential",
                 "Next Rotation",
                 "Age",
@@ -158,7 +163,7 @@ fn printer_columns() {
         ),
         (
             "RetentionPolicy",
-            &["Delete Within", "Backups", "Logs", "Ready", "Age"],
+            &["Delete Within", "Backups", "Logs", "Age"],
         ),
         (
             "Subprocessor",
@@ -169,16 +174,26 @@ fn printer_columns() {
                 "Effective",
                 "Notified",
                 "Ready",
+                "Reason",
                 "Age",
             ],
         ),
         (
             "BreachNotice",
-            &["Deadline", "State", "Acknowledged", "Ready", "Age"],
+            &[
+                "Deadline",
+                "State",
+                "Acknowledged",
+                "Ready",
+                "Reason",
+                "Age",
+            ],
         ),
         (
             "DataSubjectRequest",
-            &["Tenant", "Right", "Deadline", "State", "Ready", "Age"],
+            &[
+                "Tenant", "Right", "Deadline", "State", "Ready", "Reason", "Age",
+            ],
         ),
     ];
     for (kind, names) in expected {
@@ -189,11 +204,19 @@ fn printer_columns() {
             .clone();
         let got: Vec<&str> = cols.iter().map(|c| c["name"].as_str().unwrap()).collect();
         assert_eq!(got, names, "{kind}");
-        let ready = cols.iter().find(|c| c["name"] == "Ready").unwrap();
-        assert_eq!(
-            ready["jsonPath"],
-            r#".status.conditions[?(@.type=="Ready")].status"#
-        );
+        if let Some(ready) = cols.iter().find(|c| c["name"] == "Ready") {
+            assert_eq!(
+                ready["jsonPath"],
+                r#".status.conditions[?(@.type=="Ready")].status"#
+            );
+            // The reason only with -o wide: the default view stays narrow.
+            let reason = cols.iter().find(|c| c["name"] == "Reason").unwrap();
+            assert_eq!(
+                reason["jsonPath"],
+                r#".status.conditions[?(@.type=="Ready")].reason"#
+            );
+            assert_eq!(reason["priority"], 1, "{kind}");
+        }
         // Every column must point at a field the schema has, or it prints nothing forever.
         for col in &cols {
             let path = col["jsonPath"].as_str().unwrap();
@@ -207,7 +230,7 @@ fn printer_columns() {
 
 #[test]
 fn status_conditions_are_a_list_map_keyed_by_type() {
-    for kind in KINDS {
+    for kind in KINDS.into_iter().filter(|k| *k != "RetentionPolicy") {
         let c = at(kind, "status.conditions");
         assert_eq!(c["x-kubernetes-list-type"], "map", "{kind}");
         assert_eq!(
