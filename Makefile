@@ -16,24 +16,41 @@ DEMO_PROVIDER_ADDR := 127.0.0.1:28081
 # e2e tests run in parallel; each uses its own uniquely named objects.
 E2E_THREADS ?= 4
 
-.PHONY: build test fmt-check clippy unit crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
+.PHONY: build test fmt-check clippy unit dataplane-test dataplane-bench crds crds-check chart-sync chart-check rules-check image e2e cluster-up \
 	cluster-down cluster-status demo demo-stop bench bench-cluster-down
 
 build:
 	cargo build
 
 ## test: everything CI checks.
-test: fmt-check clippy unit crds-check chart-check rules-check e2e chaos-short
+test: fmt-check clippy unit dataplane-test crds-check chart-check rules-check e2e chaos-short
 	@echo "make test: all checks passed"
 
 fmt-check:
 	cargo fmt --all -- --check
 
+## clippy: both crates of the workspace, one at a time: built together, cargo would
+## unify their dependencies' features (the data plane's tokio and reqwest features into
+## the operator's build) and compile every shared dependency a second time.
 clippy:
 	cargo clippy --all-targets --all-features -- -D warnings
+	cargo clippy -p herald-dataplane --all-targets --all-features -- -D warnings
 
 unit:
 	cargo test --lib --bins
+
+## dataplane-test: the reference data plane (dataplane/, docs/data-plane.md) against a
+## PostgreSQL from Debian's packages that the test starts on 127.0.0.1 in a temporary
+## directory (never a system service), exports to an HTTP server on 127.0.0.1.
+dataplane-test:
+	cargo test -p herald-dataplane
+
+## dataplane-bench: export and erasure of one tenant with ROWS rows (default 100,000)
+## against such a PostgreSQL (durable settings): seconds, rows per second, peak memory.
+ROWS ?= 100000
+dataplane-bench:
+	cargo build -q -p herald-dataplane --bins --examples
+	target/debug/examples/erase-bench $(ROWS)
 
 ## crds: regenerate crds/ (and the chart's copy) and docs/api.md from the Rust types.
 crds:
@@ -67,7 +84,10 @@ chart-check:
 	  chart=$$(sed -n 's/^version: *//p' $(CHART)/Chart.yaml); \
 	  app=$$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' $(CHART)/Chart.yaml); \
 	  if [ "$$crate" != "$$chart" ] || [ "$$crate" != "$$app" ]; then \
-	    echo "$(CHART)/Chart.yaml version=$$chart appVersion=$$app, but Cargo.toml says $$crate: keep them equal" >&2; exit 1; fi
+	    echo "$(CHART)/Chart.yaml version=$$chart appVersion=$$app, but Cargo.toml says $$crate: keep them equal" >&2; exit 1; fi; \
+	  for f in config/herald.yaml $(CHART)/values.yaml; do \
+	    grep -q "image: ghcr.io/herald-dev/herald-dataplane:$$crate$$" $$f || \
+	      { echo "$$f: the default sender image must be herald-dataplane:$$crate (the crate's version)" >&2; exit 1; }; done
 	@e2e/cluster/build.sh helm
 	@$(WITH_CLUSTER) helm lint --strict $(CHART) && \
 	  helm lint --strict $(CHART) --set serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true
@@ -95,13 +115,18 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 ## image: the operator's OCI image without a container runtime, into target/image/ (an
 ## OCI image layout): the static musl release build and the CA certificates, user
 ## 65532, entrypoint `herald run` (e2e/image/make-image.sh, with crane built from Go
-## modules); then e2e/image/ inspects it (user, entrypoint, static binary, no shell, no
-## other file). Needs the Rust target (`rustup target add $(MUSL_TARGET)`) and musl-gcc
-## for ring's C parts (Debian: musl-tools).
+## modules); and the reference data plane's (dataplane/, docs/data-plane.md) the same
+## way into target/image-herald-dataplane/, entrypoint `herald-dataplane` (the command
+## is the Job's first argument); then e2e/image/ inspects both (user, entrypoint,
+## static binary, no shell, no other file). Needs the Rust target (`rustup target add
+## $(MUSL_TARGET)`) and musl-gcc for ring's C parts (Debian: musl-tools).
 image:
 	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) --bin herald
+	CC_x86_64_unknown_linux_musl=$${CC_x86_64_unknown_linux_musl:-musl-gcc} cargo build --release --locked --target $(MUSL_TARGET) -p herald-dataplane
 	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald
-	@$$(e2e/cluster/build.sh image-check) target/image
+	e2e/image/make-image.sh target/$(MUSL_TARGET)/release/herald-dataplane herald-dataplane
+	@check=$$(e2e/cluster/build.sh image-check) && "$$check" target/image && \
+	  "$$check" target/image-herald-dataplane herald-dataplane -
 
 ## e2e: the end-to-end tests, on the local cluster (brought up if needed) or KUBECONFIG
 ## when HERALD_USE_KUBECONFIG=1; the NetworkPolicy evaluator they use is built first.

@@ -1,10 +1,11 @@
 // image-check inspects the OCI image layout `make image` writes (target/image/) with
 // go-containerregistry, the library crane is built on, and fails unless the image is
 // what docs and chart promise: one linux image whose config runs
-// /usr/local/bin/herald as 65532:65532, whose files are the binary and the CA
-// certificates and nothing else (no shell, no package manager).
+// /usr/local/bin/NAME as 65532:65532 (with cmd CMD; "-" for none), whose files are the
+// binary and the CA certificates and nothing else (no shell, no package manager).
 //
-// Usage: image-check DIR. Prints the config and file list; exit 1 naming what is wrong.
+// Usage: image-check DIR [NAME [CMD]] (default: herald run). Prints the config and file
+// list; exit 1 naming what is wrong.
 package main
 
 import (
@@ -27,31 +28,42 @@ func fail(format string, args ...any) {
 
 // static: the binary must run on an image with no libc and no loader: an ELF
 // executable without an interpreter (PT_INTERP) or needed shared libraries.
-func static(r io.Reader) []string {
+func static(bin string, r io.Reader) []string {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return []string{fmt.Sprintf("read /usr/local/bin/herald: %v", err)}
+		return []string{fmt.Sprintf("read %s: %v", bin, err)}
 	}
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return []string{fmt.Sprintf("/usr/local/bin/herald is not an ELF executable: %v", err)}
+		return []string{fmt.Sprintf("%s is not an ELF executable: %v", bin, err)}
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return []string{"/usr/local/bin/herald is dynamically linked (has an interpreter): build it for musl"}
+			return []string{bin + " is dynamically linked (has an interpreter): build it for musl"}
 		}
 	}
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
-		return []string{fmt.Sprintf("/usr/local/bin/herald needs shared libraries %v", libs)}
+		return []string{fmt.Sprintf("%s needs shared libraries %v", bin, libs)}
 	}
 	return nil
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fail("usage: image-check DIR")
+	if len(os.Args) < 2 || len(os.Args) > 4 {
+		fail("usage: image-check DIR [NAME [CMD]]")
 	}
+	binName, wantCmd := "herald", "run"
+	if len(os.Args) > 2 {
+		binName, wantCmd = os.Args[2], "-"
+	}
+	if len(os.Args) > 3 {
+		wantCmd = os.Args[3]
+	}
+	if wantCmd == "-" {
+		wantCmd = ""
+	}
+	bin := "/usr/local/bin/" + binName
 	p, err := layout.FromPath(os.Args[1])
 	if err != nil {
 		fail("%s is not an OCI image layout: %v", os.Args[1], err)
@@ -82,11 +94,11 @@ func main() {
 	if cf.Config.User != "65532:65532" {
 		problems = append(problems, fmt.Sprintf("user %q, want 65532:65532", cf.Config.User))
 	}
-	if strings.Join(cf.Config.Entrypoint, " ") != "/usr/local/bin/herald" {
-		problems = append(problems, fmt.Sprintf("entrypoint %q, want [/usr/local/bin/herald]", cf.Config.Entrypoint))
+	if strings.Join(cf.Config.Entrypoint, " ") != bin {
+		problems = append(problems, fmt.Sprintf("entrypoint %q, want [%s]", cf.Config.Entrypoint, bin))
 	}
-	if strings.Join(cf.Config.Cmd, " ") != "run" {
-		problems = append(problems, fmt.Sprintf("cmd %q, want [run]", cf.Config.Cmd))
+	if strings.Join(cf.Config.Cmd, " ") != wantCmd {
+		problems = append(problems, fmt.Sprintf("cmd %q, want [%s]", cf.Config.Cmd, wantCmd))
 	}
 	layers, err := img.Layers()
 	if err != nil {
@@ -115,17 +127,17 @@ func main() {
 			if h.Uid != 0 || h.Gid != 0 {
 				problems = append(problems, fmt.Sprintf("%s owned by %d:%d, want root (read-only to 65532)", name, h.Uid, h.Gid))
 			}
-			if name == "/usr/local/bin/herald" {
+			if name == bin {
 				if h.Mode&0o111 == 0 {
-					problems = append(problems, "/usr/local/bin/herald is not executable")
+					problems = append(problems, bin+" is not executable")
 				}
-				problems = append(problems, static(tr)...)
+				problems = append(problems, static(bin, tr)...)
 			}
 		}
 		rc.Close()
 	}
 	sort.Strings(files)
-	want := []string{"/etc/ssl/certs/ca-certificates.crt", "/usr/local/bin/herald"}
+	want := []string{"/etc/ssl/certs/ca-certificates.crt", bin}
 	if strings.Join(files, ",") != strings.Join(want, ",") {
 		problems = append(problems, fmt.Sprintf("files %v, want exactly %v (no shell, nothing else)", files, want))
 	}

@@ -321,6 +321,8 @@ async fn an_access_request_runs_its_job_and_is_answered_with_a_signed_receipt_an
         pod["containers"][0]["args"],
         json!([
             "dsr",
+            "--tenant",
+            tenant,
             "--right",
             "access",
             "--subject-file",
@@ -1232,6 +1234,8 @@ async fn a_job_exiting_3_answers_nothing_held() {
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ns);
     let args = [
         "dsr",
+        "--tenant",
+        tenant.as_str(),
         "--right",
         "erasure",
         "--subject-file",

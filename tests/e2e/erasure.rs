@@ -757,7 +757,7 @@ async fn a_failed_purge_job_is_reported_and_run_again() {
     // It runs what erasure would run (the platform's image, the targets it records), so
     // erasure takes its outcome as the purge's: a Job that runs anything else is not
     // trusted (the next test).
-    let failed = erase_job(&["purge", "--all", "--target", "platform"]);
+    let failed = erase_job(&["erase", "--tenant", &name, "--target", "platform"]);
     let failed_uid = jobs
         .create(&PostParams::default(), &failed)
         .await
@@ -1585,7 +1585,7 @@ async fn a_premade_erase_job_with_other_arguments_is_replaced_and_confirms_nothi
     let fake_uid = jobs
         .create(
             &PostParams::default(),
-            &erase_job(&["purge", "--target", "nothing"]),
+            &erase_job(&["erase", "--tenant", &name, "--target", "nothing"]),
         )
         .await
         .unwrap()

@@ -115,6 +115,8 @@ async fn purge_cron_jobs_run_per_category_and_a_success_shows_in_status_and_metr
             args(j),
             [
                 "purge",
+                "--tenant",
+                name.as_str(),
                 "--category",
                 category,
                 "--older-than-days",

@@ -20,7 +20,7 @@ use crate::conditions::{Desired, merge};
 
 /// Where the Job finds the data subject's identifier: the copy of the subject Secret
 /// mounted as a directory, its key `subject` as a file.
-pub const SUBJECT_DIR: &str = "/var/run/herald/subject";
+pub const SUBJECT_DIR: &str = crate::controller::tenant::data_plane::SUBJECT_DIR;
 /// The key of the subject Secret that holds the identifier.
 pub const SUBJECT_KEY: &str = "subject";
 /// Exit code of a request's Job: the platform holds nothing about the data subject.
@@ -271,11 +271,13 @@ pub fn receipt_name(dsr: &DataSubjectRequest) -> String {
     format!("dsr-receipt-{name}-{short}")
 }
 
-/// The Job's arguments: `dsr --right <r> --subject-file <path>`, and for access and
-/// portability `--destination <the tenant's export URL>`.
-pub fn job_args(right: Right, destination: Option<&str>) -> Vec<String> {
+/// The Job's arguments: `dsr --tenant <t> --right <r> --subject-file <path>`, and for
+/// access and portability `--destination <the tenant's export URL>` (docs/data-plane.md).
+pub fn job_args(tenant: &str, right: Right, destination: Option<&str>) -> Vec<String> {
     let mut args = vec![
         "dsr".to_owned(),
+        "--tenant".to_owned(),
+        tenant.to_owned(),
         "--right".to_owned(),
         right.arg().to_owned(),
         "--subject-file".to_owned(),
@@ -876,9 +878,11 @@ mod tests {
     #[test]
     fn the_job_runs_dsr_with_the_subject_file_and_a_destination_only_for_data() {
         assert_eq!(
-            job_args(Right::Access, Some("https://x.example/up")),
+            job_args("acme", Right::Access, Some("https://x.example/up")),
             [
                 "dsr",
+                "--tenant",
+                "acme",
                 "--right",
                 "access",
                 "--subject-file",
@@ -888,8 +892,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            job_args(Right::Erasure, Some("https://x.example/up")).len(),
-            5
+            job_args("acme", Right::Erasure, Some("https://x.example/up")).len(),
+            7
         );
         assert_eq!(
             job_name(&dsr("2026-03-02T09:30:00Z", None)),

@@ -346,7 +346,7 @@ async fn answer(
     }
     let ns = namespace_name(tenant_name);
     let job_name = decide::job_name(dsr);
-    let args = decide::job_args(dsr.spec.right, destination.as_deref());
+    let args = decide::job_args(tenant_name, dsr.spec.right, destination.as_deref());
     let image = data_plane::image(&ctx.config);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = jobs
@@ -549,14 +549,7 @@ async fn create_job(
         ),
         None => DataPlane::pod_labels(&labels, "data-subject-request"),
     };
-    let mut pod = home.pod_spec(
-        "job",
-        args,
-        json!([{"name": "tmp", "mountPath": "/tmp"},
-               {"name": "subject", "mountPath": decide::SUBJECT_DIR, "readOnly": true}]),
-        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-               {"name": "subject", "secret": {"secretName": name, "defaultMode": 0o400}}]),
-    );
+    let mut pod = home.dsr_pod(args, name);
     // A failed pod is replaced by a new one (its exit code read from the Job's condition).
     pod["restartPolicy"] = json!("Never");
     let job: Job = serde_json::from_value(json!({

@@ -320,14 +320,10 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
         no_region_key: NO_REGION_ALLOWED.to_owned(),
         service_account: SENDER.to_owned(),
     };
-    let mut volume_mounts = vec![
-        json!({"name": "config", "mountPath": "/etc/herald", "readOnly": true}),
-        json!({"name": "tmp", "mountPath": "/tmp"}),
-    ];
-    let mut volumes = vec![
-        json!({"name": "config", "configMap": {"name": SENDER_CONFIG}}),
-        json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}),
-    ];
+    let (config_mount, config_volume) = data_plane::config(SENDER_CONFIG);
+    let (tmp_mount, tmp_volume) = data_plane::tmp();
+    let mut volume_mounts = vec![config_mount, tmp_mount];
+    let mut volumes = vec![config_volume, tmp_volume];
     for m in inputs.mounts {
         let volume = format!("cred-{}", m.channel);
         volume_mounts.push(json!({"name": volume, "mountPath": format!("{CREDENTIALS_DIR}/{}", m.channel), "readOnly": true}));
@@ -370,7 +366,15 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
                         "containers": [{
                             "name": "sender",
                             "image": image,
-                            "args": ["send", "--config", "/etc/herald/config.json"],
+                            "args": ["send", "--config", data_plane::CONFIG_FILE],
+                            "ports": [{"name": "http", "containerPort": data_plane::SENDER_PORT}],
+                            // Ready only while every channel's credential is there and
+                            // well-formed (docs/data-plane.md): with maxUnavailable 0, a
+                            // rotation waits for new pods that can send.
+                            "readinessProbe": {
+                                "httpGet": {"path": data_plane::SENDER_READY_PATH, "port": data_plane::SENDER_PORT},
+                                "periodSeconds": 5, "failureThreshold": 2
+                            },
                             "resources": resources,
                             "securityContext": data_plane::container_security_context(),
                             "volumeMounts": volume_mounts,
@@ -404,25 +408,23 @@ pub fn children(inputs: &Inputs<'_>) -> Result<Children, Error> {
             metadata["labels"] = json!(job_labels);
             let args = [
                 "purge",
+                "--tenant",
+                &name,
                 "--category",
                 category.key(),
                 "--older-than-days",
                 &days.to_string(),
                 "--config",
-                "/etc/herald/config.json",
+                data_plane::CONFIG_FILE,
             ]
             .map(str::to_owned);
+            let (config_mount, config_volume) = data_plane::config(SENDER_CONFIG);
+            let (tmp_mount, tmp_volume) = data_plane::tmp();
             let pod = data_plane.pod_spec(
                 "purge",
                 &args,
-                json!([
-                    {"name": "config", "mountPath": "/etc/herald", "readOnly": true},
-                    {"name": "tmp", "mountPath": "/tmp"}
-                ]),
-                json!([
-                    {"name": "config", "configMap": {"name": SENDER_CONFIG}},
-                    {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
-                ]),
+                json!([config_mount, tmp_mount]),
+                json!([config_volume, tmp_volume]),
             );
             purge_jobs.push(typed(
                 "purge cron job",
@@ -724,11 +726,16 @@ mod tests {
                 "RuntimeDefault"
             );
             let container = &pod["containers"][0];
-            assert_eq!(container["image"], "registry.example/herald/sender:1.4.2");
+            assert_eq!(
+                container["image"],
+                "ghcr.io/herald-dev/herald-dataplane:0.1.0"
+            );
             assert_eq!(
                 container["args"],
                 json!([
                     "purge",
+                    "--tenant",
+                    "acme",
                     "--category",
                     category,
                     "--older-than-days",
@@ -790,7 +797,7 @@ mod tests {
         })
         .unwrap();
         let args = |i: usize| {
-            json_of(&c.purge_jobs[i])["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][4].clone()
+            json_of(&c.purge_jobs[i])["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"][6].clone()
         };
         assert_eq!(args(0), "90", "never longer than the platform's");
         assert_eq!(args(3), "3", "shorter is kept");

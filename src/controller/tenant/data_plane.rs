@@ -63,6 +63,35 @@ pub fn region_affinity(allowed_regions: &[String], no_region_key: &str) -> Value
     }}})
 }
 
+/// Where every Herald container may write (its root filesystem is read-only).
+pub const TMP_DIR: &str = "/tmp";
+/// The tenant configuration's directory in the senders and the purges.
+pub const CONFIG_DIR: &str = "/etc/herald";
+/// The tenant configuration file, as the `--config` argument names it.
+pub const CONFIG_FILE: &str = "/etc/herald/config.json";
+/// Where a data-subject request's Job finds the subject Secret's copy.
+pub const SUBJECT_DIR: &str = "/var/run/herald/subject";
+/// The senders' HTTP port (docs/data-plane.md).
+pub const SENDER_PORT: u16 = 8080;
+/// The senders' readiness path.
+pub const SENDER_READY_PATH: &str = "/readyz";
+
+/// The `/tmp` mount and its volume (a size-capped emptyDir).
+pub fn tmp() -> (Value, Value) {
+    (
+        json!({"name": "tmp", "mountPath": TMP_DIR}),
+        json!({"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}),
+    )
+}
+
+/// The tenant configuration's mount (read-only) and its volume (`config_map`).
+pub fn config(config_map: &str) -> (Value, Value) {
+    (
+        json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
+        json!({"name": "config", "configMap": {"name": config_map}}),
+    )
+}
+
 /// The image of every data-plane Job.
 pub fn image(config: &OperatorConfig) -> String {
     config
@@ -113,6 +142,24 @@ impl DataPlane {
             }],
             "volumes": volumes,
         })
+    }
+
+    /// The pod of an erasure Job (`erase`, `export`): only `/tmp` to write to.
+    pub fn erasure_pod(&self, args: &[String]) -> Value {
+        let (mount, volume) = tmp();
+        self.pod_spec("job", args, json!([mount]), json!([volume]))
+    }
+
+    /// The pod of a data-subject request's Job: `/tmp`, and the copy of the subject
+    /// Secret (`secret`) at [`SUBJECT_DIR`], readable by the pod's user only.
+    pub fn dsr_pod(&self, args: &[String], secret: &str) -> Value {
+        let (mount, volume) = tmp();
+        self.pod_spec(
+            "job",
+            args,
+            json!([mount, {"name": "subject", "mountPath": SUBJECT_DIR, "readOnly": true}]),
+            json!([volume, {"name": "subject", "secret": {"secretName": secret, "defaultMode": 0o400}}]),
+        )
     }
 
     /// The labels of a data-plane pod: the tenant's, the component's, and the one the

@@ -9,6 +9,8 @@
 pub mod access;
 pub mod bindings;
 pub mod build;
+#[cfg(test)]
+mod contract;
 pub mod data_plane;
 pub mod decide;
 pub mod destination;

@@ -141,13 +141,21 @@ pub struct ExternalStep {
     pub confirmed_at: Option<Time>,
 }
 
-/// The purge Job's arguments for `targets` (as persisted in status).
-pub fn purge_args(targets: &[String]) -> Vec<String> {
-    let mut args = vec!["purge".to_owned(), "--all".to_owned()];
+/// The erase Job's arguments for `tenant` and `targets` (as persisted in status):
+/// `erase --tenant <t> --target <target>…` (docs/data-plane.md).
+pub fn erase_args(tenant: &str, targets: &[String]) -> Vec<String> {
+    let mut args = vec!["erase".to_owned(), "--tenant".to_owned(), tenant.to_owned()];
     for target in targets {
         args.extend(["--target".to_owned(), target.clone()]);
     }
     args
+}
+
+/// The export Job's arguments: `export --tenant <t> --destination <url>`.
+pub fn export_args(tenant: &str, destination: &str) -> Vec<String> {
+    ["export", "--tenant", tenant, "--destination", destination]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// Whether `job` runs exactly `image` with `args` in its one container: only then is it
@@ -628,10 +636,12 @@ mod tests {
 
     #[test]
     fn only_a_job_running_erasure_s_image_and_arguments_counts() {
-        let args = purge_args(&["platform".into(), "sms".into()]);
+        let args = erase_args("acme", &["platform".into(), "sms".into()]);
         assert_eq!(
             args,
-            ["purge", "--all", "--target", "platform", "--target", "sms"]
+            [
+                "erase", "--tenant", "acme", "--target", "platform", "--target", "sms"
+            ]
         );
         let job = |image: &str, args: serde_json::Value, command: Option<&str>| {
             let mut c = serde_json::json!({"name": "job", "image": image, "args": args});

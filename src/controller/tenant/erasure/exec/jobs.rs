@@ -74,7 +74,7 @@ pub(super) async fn run_export(
             return Ok(Some(reason::DESTINATION_REFUSED.into()));
         }
     };
-    let args = vec!["export".into(), "--destination".into(), url];
+    let args = plan::export_args(&tenant.name_any(), &url);
     // A failed export is an outcome (erasure goes ahead without it); one waiting for
     // its namespace is not yet, until the export window ends.
     Ok(
@@ -187,12 +187,7 @@ pub(super) async fn run_job(
         Some(_) => destination::pod_labels(&labels, "erasure", name),
         None => DataPlane::pod_labels(&labels, "erasure"),
     };
-    let pod = home.data_plane.pod_spec(
-        "job",
-        &args,
-        json!([{"name": "tmp", "mountPath": "/tmp"}]),
-        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]),
-    );
+    let pod = home.data_plane.erasure_pod(&args);
     let job: Job = serde_json::from_value(json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": name, "namespace": ns, "labels": pod_labels, "ownerReferences": [owner]},

@@ -48,7 +48,7 @@ pub(super) async fn purge(pass: &Pass<'_>, es: &mut ErasureStatus) -> Result<Nex
         pass.tenant,
         pass.home,
         ERASE_JOB,
-        plan::purge_args(&targets),
+        plan::erase_args(&pass.name, &targets),
         None,
     )
     .await?;
