@@ -250,8 +250,13 @@ async fn a_retention_period_longer_than_the_platforms_is_refused_and_the_platfor
 
     // The platform's period reaches the stack, never the longer one; the shorter stays.
     let jobs = purge_jobs(&client, &name).await;
-    assert_eq!(args(&jobs["herald-purge-message-content"])[4], "90");
-    assert_eq!(args(&jobs["herald-purge-logs"])[4], "30");
+    let days = |job: &str| {
+        let a = args(&jobs[job]);
+        let i = a.iter().position(|x| x == "--older-than-days").unwrap();
+        a[i + 1].clone()
+    };
+    assert_eq!(days("herald-purge-message-content"), "90");
+    assert_eq!(days("herald-purge-logs"), "30");
     let cm = Api::<ConfigMap>::namespaced(client.clone(), &format!("tenant-{name}"))
         .get("herald-sender-config")
         .await

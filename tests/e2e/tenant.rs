@@ -490,7 +490,19 @@ async fn a_pod_on_a_relabelled_node_is_evicted_and_replaced_in_the_eu() {
     let op = operator().await;
     apply_examples();
     // This is the only test that uses eu-north-1: leftovers of an earlier, failed run
-    // (nodes of that region, tenants pinned to it) would take our pods. Remove them.
+    // (nodes of that region, tenants pinned to it) would take our pods. Remove them:
+    // the tenants first, while their nodes can still run their erasure Job (pinned to
+    // their region), then the nodes.
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    for t in tenants
+        .list(&ListParams::default().labels(&format!("{E2E_LABEL}=tenant")))
+        .await
+        .unwrap()
+    {
+        if t.name_any().starts_with("e2e-drift-") {
+            delete_and_wait(&client, &t.name_any()).await;
+        }
+    }
     let out = kubectl(&[
         "delete",
         "nodes",
@@ -503,16 +515,6 @@ async fn a_pod_on_a_relabelled_node_is_evicted_and_replaced_in_the_eu() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tenants: Api<Tenant> = Api::all(client.clone());
-    for t in tenants
-        .list(&ListParams::default().labels(&format!("{E2E_LABEL}=tenant")))
-        .await
-        .unwrap()
-    {
-        if t.name_any().starts_with("e2e-drift-") {
-            delete_and_wait(&client, &t.name_any()).await;
-        }
-    }
     let name = unique("e2e-drift");
     let (node_a, node_b) = (format!("{name}-a"), format!("{name}-b"));
     own_node(&client, &node_a, "eu-north-1a").await;
