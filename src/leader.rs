@@ -89,6 +89,35 @@ impl LeaseConfig {
             retry_period: Duration::from_secs(2),
         }
     }
+
+    /// The same lease with other timings (`--lease-duration-seconds` and friends), when
+    /// they keep the one order that makes two leaders impossible: a leader retries
+    /// within its renew deadline, and steps down before the lease may be taken over.
+    pub fn with_timings(
+        self,
+        lease_duration: Duration,
+        renew_deadline: Duration,
+        retry_period: Duration,
+    ) -> Result<Self, String> {
+        if retry_period.is_zero()
+            || retry_period >= renew_deadline
+            || renew_deadline >= lease_duration
+        {
+            return Err(format!(
+                "lease timings must satisfy 0 < retry period ({}s) < renew deadline ({}s) < lease duration ({}s): \
+                 a leader must step down before its lease can be taken over",
+                retry_period.as_secs(),
+                renew_deadline.as_secs(),
+                lease_duration.as_secs()
+            ));
+        }
+        Ok(Self {
+            lease_duration,
+            renew_deadline,
+            retry_period,
+            ..self
+        })
+    }
 }
 
 /// This process's identity when none is given: `POD_NAME` in a pod, else host and pid.
@@ -558,6 +587,22 @@ mod tests {
             decide(Some(&unset), t, t + Duration::from_secs(9), "a", TEN),
             Decision::StandBy { .. }
         ));
+    }
+
+    #[test]
+    fn other_timings_only_in_the_order_that_excludes_two_leaders() {
+        let s = Duration::from_secs;
+        let base = || LeaseConfig::new("l", "ns", "a");
+        let ok = base().with_timings(s(30), s(20), s(5)).unwrap();
+        assert_eq!(
+            (ok.lease_duration, ok.renew_deadline, ok.retry_period),
+            (s(30), s(20), s(5))
+        );
+        assert_eq!(ok.name, "l");
+        for (d, r, p) in [(10, 10, 2), (10, 12, 2), (10, 6, 6), (10, 6, 0), (0, 0, 0)] {
+            let e = base().with_timings(s(d), s(r), s(p)).unwrap_err();
+            assert!(e.contains("must step down"), "{d} {r} {p}: {e}");
+        }
     }
 
     #[test]

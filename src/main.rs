@@ -69,6 +69,18 @@ enum Command {
         /// This replica's holder identity (the pod name; host and pid when unset).
         #[arg(long, env = "POD_NAME")]
         lease_identity: Option<String>,
+        /// Seconds a Lease stays valid after its last renewal (a standby takes over
+        /// at most this plus one retry period after the leader dies).
+        #[arg(long, env = "HERALD_LEASE_DURATION_SECONDS", default_value_t = 10)]
+        lease_duration_seconds: u64,
+        /// Seconds a leader keeps trying to renew before it stops reconciling; below
+        /// the lease duration.
+        #[arg(long, env = "HERALD_LEASE_RENEW_DEADLINE_SECONDS", default_value_t = 6)]
+        lease_renew_deadline_seconds: u64,
+        /// Seconds between renewals (leader) and attempts to acquire (standby); below
+        /// the renew deadline.
+        #[arg(long, env = "HERALD_LEASE_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+        lease_retry_period_seconds: u64,
         /// Let outbound calls (providers, notices, receipts) reach loopback addresses:
         /// for the e2e tests and local development on 127.0.0.1 only. Never in a
         /// cluster: every other non-global-unicast address stays refused regardless.
@@ -169,11 +181,35 @@ fn main() -> ExitCode {
             lease_name,
             lease_namespace,
             lease_identity,
+            lease_duration_seconds,
+            lease_renew_deadline_seconds,
+            lease_retry_period_seconds,
             watch_stall_limit_seconds,
             allow_loopback_egress,
             allow_missing_admission_policies,
         } => {
             telemetry::init(log_format);
+            let lease = if leader_election {
+                let secs = std::time::Duration::from_secs;
+                match herald::leader::LeaseConfig::new(
+                    lease_name,
+                    lease_namespace,
+                    lease_identity.unwrap_or_else(herald::leader::default_identity),
+                )
+                .with_timings(
+                    secs(lease_duration_seconds),
+                    secs(lease_renew_deadline_seconds),
+                    secs(lease_retry_period_seconds),
+                ) {
+                    Ok(lease) => Some(lease),
+                    Err(why) => {
+                        eprintln!("error: {why}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                None
+            };
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => return fail(&e),
@@ -183,13 +219,7 @@ fn main() -> ExitCode {
                 config_path: config,
                 concurrency,
                 api_in_flight,
-                leader_election: leader_election.then(|| {
-                    herald::leader::LeaseConfig::new(
-                        lease_name,
-                        lease_namespace,
-                        lease_identity.unwrap_or_else(herald::leader::default_identity),
-                    )
-                }),
+                leader_election: lease,
                 tenant_selector,
                 controllers,
                 watch_stall_limit: std::time::Duration::from_secs(watch_stall_limit_seconds),

@@ -632,3 +632,45 @@ async fn the_dashboard_is_a_sidecar_config_map_with_a_panel_per_commitment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The chart's lease timings reach the operator's flags, and timings in an order that
+/// would allow two leaders are refused when the operator starts (before it reconciles).
+#[test]
+fn lease_timings_reach_the_operator_and_a_wrong_order_is_refused_at_start() {
+    let default = operator_args(&objects(&render(&[])));
+    for a in [
+        "--lease-duration-seconds=10",
+        "--lease-renew-deadline-seconds=6",
+        "--lease-retry-period-seconds=2",
+    ] {
+        assert!(default.iter().any(|x| x == a), "missing {a}: {default:?}");
+    }
+    let slow = operator_args(&objects(&render(&[
+        "--set",
+        "leaderElection.leaseDurationSeconds=30,leaderElection.renewDeadlineSeconds=20,leaderElection.retryPeriodSeconds=5",
+    ])));
+    for a in [
+        "--lease-duration-seconds=30",
+        "--lease-renew-deadline-seconds=20",
+        "--lease-retry-period-seconds=5",
+    ] {
+        assert!(slow.iter().any(|x| x == a), "missing {a}: {slow:?}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "run",
+            "--leader-election",
+            "--lease-duration-seconds=5",
+            "--lease-renew-deadline-seconds=6",
+            "--http-addr=127.0.0.1:0",
+        ])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must step down before its lease can be taken over"),
+        "{err}"
+    );
+}
