@@ -417,6 +417,19 @@ async fn an_erasure_killed_mid_run_converges_when_the_job_retries(pg: &Postgres)
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().await.unwrap();
+    // The killed client's last COMMIT may still be in the server's hands: count only
+    // once its backend is gone, or a batch it committed would be counted as left.
+    let others = "SELECT count(*) FROM pg_stat_activity \
+                  WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                  AND backend_type = 'client backend'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&db, others, &[]).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed erase's session never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let left = count(&db, acme, &[]).await;
     assert!(left > 0 && left < total, "{left}");
     // What was deleted stays deleted (every batch commits); the retry deletes the rest.
